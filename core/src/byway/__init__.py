@@ -1,0 +1,95 @@
+"""Byway: a distributed scheduling engine for AI agents on Redis Streams.
+
+Workers (``GatewayWorker`` subclasses, ``@agent`` functions, or adapted LangGraph/ADK
+objects) consume per-agent-type Redis streams; clients (``GatewayClient``) send commands
+and read each session's event stream. See the repository README for a tour.
+"""
+
+from __future__ import annotations
+
+from byway.app import load_worker, run_worker, serve
+from byway.client import ClientInterceptor, GatewayClient, SendMessageResponse
+from byway.context import AgentContext
+from byway.errors import (
+    BywayError,
+    ConfigurationError,
+    ConnectionError,
+    NoOnlineWorkerError,
+    ProtocolError,
+    RoutingError,
+    TaskCancelledError,
+    TaskError,
+    WorkerError,
+    WorkerIdInUseError,
+)
+from byway.keys import Keys
+from byway.protocol import (
+    ActionType,
+    AgentState,
+    AgentTaskResult,
+    ArtifactEvent,
+    AskAgentCommand,
+    AskUserEvent,
+    CancelMode,
+    CancelTaskCommand,
+    Command,
+    Event,
+    EventType,
+    MessageHeader,
+    ReloadPluginsCommand,
+    ResumeCommand,
+    StateChangeEvent,
+    StreamChunkEvent,
+)
+from byway.registry import ExecutionRecord, WorkerInfo, WorkerRegistry
+from byway.runner import RunnerConfig, WorkerRunner
+from byway.settings import RedisSettings
+from byway.worker import GatewayWorker, agent
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ActionType",
+    "AgentContext",
+    "AgentState",
+    "AgentTaskResult",
+    "ArtifactEvent",
+    "AskAgentCommand",
+    "AskUserEvent",
+    "BywayError",
+    "CancelMode",
+    "CancelTaskCommand",
+    "ClientInterceptor",
+    "Command",
+    "ConfigurationError",
+    "ConnectionError",
+    "Event",
+    "EventType",
+    "ExecutionRecord",
+    "GatewayClient",
+    "GatewayWorker",
+    "Keys",
+    "MessageHeader",
+    "NoOnlineWorkerError",
+    "ProtocolError",
+    "RedisSettings",
+    "ReloadPluginsCommand",
+    "ResumeCommand",
+    "RoutingError",
+    "RunnerConfig",
+    "SendMessageResponse",
+    "StateChangeEvent",
+    "StreamChunkEvent",
+    "TaskCancelledError",
+    "TaskError",
+    "WorkerError",
+    "WorkerIdInUseError",
+    "WorkerInfo",
+    "WorkerRegistry",
+    "WorkerRunner",
+    "__version__",
+    "agent",
+    "load_worker",
+    "run_worker",
+    "serve",
+]

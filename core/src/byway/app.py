@@ -1,0 +1,144 @@
+"""Entry points that build and run a worker: ``run_worker`` and ``load_worker``."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import os
+import sys
+from dataclasses import fields, replace
+from typing import Any
+
+from byway.errors import ConfigurationError
+from byway.runner import RunnerConfig, WorkerRunner
+from byway.settings import RedisSettings
+from byway.worker import FunctionWorker, GatewayWorker
+
+__all__ = ["load_worker", "run_worker", "serve"]
+
+log = logging.getLogger("byway.worker")
+
+
+def _env_override(name: str, value: int) -> int:
+    raw = os.environ.get(name)
+    if not raw:
+        return value
+    try:
+        parsed = int(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name}: expected an integer, got {raw!r}") from None
+    if parsed <= 0:
+        raise ConfigurationError(f"{name}: expected a positive integer, got {parsed}")
+    return parsed
+
+
+def load_worker(
+    target: str | type[GatewayWorker] | GatewayWorker,
+    *,
+    worker_id: str | None = None,
+    agent_types: list[str] | None = None,
+) -> GatewayWorker:
+    """Build a worker from ``module:attr``, a GatewayWorker class or an instance.
+
+    ``agent_types`` renames the types of a function agent (``@agent``); a class declares
+    its own through ``get_agent_types()``.
+    """
+    obj: Any = target
+    if isinstance(target, str):
+        module_name, sep, attr = target.partition(":")
+        if not sep or not module_name or not attr:
+            raise ConfigurationError(
+                f"worker: expected 'module:attribute' (e.g. myapp.agents:Echo), got {target!r}"
+            )
+        if "" not in sys.path and os.getcwd() not in sys.path:
+            sys.path.insert(0, os.getcwd())
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise ConfigurationError(f"worker: cannot import {module_name!r}: {exc}") from exc
+        try:
+            for part in attr.split("."):
+                obj = getattr(module if obj is target else obj, part)
+        except AttributeError:
+            raise ConfigurationError(f"worker: {module_name!r} has no attribute {attr!r}") from None
+    if isinstance(obj, type) and issubclass(obj, GatewayWorker):
+        if agent_types:
+            raise ConfigurationError(
+                f"--agent-type: {obj.__name__} declares its own agent types in get_agent_types()"
+            )
+        return obj(worker_id=worker_id)
+    if isinstance(obj, GatewayWorker):
+        if worker_id:
+            obj.worker_id = worker_id
+        if agent_types:
+            if not isinstance(obj, FunctionWorker):
+                raise ConfigurationError(
+                    f"--agent-type: {type(obj).__name__} declares its own agent types"
+                )
+            obj.agent_types = list(agent_types)
+        return obj
+    raise ConfigurationError(
+        f"worker: {target!r} is a {type(obj).__name__}; expected a GatewayWorker subclass or "
+        "instance, or a function decorated with @byway.agent(...)"
+    )
+
+
+async def serve(
+    worker: GatewayWorker,
+    *,
+    settings: RedisSettings | None = None,
+    config: RunnerConfig | None = None,
+    handle_signals: bool = True,
+) -> None:
+    """Run ``worker`` until stopped (SIGTERM/SIGINT drain it)."""
+    runner = WorkerRunner(worker, settings=settings, config=config)
+    try:
+        await runner.start(handle_signals=handle_signals)
+    finally:
+        await runner.release()
+
+
+def run_worker(
+    worker_class: str | type[GatewayWorker] | GatewayWorker,
+    worker_id: str | None = None,
+    redis_url: str | None = None,
+    max_concurrency: int = 50,
+    fetch_count: int = 10,
+    consumer_group: str = "agent_engines",
+    plugin_list: list[Any] | None = None,
+    plugin_configurator: Any = None,
+    plugin_dir: str | None = None,
+    plugin_hook_timeout_seconds: float | None = None,
+    **options: Any,
+) -> None:
+    """Blocking entry point: build the worker and serve it until SIGTERM/SIGINT.
+
+    ``BYAI_WORKER_CONCURRENCY``, ``BYAI_WORKER_FETCH_COUNT`` and
+    ``BYAI_REDIS_MAX_CONNECTIONS`` override the matching arguments. Other keyword
+    options are :class:`RunnerConfig` fields (``lease_seconds``, ``drain_timeout``...).
+    """
+    if plugin_list or plugin_configurator or plugin_dir or plugin_hook_timeout_seconds:
+        log.warning("plugins are not supported by this version of byway; ignoring them")
+    known = {f.name for f in fields(RunnerConfig)}
+    unknown = set(options) - known - {"agent_types", "namespace", "key_schema"}
+    if unknown:
+        raise ConfigurationError(f"run_worker: unknown option(s) {', '.join(sorted(unknown))}")
+    config = RunnerConfig(
+        max_concurrency=_env_override("BYAI_WORKER_CONCURRENCY", max_concurrency),
+        fetch_count=_env_override("BYAI_WORKER_FETCH_COUNT", fetch_count),
+        consumer_group=consumer_group,
+        **{k: v for k, v in options.items() if k in known},
+    )
+    settings = RedisSettings.from_env()
+    overrides: dict[str, Any] = {}
+    if redis_url is not None:
+        overrides["url"] = redis_url
+    if options.get("namespace"):
+        overrides["namespace"] = options["namespace"]
+    if options.get("key_schema"):
+        overrides["schema"] = options["key_schema"]
+    if overrides:
+        settings = replace(settings, **overrides)
+    worker = load_worker(worker_class, worker_id=worker_id, agent_types=options.get("agent_types"))
+    asyncio.run(serve(worker, settings=settings, config=config))

@@ -1,0 +1,433 @@
+"""GatewayClient: send commands to agents and read sessions' event streams.
+
+::
+
+    async with GatewayClient.from_url("redis://localhost:6379") as client:
+        sent = await client.send_message("research", "s-1", "Summarise the Q3 report")
+        async for event in client.stream("s-1", until_message_id=sent.message_id):
+            print(event.event_type, event.data)
+
+``stream`` is resumable: every event carries the stream entry ``id`` it was read at, and
+``stream(session_id, after=event.id)`` continues from there after a disconnect.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, replace
+from types import TracebackType
+from typing import Any, Protocol
+
+import redis.asyncio as aioredis
+
+from byway.errors import ConfigurationError, NoOnlineWorkerError
+from byway.keys import Keys
+from byway.protocol import (
+    AgentState,
+    AskAgentCommand,
+    CancelMode,
+    CancelTaskCommand,
+    Command,
+    Content,
+    Event,
+    EventType,
+    MessageHeader,
+    ResumeCommand,
+    decode_event,
+    encode_command,
+    new_id,
+    now_ms,
+)
+from byway.registry import WorkerRegistry, new_record
+from byway.settings import RedisSettings
+
+__all__ = ["ClientInterceptor", "GatewayClient", "SendMessageResponse"]
+
+DEFAULT_STREAM_BLOCK_MS = 5_000
+
+
+class ClientInterceptor(Protocol):
+    """Sees (and may replace) every command before it is written to Redis."""
+
+    async def before_send(self, command: Command) -> Command: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SendMessageResponse:
+    """What ``send_message`` and ``send_command`` return.
+
+    ``success`` is False when routing refused the message (``error_code`` says why:
+    ``AGENT_TYPE_UNAVAILABLE`` or ``WORKER_NOT_ONLINE``); call :meth:`raise_for_status`
+    to turn that into an exception.
+    """
+
+    success: bool
+    message_id: str
+    trace_id: str
+    session_id: str
+    target_worker_id: str
+    timestamp: int
+    status: str
+    execution_id: str = ""
+    stream_entry_id: str = ""
+    error: str = ""
+    error_code: str = ""
+
+    def raise_for_status(self) -> SendMessageResponse:
+        if not self.success:
+            raise NoOnlineWorkerError(self.error)
+        return self
+
+
+def _check_id(field: str, value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigurationError(f"{field}: expected a non-empty string, got {value!r}")
+    if any(c in value for c in "{}\r\n"):
+        raise ConfigurationError(f"{field}: must not contain braces or newlines, got {value!r}")
+    return value
+
+
+def _check_content(content: object) -> Content:
+    if isinstance(content, str) and content.strip():
+        return content
+    if isinstance(content, list) and content and all(isinstance(i, dict) for i in content):
+        return content
+    raise ConfigurationError(
+        "content: expected a non-empty string or a non-empty list of message objects, "
+        f"got {content!r}"
+    )
+
+
+class GatewayClient:
+    """Writes commands to agent-type (or worker) streams and reads session streams."""
+
+    def __init__(
+        self,
+        redis: aioredis.Redis | None = None,
+        *,
+        settings: RedisSettings | None = None,
+        stream_maxlen: int = 100_000,
+    ) -> None:
+        self.settings = settings or RedisSettings.from_env()
+        self._owns_redis = redis is None
+        self.redis = redis if redis is not None else self.settings.client()
+        self.keys: Keys = self.settings.keys
+        self.registry = WorkerRegistry(self.redis, self.keys)
+        self.stream_maxlen = stream_maxlen
+        self._interceptors: list[ClientInterceptor | Callable[[Command], Awaitable[Command]]] = []
+
+    @classmethod
+    def from_url(cls, url: str | None = None, **settings: Any) -> GatewayClient:
+        """A client for ``url`` (``None``: environment, else the embedded Redis)."""
+        base = RedisSettings.from_env() if url is None else RedisSettings.from_url(url)
+        return cls(settings=replace(base, **settings) if settings else base)
+
+    async def __aenter__(self) -> GatewayClient:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._owns_redis:
+            await self.redis.aclose()
+
+    def add_interceptor(
+        self, interceptor: ClientInterceptor | Callable[[Command], Awaitable[Command]]
+    ) -> None:
+        """Run ``interceptor`` on every command before it is sent, in the order added."""
+        self._interceptors.append(interceptor)
+
+    async def _intercept(self, command: Command) -> Command:
+        for interceptor in self._interceptors:
+            before_send = getattr(interceptor, "before_send", None)
+            command = await (before_send(command) if before_send else interceptor(command))  # type: ignore[operator]
+        return command
+
+    # -- sending ---------------------------------------------------------------------------
+
+    async def send_message(
+        self,
+        target_agent_type: str,
+        session_id: str,
+        content: Content,
+        *,
+        user_code: str = "",
+        user_name: str = "",
+        metadata: dict[str, Any] | None = None,
+        extra_payload: dict[str, Any] | None = None,
+        target_worker_id: str | None = None,
+        require_online_worker: bool = True,
+        wait_for_reply: bool = False,
+        message_id: str | None = None,
+        trace_id: str | None = None,
+    ) -> SendMessageResponse:
+        """Queue an AskAgent for ``target_agent_type`` in ``session_id``.
+
+        With ``target_worker_id`` the command goes to that worker's own stream instead of
+        the agent type's queue. With ``require_online_worker`` (default) the message is
+        refused unless a live worker can take it.
+        """
+        _check_id("target_agent_type", target_agent_type)
+        _check_id("session_id", session_id)
+        if target_worker_id is not None:
+            _check_id("target_worker_id", target_worker_id)
+        if metadata is not None and not isinstance(metadata, dict):
+            raise ConfigurationError(f"metadata: expected a dict, got {type(metadata).__name__}")
+        if extra_payload is not None and not isinstance(extra_payload, dict):
+            raise ConfigurationError(
+                f"extra_payload: expected a dict, got {type(extra_payload).__name__}"
+            )
+        command = AskAgentCommand(
+            header=MessageHeader(
+                message_id=message_id or new_id("msg"),
+                session_id=session_id,
+                trace_id=trace_id or uuid.uuid4().hex,
+                target_agent_type=target_agent_type,
+                user_code=user_code,
+                user_name=user_name,
+                metadata=dict(metadata or {}),
+            ),
+            content=_check_content(content),
+            wait_for_reply=wait_for_reply,
+            extra_payload=dict(extra_payload or {}),
+        )
+        return await self.send_command(
+            command,
+            target_worker_id=target_worker_id,
+            require_online_worker=require_online_worker,
+        )
+
+    async def send_command(
+        self,
+        command: Command,
+        *,
+        target_worker_id: str | None = None,
+        require_online_worker: bool = True,
+    ) -> SendMessageResponse:
+        """Send any command: to ``target_worker_id``'s stream or its agent type's queue."""
+        command = await self._intercept(command)
+        header = command.header
+        agent_type = header.target_agent_type
+        if not agent_type and not target_worker_id:
+            raise ConfigurationError(
+                "header.target_agent_type: expected an agent type (or pass target_worker_id)"
+            )
+        worker = target_worker_id or ""
+        if require_online_worker:
+            online = await self.registry.find_online_worker(agent_type, worker)
+            if online is None:
+                return self._refused(command, worker)
+            worker = worker or online
+        stream = (
+            self.keys.worker_stream(target_worker_id)
+            if target_worker_id
+            else self.keys.agent_stream(agent_type)
+        )
+        now = now_ms()
+        execution_id = ""
+        if isinstance(command, AskAgentCommand):
+            execution_id = new_id("exec")
+            record = new_record(
+                execution_id=execution_id,
+                message_id=header.message_id,
+                session_id=header.session_id,
+                trace_id=header.trace_id,
+                status=AgentState.QUEUED,
+                target_agent_type=agent_type,
+                source_agent_type=header.source_agent_type,
+                parent_message_id=header.parent_message_id,
+                now=now,
+            )
+            entry, execution = await self.registry.send_script(
+                keys=[stream, self.keys.session_registry(header.session_id)],
+                args=[
+                    encode_command(command),
+                    execution_id,
+                    header.message_id,
+                    record,
+                    self.registry.record_ttl_s,
+                    self.stream_maxlen,
+                ],
+            )
+            execution_id = execution.decode()
+        else:
+            entry = await self.redis.xadd(
+                stream, {"data": encode_command(command)}, maxlen=self.stream_maxlen, approximate=True
+            )
+        return SendMessageResponse(
+            success=True,
+            message_id=header.message_id,
+            trace_id=header.trace_id,
+            session_id=header.session_id,
+            target_worker_id=target_worker_id or "",
+            timestamp=now,
+            status=AgentState.QUEUED,
+            execution_id=execution_id,
+            stream_entry_id=entry.decode(),
+        )
+
+    def _refused(self, command: Command, worker: str) -> SendMessageResponse:
+        header = command.header
+        if worker:
+            code, error = "WORKER_NOT_ONLINE", f"target_worker_id: worker {worker!r} is not online"
+        else:
+            code = "AGENT_TYPE_UNAVAILABLE"
+            error = (
+                f"target_agent_type: no online worker serves {header.target_agent_type!r}; "
+                f"start one with `byway worker ... --agent-type {header.target_agent_type}` "
+                "or pass require_online_worker=False to queue anyway"
+            )
+        return SendMessageResponse(
+            success=False,
+            message_id=header.message_id,
+            trace_id=header.trace_id,
+            session_id=header.session_id,
+            target_worker_id=worker,
+            timestamp=now_ms(),
+            status="FAILED",
+            error=error,
+            error_code=code,
+        )
+
+    async def resume(
+        self,
+        session_id: str,
+        message_id: str,
+        reply: Content,
+        *,
+        target_agent_type: str | None = None,
+        status: str = AgentState.COMPLETED,
+        reply_data: Any = None,
+        extra_payload: dict[str, Any] | None = None,
+        user_code: str = "",
+    ) -> SendMessageResponse:
+        """Answer a question (``ask_user``) that the execution of ``message_id`` is waiting on.
+
+        The agent type is read from the execution record unless given.
+        """
+        _check_id("session_id", session_id)
+        _check_id("message_id", message_id)
+        record = await self.registry.get_execution_by_message(session_id, message_id)
+        if target_agent_type is None:
+            if record is None:
+                raise ConfigurationError(
+                    f"message_id: no execution of {message_id!r} in session {session_id!r}"
+                )
+            target_agent_type = record.target_agent_type
+        command = ResumeCommand(
+            header=MessageHeader(
+                message_id=message_id,
+                session_id=session_id,
+                trace_id=record.trace_id if record and record.trace_id else uuid.uuid4().hex,
+                target_agent_type=target_agent_type,
+                user_code=user_code,
+            ),
+            content=reply,
+            status=status,
+            reply_data=reply_data,
+            extra_payload=dict(extra_payload or {}),
+        )
+        return await self.send_command(command, require_online_worker=False)
+
+    async def cancel_task(
+        self,
+        message_id: str,
+        session_id: str,
+        reason: str | None = None,
+        cancel_mode: CancelMode | str = CancelMode.GRACEFUL,
+    ) -> SendMessageResponse:
+        """Ask the worker running ``message_id`` to stop it."""
+        _check_id("message_id", message_id)
+        _check_id("session_id", session_id)
+        try:
+            mode = CancelMode(cancel_mode)
+        except ValueError:
+            raise ConfigurationError(
+                f"cancel_mode: expected 'graceful' or 'force', got {cancel_mode!r}"
+            ) from None
+        record = await self.registry.get_execution_by_message(session_id, message_id)
+        if record is None:
+            raise ConfigurationError(
+                f"message_id: no execution of {message_id!r} in session {session_id!r}"
+            )
+        command = CancelTaskCommand(
+            header=MessageHeader(
+                message_id=new_id("msg-cancel"),
+                session_id=session_id,
+                trace_id=record.trace_id or uuid.uuid4().hex,
+                target_agent_type=record.target_agent_type,
+            ),
+            target_message_id=message_id,
+            target_execution_id=record.execution_id,
+            target_worker_id=record.worker_id,
+            reason=reason or "",
+            requested_by="client",
+            cancel_mode=mode,
+        )
+        if record.worker_id:
+            return await self.send_command(
+                command, target_worker_id=record.worker_id, require_online_worker=False
+            )
+        return await self.send_command(command, require_online_worker=False)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    async def stream(
+        self,
+        session_id: str,
+        after: str = "0",
+        *,
+        until_message_id: str | None = None,
+        stop_at_end: bool = False,
+        block_ms: int = DEFAULT_STREAM_BLOCK_MS,
+        idle_timeout: float | None = None,
+    ) -> AsyncIterator[Event]:
+        """The session's events after entry id ``after`` (``"0"``: from the start,
+        ``"$"``: only new ones), as they arrive.
+
+        Stops after the ``appStreamResponse`` of ``until_message_id`` (or of any root task
+        with ``stop_at_end``), or when nothing arrived for ``idle_timeout`` seconds;
+        otherwise runs until the consumer stops iterating.
+        """
+        _check_id("session_id", session_id)
+        key = self.keys.session_stream(session_id)
+        last = after
+        if last == "$":
+            info = await self.redis.xrevrange(key, count=1)
+            last = info[0][0].decode() if info else "0"
+        idle_ms = 0.0
+        while True:
+            reply = await self.redis.xread({key: last}, count=500, block=block_ms)
+            if not reply:
+                idle_ms += block_ms
+                if idle_timeout is not None and idle_ms >= idle_timeout * 1000:
+                    return
+                continue
+            idle_ms = 0.0
+            for entry_id, fields in reply[0][1]:
+                last = entry_id.decode()
+                event = decode_event(fields[b"data"], last)
+                yield event
+                if event.event_type == EventType.APP_STREAM_RESPONSE and (
+                    stop_at_end or event.message_id == until_message_id
+                ):
+                    return
+
+    async def wait_for_final(
+        self, session_id: str, message_id: str, *, after: str = "0", timeout: float | None = None
+    ) -> Event:
+        """The ``finalAnswer`` event of ``message_id`` (reads until its stream ends)."""
+        final: Event | None = None
+        async for event in self.stream(
+            session_id, after, until_message_id=message_id, idle_timeout=timeout
+        ):
+            if event.event_type == EventType.FINAL_ANSWER and event.message_id == message_id:
+                final = event
+        if final is None:
+            raise TimeoutError(f"no final answer for {message_id} within {timeout}s")
+        return final
+

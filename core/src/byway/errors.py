@@ -1,0 +1,75 @@
+"""Byway's exception tree.
+
+Every error Byway raises on purpose derives from :class:`BywayError`::
+
+    BywayError
+    ├── ConfigurationError      bad settings, URL or argument given to a public API
+    ├── ProtocolError           a wire message that does not decode (names the field)
+    ├── ConnectionError         Redis unreachable or the embedded server failed to start
+    ├── RoutingError            no worker can take the message
+    │   └── NoOnlineWorkerError
+    ├── WorkerError             a worker cannot start or keep running
+    │   └── WorkerIdInUseError  another live process holds the worker id
+    ├── TaskError               a task ended FAILED (raised to callers that wait on it)
+    └── TaskCancelledError      the task was cancelled (raised inside handlers)
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BywayError",
+    "ConfigurationError",
+    "ConnectionError",
+    "NoOnlineWorkerError",
+    "ProtocolError",
+    "RoutingError",
+    "TaskCancelledError",
+    "TaskError",
+    "WorkerError",
+    "WorkerIdInUseError",
+]
+
+
+class BywayError(Exception):
+    """Root of every error Byway raises on purpose."""
+
+
+class ConfigurationError(BywayError, ValueError):
+    """A setting, URL or argument is not what Byway expects."""
+
+
+class ProtocolError(BywayError, ValueError):
+    """A command or event could not be decoded; the message names the field."""
+
+
+class ConnectionError(BywayError):  # noqa: A001 - deliberate: byway.ConnectionError
+    """Redis could not be reached, or the embedded server could not be started."""
+
+
+class RoutingError(BywayError):
+    """A message could not be routed to a worker."""
+
+
+class NoOnlineWorkerError(RoutingError):
+    """No live worker serves the target agent type (or the target worker is offline)."""
+
+
+class WorkerError(BywayError):
+    """A worker could not start or keep running."""
+
+
+class WorkerIdInUseError(WorkerError):
+    """Another live process holds this worker id's lease."""
+
+
+class TaskError(BywayError):
+    """A task ended FAILED; ``error_type`` and ``error_message`` say why."""
+
+    def __init__(self, message: str, *, error_type: str = "", error_message: str = "") -> None:
+        super().__init__(message)
+        self.error_type = error_type
+        self.error_message = error_message
+
+
+class TaskCancelledError(BywayError):
+    """The task was cancelled; raised inside a handler that asked to be stopped."""

@@ -1,0 +1,115 @@
+"""Every Redis key name Byway uses, for both key schemas, and nowhere else.
+
+Schema v1 (standalone Redis) is the by-framework layout: ``<ns>:ctrl:agent_type:<T>``,
+``<ns>:session:<S>:data_stream`` and so on. Schema v2 (Redis Cluster) prefixes
+``<ns>:v2:`` and wraps the per-worker, per-session, per-group and per-agent-type id in
+a hash tag (``{...}``), so that every key one script touches lives in one slot:
+``byai_gateway:v2:session:{S}:data_stream`` and ``byai_gateway:v2:session:{S}:registry``
+share the slot of ``S``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from byway.errors import ConfigurationError
+
+__all__ = ["DEFAULT_NAMESPACE", "EXEC_FIELD_PREFIX", "MSG_MAP_PREFIX", "Keys"]
+
+DEFAULT_NAMESPACE = "byai_gateway"
+EXEC_FIELD_PREFIX = "exec:"
+MSG_MAP_PREFIX = "msg_map:"
+
+_NAMESPACE_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """Key builder for one namespace and schema.
+
+    >>> Keys().session_stream("s1")
+    'byai_gateway:session:s1:data_stream'
+    >>> Keys(schema="v2").session_stream("s1")
+    'byai_gateway:v2:session:{s1}:data_stream'
+    """
+
+    namespace: str = DEFAULT_NAMESPACE
+    schema: Literal["v1", "v2"] = "v1"
+
+    def __post_init__(self) -> None:
+        if not _NAMESPACE_RE.match(self.namespace):
+            raise ConfigurationError(
+                f"namespace: expected 1-64 characters of [A-Za-z0-9_.:-], got {self.namespace!r}"
+            )
+        if self.schema not in ("v1", "v2"):
+            raise ConfigurationError(f"schema: expected 'v1' or 'v2', got {self.schema!r}")
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    @property
+    def prefix(self) -> str:
+        return f"{self.namespace}:v2" if self.schema == "v2" else self.namespace
+
+    def _id(self, value: str) -> str:
+        """An id as it appears in a key: hash-tagged under schema v2."""
+        return f"{{{value}}}" if self.schema == "v2" else value
+
+    # -- control plane ---------------------------------------------------------------------
+
+    def agent_stream(self, agent_type: str) -> str:
+        """Control queue of one agent type (stream, consumer group per worker pool)."""
+        return f"{self.prefix}:ctrl:agent_type:{self._id(agent_type)}"
+
+    def worker_stream(self, worker_id: str) -> str:
+        """Direct control queue of one worker (cancel, reload, debug routing)."""
+        return f"{self.prefix}:ctrl:worker:{self._id(worker_id)}"
+
+    def agent_stream_prefix(self) -> str:
+        """Prefix shared by every agent-type stream (for status listings)."""
+        return f"{self.prefix}:ctrl:agent_type:"
+
+    # -- data plane ------------------------------------------------------------------------
+
+    def session_stream(self, session_id: str) -> str:
+        """Events of one session."""
+        return f"{self.prefix}:session:{self._id(session_id)}:data_stream"
+
+    def session_registry(self, session_id: str) -> str:
+        """Execution records of one session: ``exec:<id>`` → JSON, ``msg_map:<mid>`` → id."""
+        return f"{self.prefix}:session:{self._id(session_id)}:registry"
+
+    def task_group(self, group_id: str) -> str:
+        return f"{self.prefix}:task_group:{self._id(group_id)}"
+
+    def task_group_results(self, group_id: str) -> str:
+        return f"{self.prefix}:task_group:{self._id(group_id)}:results"
+
+    # -- registry --------------------------------------------------------------------------
+
+    def known_workers(self) -> str:
+        """Set of every worker id that ever registered (enumeration for ``byway status``)."""
+        return f"{self.prefix}:registry:workers"
+
+    def worker_online(self, worker_id: str) -> str:
+        """Heartbeat lease (string with TTL, JSON with a token). Present = online."""
+        return f"{self.prefix}:registry:worker:online:{self._id(worker_id)}"
+
+    def agent_type_workers(self, agent_type: str) -> str:
+        """Set: agent type → worker ids."""
+        return f"{self.prefix}:registry:agent_type:workers:{self._id(agent_type)}"
+
+    def worker_agent_types(self, worker_id: str) -> str:
+        """Set: worker → agent types."""
+        return f"{self.prefix}:registry:worker:agent_types:{self._id(worker_id)}"
+
+    def dead_letters(self) -> str:
+        """Stream of entries no worker could run (malformed, or too many deliveries)."""
+        return f"{self.prefix}:dead_letter"
+
+    def agent_configs_snapshot(self, snapshot_key: str) -> str:
+        return f"{self.prefix}:agent_configs_snapshot:{snapshot_key}"
+
+    def plugin_reload_ack(self, reload_id: str) -> str:
+        return f"{self.prefix}:plugin_reload:{self._id(reload_id)}:ack"

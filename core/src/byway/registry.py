@@ -1,0 +1,270 @@
+"""WorkerRegistry: membership, online leases and execution records.
+
+- Membership: ``agent_type:workers:<T>`` and ``worker:agent_types:<W>`` sets, plus the set
+  of every worker id that registered (for ``byway status``).
+- Leases: ``worker:online:<W>`` holds JSON with a random token and expires unless renewed;
+  it doubles as the worker-id lock (a second process with the same id refuses to start
+  while the lease is held). Renewal and release are compare-and-set on the token.
+- Execution records: one JSON per execution in the session's registry hash, with a
+  timeline of every state it went through. Each transition is one Lua script call.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+import msgspec
+import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
+
+from byway import _scripts
+from byway.errors import WorkerIdInUseError
+from byway.keys import EXEC_FIELD_PREFIX, Keys
+from byway.protocol import now_ms
+
+__all__ = ["ExecutionRecord", "TimelineEntry", "WorkerInfo", "WorkerRegistry"]
+
+DEFAULT_RECORD_TTL_S = 7 * 24 * 3600
+
+
+class TimelineEntry(msgspec.Struct, kw_only=True):
+    state: str
+    ts: int
+    worker_id: str = ""
+    detail: dict[str, Any] | None = None
+
+
+class ExecutionRecord(msgspec.Struct, kw_only=True):
+    """One execution as stored in its session's registry hash."""
+
+    execution_id: str
+    message_id: str = ""
+    session_id: str = ""
+    trace_id: str = ""
+    status: str = ""
+    target_agent_type: str = ""
+    source_agent_type: str = ""
+    parent_message_id: str = ""
+    worker_id: str = ""
+    stream_name: str = ""
+    redis_message_id: str = ""
+    cancel_requested: bool = False
+    cancel_reason: str = ""
+    created_at: int = 0
+    started_at: int = 0
+    finished_at: int = 0
+    updated_at: int = 0
+    attempts: int = 0
+    # cjson re-encodes an empty list as {}: accept both
+    timeline: list[TimelineEntry] | dict[str, Any] = msgspec.field(default_factory=list)
+    result: dict[str, Any] | None = None
+
+    @property
+    def states(self) -> list[str]:
+        """The states of the timeline, in order."""
+        return [e.state for e in self.timeline] if isinstance(self.timeline, list) else []
+
+
+class WorkerInfo(msgspec.Struct, kw_only=True):
+    """What a worker's lease says about it."""
+
+    worker_id: str
+    token: str = ""
+    agent_types: list[str] = msgspec.field(default_factory=list)
+    hostname: str = ""
+    pid: int = 0
+    started_at: int = 0
+    heartbeat_at: int = 0
+    lease_ms: int = 0
+    max_concurrency: int = 0
+    running: int = 0
+
+
+_record_decoder = msgspec.json.Decoder(ExecutionRecord)
+_worker_decoder = msgspec.json.Decoder(WorkerInfo)
+_encoder = msgspec.json.Encoder()
+
+
+def new_record(
+    *,
+    execution_id: str,
+    message_id: str,
+    session_id: str,
+    trace_id: str,
+    status: str,
+    target_agent_type: str,
+    source_agent_type: str = "",
+    parent_message_id: str = "",
+    now: int | None = None,
+) -> bytes:
+    """The JSON of a fresh execution record whose timeline starts at ``status``."""
+    ts = now_ms() if now is None else now
+    return _encoder.encode(
+        {
+            "execution_id": execution_id,
+            "message_id": message_id,
+            "session_id": session_id,
+            "trace_id": trace_id,
+            "status": status,
+            "target_agent_type": target_agent_type,
+            "source_agent_type": source_agent_type,
+            "parent_message_id": parent_message_id,
+            "worker_id": "",
+            "cancel_requested": False,
+            "cancel_reason": "",
+            "created_at": ts,
+            "started_at": 0,
+            "finished_at": 0,
+            "updated_at": ts,
+            "attempts": 0,
+            "timeline": [{"state": status, "ts": ts, "worker_id": ""}],
+        }
+    )
+
+
+class WorkerRegistry:
+    """Registry operations over one Redis client and key schema."""
+
+    def __init__(
+        self, redis: aioredis.Redis, keys: Keys | None = None, *, record_ttl_s: int = DEFAULT_RECORD_TTL_S
+    ) -> None:
+        self.redis = redis
+        self.keys = keys or Keys()
+        self.record_ttl_s = record_ttl_s
+        self.send_script: AsyncScript = redis.register_script(_scripts.SEND)
+        self.find_online_script: AsyncScript = redis.register_script(_scripts.FIND_ONLINE)
+        self.start_script: AsyncScript = redis.register_script(_scripts.START)
+        self.finish_script: AsyncScript = redis.register_script(_scripts.FINISH)
+        self.transition_script: AsyncScript = redis.register_script(_scripts.TRANSITION)
+        self._renew_script: AsyncScript = redis.register_script(_scripts.RENEW_LEASE)
+        self._release_script: AsyncScript = redis.register_script(_scripts.RELEASE_LEASE)
+
+    # -- membership and leases -------------------------------------------------------------
+
+    async def register_worker(self, info: WorkerInfo) -> str:
+        """Take the worker id's lease and join each agent type. Returns the lease token.
+
+        Raises :class:`WorkerIdInUseError` if another live process holds the id.
+        """
+        token = secrets.token_hex(16)
+        info.token = token
+        now = now_ms()
+        info.heartbeat_at = now
+        info.started_at = info.started_at or now
+        k = self.keys
+        acquired = await self.redis.set(
+            k.worker_online(info.worker_id), _encoder.encode(info), nx=True, px=info.lease_ms
+        )
+        if not acquired:
+            holder = await self.get_worker(info.worker_id)
+            where = f" (pid {holder.pid} on {holder.hostname})" if holder else ""
+            raise WorkerIdInUseError(
+                f"worker_id {info.worker_id!r} is held by a live worker{where}; "
+                "choose another --worker-id or stop that process"
+            )
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.sadd(k.known_workers(), info.worker_id)
+            pipe.delete(k.worker_agent_types(info.worker_id))
+            if info.agent_types:
+                pipe.sadd(k.worker_agent_types(info.worker_id), *info.agent_types)
+            for agent_type in info.agent_types:
+                pipe.sadd(k.agent_type_workers(agent_type), info.worker_id)
+            await pipe.execute()
+        return token
+
+    async def renew_lease(self, info: WorkerInfo) -> bool:
+        """Extend our lease; False if another process took the worker id."""
+        info.heartbeat_at = now_ms()
+        result = await self._renew_script(
+            keys=[self.keys.worker_online(info.worker_id)],
+            args=[info.token, _encoder.encode(info), info.lease_ms],
+        )
+        return bool(result)
+
+    async def unregister_worker(self, info: WorkerInfo) -> None:
+        """Release the lease (if ours) and leave the agent types' member sets."""
+        k = self.keys
+        await self._release_script(keys=[k.worker_online(info.worker_id)], args=[info.token])
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for agent_type in info.agent_types:
+                pipe.srem(k.agent_type_workers(agent_type), info.worker_id)
+            await pipe.execute()
+
+    async def get_worker(self, worker_id: str) -> WorkerInfo | None:
+        raw = await self.redis.get(self.keys.worker_online(worker_id))
+        return _worker_decoder.decode(raw) if raw else None
+
+    async def list_workers(self) -> list[WorkerInfo]:
+        """Every worker whose lease is live, sorted by id."""
+        ids = sorted(m.decode() for m in await self.redis.smembers(self.keys.known_workers()))
+        if not ids:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for worker_id in ids:
+                pipe.get(self.keys.worker_online(worker_id))
+            raws = await pipe.execute()
+        return [_worker_decoder.decode(r) for r in raws if r]
+
+    async def workers_of(self, agent_type: str) -> list[str]:
+        members = await self.redis.smembers(self.keys.agent_type_workers(agent_type))
+        return sorted(m.decode() for m in members)
+
+    async def find_online_worker(self, agent_type: str, target_worker_id: str = "") -> str | None:
+        """A live worker for ``agent_type`` (or whether ``target_worker_id`` is live)."""
+        k = self.keys
+        if k.schema == "v1":
+            found = await self.find_online_script(
+                keys=[k.agent_type_workers(agent_type)],
+                args=[k.worker_online(""), target_worker_id],
+            )
+            return found.decode() if found else None
+        candidates = [target_worker_id] if target_worker_id else await self.workers_of(agent_type)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for worker_id in candidates:
+                pipe.exists(k.worker_online(worker_id))
+            alive = await pipe.execute()
+        return next((w for w, a in zip(candidates, alive, strict=True) if a), None)
+
+    # -- execution records -----------------------------------------------------------------
+
+    async def get_execution(self, session_id: str, execution_id: str) -> ExecutionRecord | None:
+        raw = await self.redis.hget(
+            self.keys.session_registry(session_id), f"{EXEC_FIELD_PREFIX}{execution_id}"
+        )
+        return _record_decoder.decode(raw) if raw else None
+
+    async def get_execution_by_message(
+        self, session_id: str, message_id: str
+    ) -> ExecutionRecord | None:
+        key = self.keys.session_registry(session_id)
+        execution_id = await self.redis.hget(key, f"msg_map:{message_id}")
+        if execution_id is None:
+            return None
+        return await self.get_execution(session_id, execution_id.decode())
+
+    async def list_executions(self, session_id: str) -> list[ExecutionRecord]:
+        """Every execution of the session, oldest first."""
+        fields = await self.redis.hgetall(self.keys.session_registry(session_id))
+        records = [
+            _record_decoder.decode(v)
+            for f, v in fields.items()
+            if f.startswith(EXEC_FIELD_PREFIX.encode())
+        ]
+        return sorted(records, key=lambda r: (r.created_at, r.execution_id))
+
+    async def transition(
+        self,
+        session_id: str,
+        execution_id: str,
+        state: str,
+        *,
+        worker_id: str = "",
+        detail: dict[str, Any] | None = None,
+    ) -> bool:
+        """Record a non-terminal state on the execution's timeline (atomic, one call)."""
+        result = await self.transition_script(
+            keys=[self.keys.session_registry(session_id)],
+            args=[execution_id, state, now_ms(), worker_id, _encoder.encode(detail or {})],
+        )
+        return bool(result)

@@ -1,0 +1,112 @@
+"""Connection settings: where Redis is, which namespace and key schema to use.
+
+``RedisSettings.from_env()`` reads ``BYWAY_REDIS_URL`` (or ``REDIS_URL``),
+``BYWAY_NAMESPACE``, ``BYWAY_KEY_SCHEMA`` and ``BYAI_REDIS_MAX_CONNECTIONS``. With no
+URL at all, Byway starts or attaches the machine's embedded Redis (see
+:mod:`byway.embedded`). URLs may be ``redis://``, ``rediss://`` (TLS) or ``unix://``,
+with an ACL user and password: ``redis://user:secret@host:6379/0``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from typing import Literal
+from urllib.parse import urlsplit
+
+import redis.asyncio as aioredis
+
+from byway.embedded import ensure_embedded_redis
+from byway.errors import ConfigurationError
+from byway.keys import DEFAULT_NAMESPACE, Keys
+
+__all__ = ["RedisSettings"]
+
+_SCHEMES = ("redis", "rediss", "unix")
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name}: expected an integer, got {raw!r}") from None
+    if value <= 0:
+        raise ConfigurationError(f"{name}: expected a positive integer, got {value}")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class RedisSettings:
+    """Where Byway's Redis is and how keys are laid out in it.
+
+    ``url=None`` means the embedded server. ``max_connections`` bounds the connection
+    pool of one process (a worker holds one connection in its blocking read).
+    """
+
+    url: str | None = None
+    namespace: str = DEFAULT_NAMESPACE
+    schema: Literal["v1", "v2"] = "v1"
+    max_connections: int = 64
+    socket_timeout: float | None = None
+    health_check_interval: int = 30
+
+    def __post_init__(self) -> None:
+        if self.url is not None:
+            scheme = urlsplit(self.url).scheme
+            if scheme not in _SCHEMES:
+                raise ConfigurationError(
+                    f"redis_url: expected a redis://, rediss:// or unix:// URL, got {self.url!r}"
+                )
+        if self.max_connections < 2:
+            raise ConfigurationError(
+                f"max_connections: expected at least 2, got {self.max_connections}"
+            )
+        Keys(self.namespace, self.schema)  # validates both
+
+    @classmethod
+    def from_url(cls, url: str | None, **overrides: object) -> RedisSettings:
+        return replace(cls.from_env(), url=url, **overrides)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_env(cls) -> RedisSettings:
+        url = os.environ.get("BYWAY_REDIS_URL") or os.environ.get("REDIS_URL") or None
+        schema = os.environ.get("BYWAY_KEY_SCHEMA", "v1")
+        if schema not in ("v1", "v2"):
+            raise ConfigurationError(f"BYWAY_KEY_SCHEMA: expected v1 or v2, got {schema!r}")
+        return cls(
+            url=url,
+            namespace=os.environ.get("BYWAY_NAMESPACE", DEFAULT_NAMESPACE),
+            schema=schema,  # type: ignore[arg-type]
+            max_connections=_env_int("BYAI_REDIS_MAX_CONNECTIONS", 64),
+        )
+
+    @property
+    def keys(self) -> Keys:
+        return Keys(self.namespace, self.schema)
+
+    def resolved_url(self) -> str:
+        """The URL to connect to, starting the embedded server when none is configured."""
+        return self.url if self.url is not None else ensure_embedded_redis()
+
+    def describe(self) -> str:
+        """The URL without its password, for logs."""
+        if self.url is None:
+            return "embedded"
+        parts = urlsplit(self.url)
+        if parts.password:
+            netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+            return parts._replace(netloc=netloc).geturl()
+        return self.url
+
+    def client(self) -> aioredis.Redis:
+        """A new asyncio client with its own pool (bytes in, bytes out)."""
+        return aioredis.Redis.from_url(
+            self.resolved_url(),
+            max_connections=self.max_connections,
+            socket_timeout=self.socket_timeout,
+            health_check_interval=self.health_check_interval,
+            decode_responses=False,
+        )
