@@ -294,7 +294,13 @@ class WorkerRunner:
                 backoff = min(backoff * 2, 5.0)
                 continue
             if reply:
-                await self._dispatch(reply)
+                # a stop must not cut a batch in half: finish dispatching what was read
+                dispatch = asyncio.ensure_future(self._dispatch(reply))
+                try:
+                    await asyncio.shield(dispatch)
+                except asyncio.CancelledError:
+                    await dispatch
+                    raise
 
     async def _dispatch(self, reply: list[Any]) -> None:
         starts: list[tuple[str, str, AskAgentCommand | ResumeCommand]] = []

@@ -1,0 +1,290 @@
+"""The ``byway`` command line: worker, send, stream, status, demo, bench, embedded."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+import uuid
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+from byway.errors import BywayError
+from byway.protocol import Event, EventType
+from byway.settings import RedisSettings
+
+__all__ = ["main", "render_event"]
+
+
+def _settings(args: argparse.Namespace) -> RedisSettings:
+    settings = RedisSettings.from_env()
+    overrides: dict[str, Any] = {}
+    if getattr(args, "redis_url", None):
+        overrides["url"] = args.redis_url
+    if getattr(args, "namespace", None):
+        overrides["namespace"] = args.namespace
+    if getattr(args, "key_schema", None):
+        overrides["schema"] = args.key_schema
+    return replace(settings, **overrides) if overrides else settings
+
+
+def _add_redis_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("redis")
+    g.add_argument(
+        "--redis-url",
+        metavar="URL",
+        help="redis://, rediss:// or unix:// URL (default: $BYWAY_REDIS_URL, else embedded)",
+    )
+    g.add_argument("--namespace", help="key namespace (default: $BYWAY_NAMESPACE or byai_gateway)")
+    g.add_argument("--key-schema", choices=["v1", "v2"], help="v2 for Redis Cluster")
+
+
+# -- rendering ---------------------------------------------------------------------------
+
+
+def render_event(event: Event, out: Any = sys.stdout, *, as_json: bool = False) -> None:
+    """Print one event the way ``send --follow`` and ``stream`` show it."""
+    if as_json:
+        out.write(json.dumps({"id": event.id, **_event_dict(event)}, ensure_ascii=False) + "\n")
+        out.flush()
+        return
+    kind = event.kind
+    who = event.source_agent_type or "?"
+    if kind == "chunk":
+        text = event.data.get("content") or ""
+        if event.event_type == EventType.REASONING_LOG_DELTA:
+            out.write(f"\x1b[2m{text}\x1b[0m" if out.isatty() else text)
+        else:
+            out.write(text)
+        for name in ("tool_calls", "function_call", "tool_responses", "function_response"):
+            if event.data.get(name):
+                out.write(f"\n[{who}] {name}: {json.dumps(event.data[name], ensure_ascii=False)}\n")
+    elif kind == "state":
+        out.write(f"\n[{who}] {event.data.get('state')}\n")
+    elif kind == "artifact":
+        out.write(f"\n[{who}] artifact: {event.data.get('url')}\n")
+    elif kind == "ask_user":
+        out.write(f"\n[{who}] asks ({event.message_id}): {event.data.get('prompt')}\n")
+    elif kind == "final":
+        status = event.data.get("status")
+        error = event.data.get("error")
+        line = f"\n[{who}] {status}"
+        if error:
+            line += f": {error.get('type')}: {error.get('message')}"
+        out.write(line + "\n")
+    elif kind == "end":
+        pass
+    else:
+        out.write(f"\n[{who}] {event.event_type}: {json.dumps(event.data, ensure_ascii=False)}\n")
+    out.flush()
+
+
+def _event_dict(event: Event) -> dict[str, Any]:
+    import msgspec
+
+    data: dict[str, Any] = msgspec.to_builtins(event)
+    data.pop("id", None)
+    return data
+
+
+# -- commands ----------------------------------------------------------------------------
+
+
+def _cmd_worker(args: argparse.Namespace) -> int:
+    from byway.app import load_worker, serve
+    from byway.runner import RunnerConfig
+
+    worker = load_worker(args.target, worker_id=args.worker_id, agent_types=args.agent_type)
+    config = RunnerConfig(
+        max_concurrency=args.concurrency,
+        fetch_count=args.fetch_count,
+        consumer_group=args.consumer_group,
+        lease_seconds=args.lease_seconds,
+        drain_timeout=args.drain_timeout,
+    )
+    asyncio.run(serve(worker, settings=_settings(args), config=config))
+    return 0
+
+
+async def _send(args: argparse.Namespace) -> int:
+    from byway.client import GatewayClient
+
+    session = args.session or f"cli-{uuid.uuid4().hex[:12]}"
+    async with GatewayClient(settings=_settings(args)) as client:
+        resp = await client.send_message(
+            args.agent_type,
+            session,
+            args.text,
+            user_code=args.user or "",
+            target_worker_id=args.worker,
+            require_online_worker=not args.no_require_online,
+        )
+        if not resp.success:
+            print(f"error: {resp.error}", file=sys.stderr)
+            return 2
+        if not args.follow:
+            print(json.dumps({"session_id": session, "message_id": resp.message_id,
+                              "execution_id": resp.execution_id}))
+            return 0
+        if not args.json:
+            print(f"session {session} · message {resp.message_id}", file=sys.stderr)
+        status = "COMPLETED"
+        async for event in client.stream(session, after="0", until_message_id=resp.message_id):
+            if event.message_id != resp.message_id and event.parent_message_id == "" and not args.json:
+                continue  # another root task of the same session
+            render_event(event, as_json=args.json)
+            if event.event_type == EventType.FINAL_ANSWER and event.message_id == resp.message_id:
+                status = str(event.data.get("status", status))
+        return 0 if status == "COMPLETED" else 1
+
+
+async def _stream(args: argparse.Namespace) -> int:
+    from byway.client import GatewayClient
+
+    async with GatewayClient(settings=_settings(args)) as client:
+        async for event in client.stream(
+            args.session, after=args.after, stop_at_end=args.until_end, idle_timeout=args.idle_timeout
+        ):
+            render_event(event, as_json=args.json)
+    return 0
+
+
+async def _status(args: argparse.Namespace) -> int:
+    from byway.status import collect_status, print_status
+
+    from byway.client import GatewayClient
+
+    async with GatewayClient(settings=_settings(args)) as client:
+        report = await collect_status(client, group=args.consumer_group)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print_status(report, client.settings.describe())
+    return 0
+
+
+def _cmd_embedded(args: argparse.Namespace) -> int:
+    from byway import embedded
+
+    if args.action == "start":
+        print(embedded.ensure_embedded_redis())
+    elif args.action == "stop":
+        print("stopped" if embedded.stop_embedded_redis() else "not running")
+    else:
+        sock = embedded.socket_path()
+        running = embedded._ping(sock)
+        print(f"{'running' if running else 'not running'}: unix://{sock}")
+    return 0
+
+
+# -- parser ------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="byway",
+        description="Distributed scheduling engine for AI agents on Redis Streams.",
+    )
+    parser.add_argument("--log-level", default=os.environ.get("BYWAY_LOG_LEVEL", "INFO"),
+                        help="DEBUG, INFO (default), WARNING, ERROR")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("worker", help="run a worker", description=(
+        "Serve an agent: TARGET is module:attr naming a GatewayWorker subclass or instance, "
+        "or an @byway.agent function."))
+    p.add_argument("target", metavar="TARGET", help="module:attr, e.g. myapp.agents:Echo")
+    p.add_argument("--agent-type", action="append", metavar="T",
+                   help="agent type to serve (function agents and adapters; repeatable)")
+    p.add_argument("--worker-id", help="stable worker id (default: host-pid-random)")
+    p.add_argument("--concurrency", type=int,
+                   default=int(os.environ.get("BYAI_WORKER_CONCURRENCY", 50)),
+                   help="max tasks at once (default 50, $BYAI_WORKER_CONCURRENCY)")
+    p.add_argument("--fetch-count", type=int,
+                   default=int(os.environ.get("BYAI_WORKER_FETCH_COUNT", 10)),
+                   help="entries per read (default 10, $BYAI_WORKER_FETCH_COUNT)")
+    p.add_argument("--consumer-group", default="agent_engines")
+    p.add_argument("--lease-seconds", type=float, default=15.0, help="heartbeat lease (15)")
+    p.add_argument("--drain-timeout", type=float, default=30.0,
+                   help="seconds to finish running tasks on SIGTERM (30)")
+    _add_redis_options(p)
+    p.set_defaults(func=_cmd_worker)
+
+    p = sub.add_parser("send", help="send a message to an agent", description=(
+        "Send TEXT to AGENT_TYPE; with --follow, stream the answer until the task ends "
+        "(exit 0 when it completed, 1 when it failed or was cancelled)."))
+    p.add_argument("agent_type", metavar="AGENT_TYPE")
+    p.add_argument("text", metavar="TEXT")
+    p.add_argument("--session", help="session id (default: a new one)")
+    p.add_argument("--follow", "-f", action="store_true", help="stream events until the end")
+    p.add_argument("--user", help="user code")
+    p.add_argument("--worker", help="send to this worker id directly")
+    p.add_argument("--no-require-online", action="store_true",
+                   help="queue even when no worker is online")
+    p.add_argument("--json", action="store_true", help="one JSON event per line")
+    _add_redis_options(p)
+    p.set_defaults(func=lambda a: asyncio.run(_send(a)))
+
+    p = sub.add_parser("stream", help="print a session's events",
+                       description="Print SESSION's events from --after on, as they arrive.")
+    p.add_argument("session", metavar="SESSION")
+    p.add_argument("--after", default="0", help="entry id to start after ('0' = all, '$' = new)")
+    p.add_argument("--until-end", action="store_true", help="stop at the end of a root task")
+    p.add_argument("--idle-timeout", type=float, help="stop after this many idle seconds")
+    p.add_argument("--json", action="store_true", help="one JSON event per line")
+    _add_redis_options(p)
+    p.set_defaults(func=lambda a: asyncio.run(_stream(a)))
+
+    p = sub.add_parser("status", help="workers, agent types, queues",
+                       description="Live workers, and per agent type: queue length and pending.")
+    p.add_argument("--consumer-group", default="agent_engines")
+    p.add_argument("--json", action="store_true")
+    _add_redis_options(p)
+    p.set_defaults(func=lambda a: asyncio.run(_status(a)))
+
+    p = sub.add_parser("demo", help="run the demo on the embedded Redis", description=(
+        "Start the embedded Redis and a worker process, send a task and stream its answer."))
+    p.add_argument("--question", default="What does Byway do?")
+    _add_redis_options(p)
+    p.set_defaults(func=lambda a: _lazy("byway.demo", a))
+
+    p = sub.add_parser("bench", help="measure throughput and latency beside the redis-py floor")
+    from byway.bench import add_arguments as add_bench_arguments
+
+    add_bench_arguments(p)
+    _add_redis_options(p)
+    p.set_defaults(func=lambda a: _lazy("byway.bench", a))
+
+    p = sub.add_parser("embedded", help="the machine's embedded Redis: start, stop, status")
+    p.add_argument("action", choices=["start", "stop", "status"])
+    p.set_defaults(func=_cmd_embedded)
+    return parser
+
+
+def _lazy(module: str, args: argparse.Namespace) -> int:
+    import importlib
+
+    result: int = importlib.import_module(module).main(args, _settings(args))
+    return result
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.func(args) or 0)
+    except BywayError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

