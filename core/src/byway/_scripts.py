@@ -81,7 +81,7 @@ rec['updated_at'] = now
 rec['attempts'] = (rec['attempts'] or 0) + 1
 local tl = rec['timeline']
 if type(tl) ~= 'table' or tl[1] == nil then tl = {} end
-tl[#tl + 1] = {state = 'RUNNING', ts = now, worker_id = ARGV[3]}
+tl[#tl + 1] = {status = 'RUNNING', timestamp = now, worker_id = ARGV[3]}
 rec['timeline'] = tl
 local out = cjson.encode(rec)
 redis.call('HSET', KEYS[1], 'exec:' .. exec_id, out)
@@ -107,7 +107,7 @@ rec['updated_at'] = now
 rec['result'] = cjson.decode(ARGV[5])
 local tl = rec['timeline']
 if type(tl) ~= 'table' or tl[1] == nil then tl = {} end
-tl[#tl + 1] = {state = ARGV[2], ts = now, worker_id = ARGV[4]}
+tl[#tl + 1] = {status = ARGV[2], timestamp = now, worker_id = ARGV[4]}
 rec['timeline'] = tl
 redis.call('HSET', KEYS[1], 'exec:' .. ARGV[1], cjson.encode(rec))
 local ttl = tonumber(ARGV[7])
@@ -133,7 +133,7 @@ if status == 'COMPLETED' or status == 'FAILED' or status == 'CANCELLED' then ret
 local now = tonumber(ARGV[3])
 rec['status'] = ARGV[2]
 rec['updated_at'] = now
-local entry = {state = ARGV[2], ts = now, worker_id = ARGV[4]}
+local entry = {status = ARGV[2], timestamp = now, worker_id = ARGV[4]}
 local detail = cjson.decode(ARGV[5])
 if next(detail) ~= nil then entry['detail'] = detail end
 local tl = rec['timeline']

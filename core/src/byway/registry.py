@@ -29,8 +29,10 @@ DEFAULT_RECORD_TTL_S = 7 * 24 * 3600
 
 
 class TimelineEntry(msgspec.Struct, kw_only=True):
-    state: str
-    ts: int
+    """One step of an execution (the by-framework shape: ``status`` and ``timestamp``)."""
+
+    status: str
+    timestamp: int
     worker_id: str = ""
     detail: dict[str, Any] | None = None
 
@@ -63,14 +65,20 @@ class ExecutionRecord(msgspec.Struct, kw_only=True):
     @property
     def states(self) -> list[str]:
         """The states of the timeline, in order."""
-        return [e.state for e in self.timeline] if isinstance(self.timeline, list) else []
+        return [e.status for e in self.timeline] if isinstance(self.timeline, list) else []
 
 
 class WorkerInfo(msgspec.Struct, kw_only=True):
-    """What a worker's lease says about it."""
+    """What a worker's lease says about it.
 
-    worker_id: str
+    ``version``, ``token`` and ``last_seen`` are the by-framework lease fields (its
+    clients count a worker online when ``last_seen`` > 0); the rest is Byway's.
+    """
+
+    worker_id: str = ""
+    version: int = 1
     token: str = ""
+    last_seen: int = 0
     agent_types: list[str] = msgspec.field(default_factory=list)
     hostname: str = ""
     pid: int = 0
@@ -79,6 +87,16 @@ class WorkerInfo(msgspec.Struct, kw_only=True):
     lease_ms: int = 0
     max_concurrency: int = 0
     running: int = 0
+
+
+def _decode_worker(worker_id: str, raw: bytes) -> WorkerInfo:
+    """A lease as Byway reads it; a by-framework worker's lease lacks most fields."""
+    try:
+        info = _worker_decoder.decode(raw)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        info = WorkerInfo()  # a legacy non-JSON lease still means "online"
+    info.worker_id = info.worker_id or worker_id
+    return info
 
 
 _record_decoder = msgspec.json.Decoder(ExecutionRecord)
@@ -118,7 +136,7 @@ def new_record(
             "finished_at": 0,
             "updated_at": ts,
             "attempts": 0,
-            "timeline": [{"state": status, "ts": ts, "worker_id": ""}],
+            "timeline": [{"status": status, "timestamp": ts, "worker_id": ""}],
         }
     )
 
@@ -150,7 +168,7 @@ class WorkerRegistry:
         token = secrets.token_hex(16)
         info.token = token
         now = now_ms()
-        info.heartbeat_at = now
+        info.heartbeat_at = info.last_seen = now
         info.started_at = info.started_at or now
         k = self.keys
         acquired = await self.redis.set(
@@ -175,7 +193,7 @@ class WorkerRegistry:
 
     async def renew_lease(self, info: WorkerInfo) -> bool:
         """Extend our lease; False if another process took the worker id."""
-        info.heartbeat_at = now_ms()
+        info.heartbeat_at = info.last_seen = now_ms()
         result = await self._renew_script(
             keys=[self.keys.worker_online(info.worker_id)],
             args=[info.token, _encoder.encode(info), info.lease_ms],
@@ -193,7 +211,7 @@ class WorkerRegistry:
 
     async def get_worker(self, worker_id: str) -> WorkerInfo | None:
         raw = await self.redis.get(self.keys.worker_online(worker_id))
-        return _worker_decoder.decode(raw) if raw else None
+        return _decode_worker(worker_id, raw) if raw else None
 
     async def list_workers(self) -> list[WorkerInfo]:
         """Every worker whose lease is live, sorted by id."""
@@ -204,7 +222,9 @@ class WorkerRegistry:
             for worker_id in ids:
                 pipe.get(self.keys.worker_online(worker_id))
             raws = await pipe.execute()
-        return [_worker_decoder.decode(r) for r in raws if r]
+        return [
+            _decode_worker(worker_id, raw) for worker_id, raw in zip(ids, raws, strict=True) if raw
+        ]
 
     async def workers_of(self, agent_type: str) -> list[str]:
         members = await self.redis.smembers(self.keys.agent_type_workers(agent_type))

@@ -372,8 +372,12 @@ class WorkerRunner:
                 log.debug("%s already %s: acknowledged", command.header.message_id, result[2])
                 await self._ack(stream, entry_id)
                 continue
-            record = msgspec.json.decode(result[2]) if verdict == "run" else {}
-            source = str(record.get("source_agent_type") or command.header.source_agent_type)
+            source = command.header.source_agent_type
+            if isinstance(command, ResumeCommand) and verdict == "run":
+                # a resumed execution replies to whoever called it in the first place
+                source = str(msgspec.json.decode(result[2]).get("source_agent_type") or "")
+            if source == "client":  # by-framework clients mark root sends this way
+                source = ""
             running = _Running(
                 context=AgentContext(self, command, execution_id=execution_id, agent_type=agent_type),
                 stream=stream,

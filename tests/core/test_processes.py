@@ -1,0 +1,114 @@
+"""Several processes: workers that share the load, the CLI, SIGTERM drain."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections import Counter
+
+import pytest
+
+from byway import Event, EventType, GatewayClient, RedisSettings
+from tests.conftest import ROOT, spawn_worker, stop_process, wait_online
+
+pytestmark = pytest.mark.redis
+
+
+async def test_two_worker_processes_share_the_load_and_events_arrive_once_in_order(
+    client: GatewayClient, settings: RedisSettings
+) -> None:
+    workers = [spawn_worker("tests.agents.basic:echo", settings, "--concurrency", "2")
+               for _ in range(2)]
+    try:
+        await wait_online(client, "echo", count=2)
+        tasks = 40
+        texts = {f"sess-{i}": " ".join(f"t{i}w{j}" for j in range(5)) for i in range(tasks)}
+        sent = {s: await client.send_message("echo", s, text) for s, text in texts.items()}
+
+        async def read(session: str) -> list[Event]:
+            return [e async for e in client.stream(session, until_message_id=sent[session].message_id)]
+
+        streams = await asyncio.wait_for(asyncio.gather(*(read(s) for s in texts)), 60)
+    finally:
+        codes = [stop_process(w) for w in workers]
+    pids = Counter()
+    for (session, text), events in zip(texts.items(), streams, strict=True):
+        chunks = [e.data["content"] for e in events if e.event_type == EventType.ANSWER_DELTA]
+        assert chunks == [w + " " for w in text.split()], session
+        kinds = Counter(e.event_type for e in events)
+        assert kinds[EventType.FINAL_ANSWER] == 1 and kinds[EventType.APP_STREAM_RESPONSE] == 1
+        assert len({e.id for e in events}) == len(events)
+        final = next(e for e in events if e.event_type == EventType.FINAL_ANSWER)
+        pids[final.data["reply_data"]["pid"]] += 1
+    assert set(pids) == {w.pid for w in workers}, pids  # both processes took work
+    assert codes == [0, 0]  # SIGTERM drained and exited cleanly
+
+
+async def test_sigterm_lets_a_running_task_finish(client: GatewayClient, settings: RedisSettings) -> None:
+    worker = spawn_worker("tests.agents.basic:slow", settings)
+    try:
+        await wait_online(client, "slow")
+        sent = await client.send_message("slow", "drain", "1.0")
+        for _ in range(100):
+            record = await client.registry.get_execution_by_message("drain", sent.message_id)
+            if record and record.status == "RUNNING":
+                break
+            await asyncio.sleep(0.02)
+        worker.send_signal(signal.SIGTERM)
+        final = await client.wait_for_final("drain", sent.message_id, timeout=10)
+        assert worker.wait(timeout=10) == 0
+    finally:
+        stop_process(worker)
+    assert final.data["status"] == "COMPLETED"
+    assert await client.registry.list_workers() == []  # left the registry on the way out
+
+
+def _cli(settings: RedisSettings, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "byway", *args, "--redis-url", settings.resolved_url(),
+         "--namespace", settings.namespace],
+        cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+
+
+async def test_cli_send_follow_status_and_stream(client: GatewayClient, settings: RedisSettings) -> None:
+    worker = spawn_worker("tests.agents.basic:echo", settings, worker_id="cli-worker")
+    try:
+        await wait_online(client, "echo")
+        status = _cli(settings, "status", "--json")
+        assert status.returncode == 0, status.stderr
+        report = json.loads(status.stdout)
+        assert [w["worker_id"] for w in report["workers"]] == ["cli-worker"]
+        assert report["agent_types"][0]["agent_type"] == "echo"
+
+        sent = _cli(settings, "send", "echo", "alpha beta", "--session", "cli-s", "--follow", "--json")
+        assert sent.returncode == 0, sent.stderr
+        lines = [json.loads(line) for line in sent.stdout.splitlines()]
+        assert [line["event_type"] for line in lines] == [
+            "answerDelta", "answerDelta", "finalAnswer", "appStreamResponse"]
+        assert lines[2]["data"]["content"] == "alpha beta"
+
+        human = _cli(settings, "send", "echo", "gamma", "--session", "cli-s", "--follow")
+        assert human.returncode == 0 and "gamma" in human.stdout and "COMPLETED" in human.stdout
+
+        replay = _cli(settings, "stream", "cli-s", "--idle-timeout", "0.5", "--json")
+        assert replay.returncode == 0
+        assert len(replay.stdout.splitlines()) == 4 + 3  # both tasks, from the start
+    finally:
+        stop_process(worker)
+    refused = _cli(settings, "send", "nobody", "hi")
+    assert refused.returncode == 2 and "no online worker" in refused.stderr
+
+
+def test_cli_help_and_bad_targets() -> None:
+    out = subprocess.run([sys.executable, "-m", "byway", "worker", "--help"],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0 and "--concurrency" in out.stdout
+    bad = subprocess.run([sys.executable, "-m", "byway", "worker", "no_colon_here"],
+                         capture_output=True, text=True, timeout=30)
+    assert bad.returncode == 2 and "module:attribute" in bad.stderr
