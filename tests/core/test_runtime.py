@@ -28,7 +28,9 @@ from tests.conftest import running
 pytestmark = pytest.mark.redis
 
 
-async def collect(client: GatewayClient, session: str, message_id: str, timeout: float = 15) -> list[Event]:
+async def collect(
+    client: GatewayClient, session: str, message_id: str, timeout: float = 15
+) -> list[Event]:
     async def read() -> list[Event]:
         return [e async for e in client.stream(session, until_message_id=message_id)]
 
@@ -36,11 +38,17 @@ async def collect(client: GatewayClient, session: str, message_id: str, timeout:
 
 
 def finals(events: list[Event], message_id: str) -> list[Event]:
-    return [e for e in events if e.event_type == EventType.FINAL_ANSWER and e.message_id == message_id]
+    return [
+        e for e in events if e.event_type == EventType.FINAL_ANSWER and e.message_id == message_id
+    ]
 
 
 def ends(events: list[Event], message_id: str) -> list[Event]:
-    return [e for e in events if e.event_type == EventType.APP_STREAM_RESPONSE and e.message_id == message_id]
+    return [
+        e
+        for e in events
+        if e.event_type == EventType.APP_STREAM_RESPONSE and e.message_id == message_id
+    ]
 
 
 async def test_chunks_stream_in_order_and_the_task_ends_exactly_once(
@@ -237,9 +245,14 @@ async def test_max_concurrency_is_respected_and_every_task_finishes(
 
     async with running(busy, settings, max_concurrency=2, fetch_count=10):
         sent = [await client.send_message("busy", f"c{i}", "go") for i in range(6)]
-        results = await asyncio.gather(*(collect(client, f"c{i}", s.message_id) for i, s in enumerate(sent)))
+        results = await asyncio.gather(
+            *(collect(client, f"c{i}", s.message_id) for i, s in enumerate(sent))
+        )
     assert peak == 2
-    assert all(finals(ev, s.message_id)[0].data["status"] == "COMPLETED" for ev, s in zip(results, sent))
+    assert all(
+        finals(ev, s.message_id)[0].data["status"] == "COMPLETED"
+        for ev, s in zip(results, sent, strict=True)
+    )
 
 
 async def test_stop_drains_running_tasks(client: GatewayClient, settings: RedisSettings) -> None:
@@ -294,7 +307,9 @@ async def test_a_redelivered_finished_command_is_acknowledged_without_running(
     assert len(finals(events, sent.message_id)) == 1
 
 
-async def test_interceptors_see_every_command(client: GatewayClient, settings: RedisSettings) -> None:
+async def test_interceptors_see_every_command(
+    client: GatewayClient, settings: RedisSettings
+) -> None:
     seen: list[str] = []
 
     @agent("meta")
@@ -325,7 +340,9 @@ async def test_interceptors_see_every_command(client: GatewayClient, settings: R
         ({"target_agent_type": "a", "session_id": "s", "content": "x", "metadata": []}, "metadata"),
     ],
 )
-async def test_bad_send_arguments_name_the_field(client: GatewayClient, kwargs: dict, field: str) -> None:
+async def test_bad_send_arguments_name_the_field(
+    client: GatewayClient, kwargs: dict, field: str
+) -> None:
     with pytest.raises(ConfigurationError, match=field):
         await client.send_message(**kwargs)
 
@@ -336,7 +353,9 @@ async def test_commands_from_other_sdks_without_a_record_still_run(
     from byway import AskAgentCommand, MessageHeader
 
     command = AskAgentCommand(
-        header=MessageHeader(message_id="msg-foreign", session_id="s12", trace_id="t", target_agent_type="echo"),
+        header=MessageHeader(
+            message_id="msg-foreign", session_id="s12", trace_id="t", target_agent_type="echo"
+        ),
         content="from elsewhere",
     )
     async with running(echo, settings):

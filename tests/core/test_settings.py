@@ -6,8 +6,7 @@ import sys
 import pytest
 import redis
 
-from byway import ConfigurationError, RedisSettings
-from byway import embedded
+from byway import ConfigurationError, RedisSettings, embedded
 
 
 def test_urls_are_validated() -> None:
@@ -42,8 +41,9 @@ async def test_acl_user_and_password_reach_redis(redis_url: str, namespace: str)
         pytest.skip("needs a TCP Redis")
     admin = redis.Redis.from_url(redis_url)
     user = f"{namespace}-user"
-    admin.acl_setuser(user, enabled=True, passwords=["+pw-123"], keys=[f"{namespace}:*"],
-                      commands=["+@all"])
+    admin.acl_setuser(
+        user, enabled=True, passwords=["+pw-123"], keys=[f"{namespace}:*"], commands=["+@all"]
+    )
     try:
         host = redis_url.split("//", 1)[1]
         settings = RedisSettings(url=f"redis://{user}:pw-123@{host}", namespace=namespace)
@@ -56,15 +56,21 @@ async def test_acl_user_and_password_reach_redis(redis_url: str, namespace: str)
         admin.acl_deluser(user)
 
 
-def test_embedded_redis_is_started_once_and_shared(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_embedded_redis_is_started_once_and_shared(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     directory = tmp_path / "emb"
     monkeypatch.setenv("BYWAY_EMBEDDED_DIR", str(directory))
     try:
         # two processes race to start it; both get the same server
-        code = ("from byway.embedded import ensure_embedded_redis as e; import redis;"
-                "u=e(); r=redis.Redis.from_url(u); r.incr('starts'); print(u, r.info('server')['process_id'])")
-        procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-                 for _ in range(2)]
+        code = (
+            "from byway.embedded import ensure_embedded_redis as e; import redis;"
+            "u=e(); r=redis.Redis.from_url(u); r.incr('starts'); print(u, r.info('server')['process_id'])"
+        )
+        procs = [
+            subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+            for _ in range(2)
+        ]
         outs = [p.communicate(timeout=60)[0].split() for p in procs]
         assert all(p.returncode == 0 for p in procs)
         assert outs[0] == outs[1]  # same URL, same server pid

@@ -16,11 +16,18 @@ async def test_quickstart_worker_and_client(settings: RedisSettings, client) -> 
     worker = spawn_worker("examples.quickstart.agents:greeter", settings)
     try:
         await wait_online(client, "greeter")
-        env = {**os.environ, "BYWAY_REDIS_URL": settings.resolved_url(),
-               "BYWAY_NAMESPACE": settings.namespace}
+        env = {
+            **os.environ,
+            "BYWAY_REDIS_URL": settings.resolved_url(),
+            "BYWAY_NAMESPACE": settings.namespace,
+        }
         out = subprocess.run(
             [sys.executable, "-m", "examples.quickstart.client", "Ada"],
-            cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
     finally:
         stop_process(worker)

@@ -67,7 +67,8 @@ def load_worker(
             raise ConfigurationError(
                 f"--agent-type: {obj.__name__} declares its own agent types in get_agent_types()"
             )
-        return obj(worker_id=worker_id)
+        worker: GatewayWorker = obj(worker_id=worker_id)
+        return worker
     if isinstance(obj, GatewayWorker):
         if worker_id:
             obj.worker_id = worker_id
@@ -77,7 +78,8 @@ def load_worker(
                     f"--agent-type: {type(obj).__name__} declares its own agent types"
                 )
             obj.agent_types = list(agent_types)
-        return obj
+        instance: GatewayWorker = obj
+        return instance
     raise ConfigurationError(
         f"worker: {target!r} is a {type(obj).__name__}; expected a GatewayWorker subclass or "
         "instance, or a function decorated with @byway.agent(...)"

@@ -127,14 +127,25 @@ async def _send(args: argparse.Namespace) -> int:
             print(f"error: {resp.error}", file=sys.stderr)
             return 2
         if not args.follow:
-            print(json.dumps({"session_id": session, "message_id": resp.message_id,
-                              "execution_id": resp.execution_id}))
+            print(
+                json.dumps(
+                    {
+                        "session_id": session,
+                        "message_id": resp.message_id,
+                        "execution_id": resp.execution_id,
+                    }
+                )
+            )
             return 0
         if not args.json:
             print(f"session {session} · message {resp.message_id}", file=sys.stderr)
         status = "COMPLETED"
         async for event in client.stream(session, after="0", until_message_id=resp.message_id):
-            if event.message_id != resp.message_id and event.parent_message_id == "" and not args.json:
+            if (
+                event.message_id != resp.message_id
+                and event.parent_message_id == ""
+                and not args.json
+            ):
                 continue  # another root task of the same session
             render_event(event, as_json=args.json)
             if event.event_type == EventType.FINAL_ANSWER and event.message_id == resp.message_id:
@@ -147,16 +158,18 @@ async def _stream(args: argparse.Namespace) -> int:
 
     async with GatewayClient(settings=_settings(args)) as client:
         async for event in client.stream(
-            args.session, after=args.after, stop_at_end=args.until_end, idle_timeout=args.idle_timeout
+            args.session,
+            after=args.after,
+            stop_at_end=args.until_end,
+            idle_timeout=args.idle_timeout,
         ):
             render_event(event, as_json=args.json)
     return 0
 
 
 async def _status(args: argparse.Namespace) -> int:
-    from byway.status import collect_status, print_status
-
     from byway.client import GatewayClient
+    from byway.status import collect_status, print_status
 
     async with GatewayClient(settings=_settings(args)) as client:
         report = await collect_status(client, group=args.consumer_group)
@@ -189,47 +202,78 @@ def build_parser() -> argparse.ArgumentParser:
         prog="byway",
         description="Distributed scheduling engine for AI agents on Redis Streams.",
     )
-    parser.add_argument("--log-level", default=os.environ.get("BYWAY_LOG_LEVEL", "INFO"),
-                        help="DEBUG, INFO (default), WARNING, ERROR")
+    parser.add_argument(
+        "--log-level",
+        default=os.environ.get("BYWAY_LOG_LEVEL", "INFO"),
+        help="DEBUG, INFO (default), WARNING, ERROR",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("worker", help="run a worker", description=(
-        "Serve an agent: TARGET is module:attr naming a GatewayWorker subclass or instance, "
-        "or an @byway.agent function."))
+    p = sub.add_parser(
+        "worker",
+        help="run a worker",
+        description=(
+            "Serve an agent: TARGET is module:attr naming a GatewayWorker subclass or instance, "
+            "or an @byway.agent function."
+        ),
+    )
     p.add_argument("target", metavar="TARGET", help="module:attr, e.g. myapp.agents:Echo")
-    p.add_argument("--agent-type", action="append", metavar="T",
-                   help="agent type to serve (function agents and adapters; repeatable)")
+    p.add_argument(
+        "--agent-type",
+        action="append",
+        metavar="T",
+        help="agent type to serve (function agents and adapters; repeatable)",
+    )
     p.add_argument("--worker-id", help="stable worker id (default: host-pid-random)")
-    p.add_argument("--concurrency", type=int,
-                   default=int(os.environ.get("BYAI_WORKER_CONCURRENCY", 50)),
-                   help="max tasks at once (default 50, $BYAI_WORKER_CONCURRENCY)")
-    p.add_argument("--fetch-count", type=int,
-                   default=int(os.environ.get("BYAI_WORKER_FETCH_COUNT", 10)),
-                   help="entries per read (default 10, $BYAI_WORKER_FETCH_COUNT)")
+    p.add_argument(
+        "--concurrency",
+        type=int,
+        default=int(os.environ.get("BYAI_WORKER_CONCURRENCY", 50)),
+        help="max tasks at once (default 50, $BYAI_WORKER_CONCURRENCY)",
+    )
+    p.add_argument(
+        "--fetch-count",
+        type=int,
+        default=int(os.environ.get("BYAI_WORKER_FETCH_COUNT", 10)),
+        help="entries per read (default 10, $BYAI_WORKER_FETCH_COUNT)",
+    )
     p.add_argument("--consumer-group", default="agent_engines")
     p.add_argument("--lease-seconds", type=float, default=15.0, help="heartbeat lease (15)")
-    p.add_argument("--drain-timeout", type=float, default=30.0,
-                   help="seconds to finish running tasks on SIGTERM (30)")
+    p.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=30.0,
+        help="seconds to finish running tasks on SIGTERM (30)",
+    )
     _add_redis_options(p)
     p.set_defaults(func=_cmd_worker)
 
-    p = sub.add_parser("send", help="send a message to an agent", description=(
-        "Send TEXT to AGENT_TYPE; with --follow, stream the answer until the task ends "
-        "(exit 0 when it completed, 1 when it failed or was cancelled)."))
+    p = sub.add_parser(
+        "send",
+        help="send a message to an agent",
+        description=(
+            "Send TEXT to AGENT_TYPE; with --follow, stream the answer until the task ends "
+            "(exit 0 when it completed, 1 when it failed or was cancelled)."
+        ),
+    )
     p.add_argument("agent_type", metavar="AGENT_TYPE")
     p.add_argument("text", metavar="TEXT")
     p.add_argument("--session", help="session id (default: a new one)")
     p.add_argument("--follow", "-f", action="store_true", help="stream events until the end")
     p.add_argument("--user", help="user code")
     p.add_argument("--worker", help="send to this worker id directly")
-    p.add_argument("--no-require-online", action="store_true",
-                   help="queue even when no worker is online")
+    p.add_argument(
+        "--no-require-online", action="store_true", help="queue even when no worker is online"
+    )
     p.add_argument("--json", action="store_true", help="one JSON event per line")
     _add_redis_options(p)
     p.set_defaults(func=lambda a: asyncio.run(_send(a)))
 
-    p = sub.add_parser("stream", help="print a session's events",
-                       description="Print SESSION's events from --after on, as they arrive.")
+    p = sub.add_parser(
+        "stream",
+        help="print a session's events",
+        description="Print SESSION's events from --after on, as they arrive.",
+    )
     p.add_argument("session", metavar="SESSION")
     p.add_argument("--after", default="0", help="entry id to start after ('0' = all, '$' = new)")
     p.add_argument("--until-end", action="store_true", help="stop at the end of a root task")
@@ -238,15 +282,23 @@ def build_parser() -> argparse.ArgumentParser:
     _add_redis_options(p)
     p.set_defaults(func=lambda a: asyncio.run(_stream(a)))
 
-    p = sub.add_parser("status", help="workers, agent types, queues",
-                       description="Live workers, and per agent type: queue length and pending.")
+    p = sub.add_parser(
+        "status",
+        help="workers, agent types, queues",
+        description="Live workers, and per agent type: queue length and pending.",
+    )
     p.add_argument("--consumer-group", default="agent_engines")
     p.add_argument("--json", action="store_true")
     _add_redis_options(p)
     p.set_defaults(func=lambda a: asyncio.run(_status(a)))
 
-    p = sub.add_parser("demo", help="run the demo on the embedded Redis", description=(
-        "Start the embedded Redis and a worker process, send a task and stream its answer."))
+    p = sub.add_parser(
+        "demo",
+        help="run the demo on the embedded Redis",
+        description=(
+            "Start the embedded Redis and a worker process, send a task and stream its answer."
+        ),
+    )
     p.add_argument("--question", default="What does Byway do?")
     _add_redis_options(p)
     p.set_defaults(func=lambda a: _lazy("byway.demo", a))

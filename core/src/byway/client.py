@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -127,7 +128,10 @@ class GatewayClient:
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         await self.close()
 
@@ -256,7 +260,10 @@ class GatewayClient:
             execution_id = execution.decode()
         else:
             entry = await self.redis.xadd(
-                stream, {"data": encode_command(command)}, maxlen=self.stream_maxlen, approximate=True
+                stream,
+                {"data": encode_command(command)},
+                maxlen=self.stream_maxlen,
+                approximate=True,
             )
         return SendMessageResponse(
             success=True,
@@ -397,17 +404,22 @@ class GatewayClient:
         key = self.keys.session_stream(session_id)
         last = after
         if last == "$":
-            info = await self.redis.xrevrange(key, count=1)
-            last = info[0][0].decode() if info else "0"
-        idle_ms = 0.0
+            newest: Any = await self.redis.xrevrange(key, count=1)
+            last = newest[0][0].decode() if newest else "0"
+        loop = asyncio.get_running_loop()
+        deadline = None if idle_timeout is None else loop.time() + idle_timeout
         while True:
-            reply = await self.redis.xread({key: last}, count=500, block=block_ms)
-            if not reply:
-                idle_ms += block_ms
-                if idle_timeout is not None and idle_ms >= idle_timeout * 1000:
+            block = block_ms
+            if deadline is not None:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
                     return
+                block = max(1, min(block_ms, int(remaining * 1000)))
+            reply: Any = await self.redis.xread({key: last}, count=500, block=block)
+            if not reply:
                 continue
-            idle_ms = 0.0
+            if idle_timeout is not None:
+                deadline = loop.time() + idle_timeout
             for entry_id, fields in reply[0][1]:
                 last = entry_id.decode()
                 event = decode_event(fields[b"data"], last)
@@ -430,4 +442,3 @@ class GatewayClient:
         if final is None:
             raise TimeoutError(f"no final answer for {message_id} within {timeout}s")
         return final
-

@@ -54,9 +54,7 @@ class AgentContext:
         self.user_code = header.user_code
         self.worker_id = runner.worker.worker_id
         #: set when a called agent (not a root task) runs: its chunks are reasoning logs
-        self.is_sub_agent = isinstance(command, AskAgentCommand) and bool(
-            header.source_agent_type
-        )
+        self.is_sub_agent = isinstance(command, AskAgentCommand) and bool(header.source_agent_type)
         self.cancel_event = asyncio.Event()
         self.cancel_reason = ""
         self.logger = logging.LoggerAdapter(
@@ -72,7 +70,9 @@ class AgentContext:
     async def _emit(self, event_type: str, data: dict[str, Any]) -> None:
         await self._runner.emit_event(self, event_type, data)
 
-    async def emit_chunk(self, event: StreamChunkEvent | str, event_type: str | None = None) -> None:
+    async def emit_chunk(
+        self, event: StreamChunkEvent | str, event_type: str | None = None
+    ) -> None:
         """Stream a piece of output (a token, a tool call...) to the session."""
         if not isinstance(event, (StreamChunkEvent, str)):
             raise TypeError(f"event: expected StreamChunkEvent or str, got {type(event).__name__}")

@@ -42,12 +42,15 @@ async def assistant(command: Command, context: AgentContext) -> str:
         await context.check_cancelled()
         await context.emit_chunk(word + " ")
         await asyncio.sleep(0.03)
-    await context.emit_artifact(ArtifactEvent(url="https://example.invalid/byway-notes.md",
-                                              metadata={"title": "notes"}))
+    await context.emit_artifact(
+        ArtifactEvent(url="https://example.invalid/byway-notes.md", metadata={"title": "notes"})
+    )
     return _ANSWER
 
 
-async def _wait_online(client: GatewayClient, agent_type: str, proc: subprocess.Popen[bytes]) -> None:
+async def _wait_online(
+    client: GatewayClient, agent_type: str, proc: subprocess.Popen[bytes]
+) -> None:
     deadline = time.monotonic() + 20
     while await client.registry.find_online_worker(agent_type) is None:
         if proc.poll() is not None:
@@ -57,39 +60,58 @@ async def _wait_online(client: GatewayClient, agent_type: str, proc: subprocess.
         await asyncio.sleep(0.1)
 
 
-async def _run(args: argparse.Namespace, settings: RedisSettings) -> int:
+async def _run(
+    args: argparse.Namespace,
+    settings: RedisSettings,
+    agent_type: str,
+    worker: subprocess.Popen[bytes],
+) -> int:
+    async with GatewayClient(settings=settings) as client:
+        await _wait_online(client, agent_type, worker)
+        print(f"worker pid {worker.pid} serves {agent_type!r}", file=sys.stderr)
+        session = f"demo-{uuid.uuid4().hex[:8]}"
+        print(f"\n> {args.question}\n")
+        sent = (await client.send_message(agent_type, session, args.question)).raise_for_status()
+        status = ""
+        async for event in client.stream(session, until_message_id=sent.message_id):
+            render_event(event)
+            if event.event_type == EventType.FINAL_ANSWER:
+                status = str(event.data.get("status"))
+        record = await client.registry.get_execution_by_message(session, sent.message_id)
+        if record:
+            print(f"execution {record.execution_id}: {' → '.join(record.states)}")
+        return 0 if status == "COMPLETED" else 1
+
+
+def main(args: argparse.Namespace, settings: RedisSettings) -> int:
     url = settings.resolved_url()
     agent_type = f"assistant-{uuid.uuid4().hex[:6]}"
     print(f"redis: {settings.describe()} ({url})", file=sys.stderr)
     worker = subprocess.Popen(
-        [sys.executable, "-m", "byway", "--log-level", "WARNING", "worker",
-         "byway.demo:assistant", "--agent-type", agent_type, "--redis-url", url,
-         "--namespace", settings.namespace, "--drain-timeout", "5"],
+        [
+            sys.executable,
+            "-m",
+            "byway",
+            "--log-level",
+            "WARNING",
+            "worker",
+            "byway.demo:assistant",
+            "--agent-type",
+            agent_type,
+            "--redis-url",
+            url,
+            "--namespace",
+            settings.namespace,
+            "--drain-timeout",
+            "5",
+        ],
         env={**os.environ},
     )
     try:
-        async with GatewayClient(settings=settings) as client:
-            await _wait_online(client, agent_type, worker)
-            print(f"worker pid {worker.pid} serves {agent_type!r}", file=sys.stderr)
-            session = f"demo-{uuid.uuid4().hex[:8]}"
-            print(f"\n> {args.question}\n")
-            sent = (await client.send_message(agent_type, session, args.question)).raise_for_status()
-            status = ""
-            async for event in client.stream(session, until_message_id=sent.message_id):
-                render_event(event)
-                if event.event_type == EventType.FINAL_ANSWER:
-                    status = str(event.data.get("status"))
-            record = await client.registry.get_execution_by_message(session, sent.message_id)
-            if record:
-                print(f"execution {record.execution_id}: {' → '.join(record.states)}")
-            return 0 if status == "COMPLETED" else 1
+        return asyncio.run(_run(args, settings, agent_type, worker))
     finally:
         worker.send_signal(signal.SIGTERM)
         try:
             worker.wait(timeout=10)
         except subprocess.TimeoutExpired:
             worker.kill()
-
-
-def main(args: argparse.Namespace, settings: RedisSettings) -> int:
-    return asyncio.run(_run(args, settings))

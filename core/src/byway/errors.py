@@ -42,7 +42,7 @@ class ProtocolError(BywayError, ValueError):
     """A command or event could not be decoded; the message names the field."""
 
 
-class ConnectionError(BywayError):  # noqa: A001 - deliberate: byway.ConnectionError
+class ConnectionError(BywayError):
     """Redis could not be reached, or the embedded server could not be started."""
 
 

@@ -250,9 +250,7 @@ def encode_command(command: Command) -> bytes:
     elif isinstance(command, ResumeCommand):
         wire = _ResumeWire(
             command.header,
-            _ResumeBody(
-                command.content, command.status, command.reply_data, command.extra_payload
-            ),
+            _ResumeBody(command.content, command.status, command.reply_data, command.extra_payload),
         )
     elif isinstance(command, CancelTaskCommand):
         if not command.target_message_id:
@@ -319,7 +317,9 @@ def decode_command(data: bytes | str) -> Command:
             requested_by=c.requested_by,
             cancel_mode=c.cancel_mode,
         )
-    return ReloadPluginsCommand(header=header, reload_id=wire.body.reload_id, reason=wire.body.reason)
+    return ReloadPluginsCommand(
+        header=header, reload_id=wire.body.reload_id, reason=wire.body.reason
+    )
 
 
 # -- events ------------------------------------------------------------------------------

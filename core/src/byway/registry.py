@@ -145,7 +145,11 @@ class WorkerRegistry:
     """Registry operations over one Redis client and key schema."""
 
     def __init__(
-        self, redis: aioredis.Redis, keys: Keys | None = None, *, record_ttl_s: int = DEFAULT_RECORD_TTL_S
+        self,
+        redis: aioredis.Redis,
+        keys: Keys | None = None,
+        *,
+        record_ttl_s: int = DEFAULT_RECORD_TTL_S,
     ) -> None:
         self.redis = redis
         self.keys = keys or Keys()
@@ -210,12 +214,13 @@ class WorkerRegistry:
             await pipe.execute()
 
     async def get_worker(self, worker_id: str) -> WorkerInfo | None:
-        raw = await self.redis.get(self.keys.worker_online(worker_id))
+        raw: Any = await self.redis.get(self.keys.worker_online(worker_id))
         return _decode_worker(worker_id, raw) if raw else None
 
     async def list_workers(self) -> list[WorkerInfo]:
         """Every worker whose lease is live, sorted by id."""
-        ids = sorted(m.decode() for m in await self.redis.smembers(self.keys.known_workers()))
+        members: Any = await self.redis.smembers(self.keys.known_workers())
+        ids = sorted(m.decode() for m in members)
         if not ids:
             return []
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -227,7 +232,7 @@ class WorkerRegistry:
         ]
 
     async def workers_of(self, agent_type: str) -> list[str]:
-        members = await self.redis.smembers(self.keys.agent_type_workers(agent_type))
+        members: Any = await self.redis.smembers(self.keys.agent_type_workers(agent_type))
         return sorted(m.decode() for m in members)
 
     async def find_online_worker(self, agent_type: str, target_worker_id: str = "") -> str | None:
@@ -249,7 +254,7 @@ class WorkerRegistry:
     # -- execution records -----------------------------------------------------------------
 
     async def get_execution(self, session_id: str, execution_id: str) -> ExecutionRecord | None:
-        raw = await self.redis.hget(
+        raw: Any = await self.redis.hget(
             self.keys.session_registry(session_id), f"{EXEC_FIELD_PREFIX}{execution_id}"
         )
         return _record_decoder.decode(raw) if raw else None
@@ -258,14 +263,14 @@ class WorkerRegistry:
         self, session_id: str, message_id: str
     ) -> ExecutionRecord | None:
         key = self.keys.session_registry(session_id)
-        execution_id = await self.redis.hget(key, f"msg_map:{message_id}")
+        execution_id: Any = await self.redis.hget(key, f"msg_map:{message_id}")
         if execution_id is None:
             return None
         return await self.get_execution(session_id, execution_id.decode())
 
     async def list_executions(self, session_id: str) -> list[ExecutionRecord]:
         """Every execution of the session, oldest first."""
-        fields = await self.redis.hgetall(self.keys.session_registry(session_id))
+        fields: Any = await self.redis.hgetall(self.keys.session_registry(session_id))
         records = [
             _record_decoder.decode(v)
             for f, v in fields.items()

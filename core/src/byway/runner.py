@@ -26,6 +26,7 @@ import msgspec
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
+from byway import events
 from byway.context import AgentContext
 from byway.errors import ProtocolError, TaskCancelledError, WorkerError
 from byway.keys import Keys
@@ -35,7 +36,6 @@ from byway.protocol import (
     AskAgentCommand,
     CancelMode,
     CancelTaskCommand,
-    Command,
     EventType,
     MessageHeader,
     ReloadPluginsCommand,
@@ -46,7 +46,6 @@ from byway.protocol import (
     new_id,
     now_ms,
 )
-from byway import events
 from byway.registry import DEFAULT_RECORD_TTL_S, WorkerInfo, WorkerRegistry, new_record
 from byway.settings import RedisSettings
 from byway.worker import GatewayWorker, normalize_result
@@ -147,6 +146,7 @@ class WorkerRunner:
         self._stopping = asyncio.Event()
         self._initialized = False
         self._consume_task: asyncio.Task[None] | None = None
+        self._timers: set[asyncio.Task[None]] = set()
         self.completed = 0
         self.failed = 0
 
@@ -280,7 +280,7 @@ class WorkerRunner:
                 await self._slot_free.wait()
                 continue
             try:
-                reply = await self.redis.xreadgroup(
+                reply: Any = await self.redis.xreadgroup(
                     group,
                     consumer,
                     streams,  # type: ignore[arg-type]
@@ -379,7 +379,9 @@ class WorkerRunner:
             if source == "client":  # by-framework clients mark root sends this way
                 source = ""
             running = _Running(
-                context=AgentContext(self, command, execution_id=execution_id, agent_type=agent_type),
+                context=AgentContext(
+                    self, command, execution_id=execution_id, agent_type=agent_type
+                ),
                 stream=stream,
                 entry_id=entry_id,
                 agent_type=agent_type,
@@ -388,9 +390,11 @@ class WorkerRunner:
             )
             if verdict == "cancelled":
                 reason = result[2].decode() if len(result) > 2 else ""
-                await self._finish(running, AgentTaskResult(status=AgentState.CANCELLED), {
-                    "type": "Cancelled", "message": reason or "cancelled before it started"
-                })
+                await self._finish(
+                    running,
+                    AgentTaskResult(status=AgentState.CANCELLED),
+                    {"type": "Cancelled", "message": reason or "cancelled before it started"},
+                )
                 continue
             self._running[command.header.message_id] = running
             running.task = asyncio.create_task(self._run(running), name=f"byway-task-{entry_id}")
@@ -417,7 +421,9 @@ class WorkerRunner:
                 exc,
                 exc_info=log.isEnabledFor(logging.DEBUG),
             )
-            result = AgentTaskResult(status=AgentState.FAILED, content=f"{type(exc).__name__}: {exc}")
+            result = AgentTaskResult(
+                status=AgentState.FAILED, content=f"{type(exc).__name__}: {exc}"
+            )
             error = {"type": type(exc).__name__, "message": str(exc)}
         try:
             await self._finish(running, result, error)
@@ -444,7 +450,7 @@ class WorkerRunner:
             metadata=result.metadata,
             extra_payload=result.extra_payload,
         )
-        base = dict(
+        base: dict[str, Any] = dict(
             trace_id=ctx.trace_id,
             session_id=ctx.session_id,
             source_agent_type=running.agent_type,
@@ -571,7 +577,9 @@ class WorkerRunner:
                 log.info("task %s ignored cancel for %.1fs: cancelling", ctx.message_id, grace)
                 task.cancel()
 
-        asyncio.create_task(force_after_grace())
+        timer = asyncio.create_task(force_after_grace())
+        self._timers.add(timer)
+        timer.add_done_callback(self._timers.discard)
 
     # -- acknowledgement and dead letters --------------------------------------------------
 

@@ -19,7 +19,7 @@ async def collect_status(client: GatewayClient, *, group: str = "agent_engines")
     agent_types: set[str] = {t for w in workers for t in w.agent_types}
     prefix = keys.agent_stream_prefix()
     async for raw in client.redis.scan_iter(match=f"{prefix}*", count=500, _type="STREAM"):
-        name = raw.decode()[len(prefix):]
+        name = raw.decode()[len(prefix) :]
         agent_types.add(name.strip("{}"))
     queues = []
     for agent_type in sorted(agent_types):
@@ -79,7 +79,9 @@ def print_status(report: dict[str, Any], where: str) -> None:
     queues = report["agent_types"]
     print(f"\nagent types: {len(queues)}")
     if queues:
-        print(f"  {'agent type':<24} {'online':>6} {'queued (lag)':>12} {'pending':>8} {'length':>8}")
+        print(
+            f"  {'agent type':<24} {'online':>6} {'queued (lag)':>12} {'pending':>8} {'length':>8}"
+        )
         for q in queues:
             print(
                 f"  {q['agent_type']:<24} {len(q['online_workers']):>6} {q['lag']:>12} "

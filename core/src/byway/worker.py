@@ -115,12 +115,20 @@ def normalize_result(result: Any) -> AgentTaskResult:
     if result is None:
         return AgentTaskResult()
     if isinstance(result, str):
-        return AgentTaskResult(status=result) if result in _STATES else AgentTaskResult(content=result)
+        return (
+            AgentTaskResult(status=result) if result in _STATES else AgentTaskResult(content=result)
+        )
     if isinstance(result, dict):
-        if result and set(result) <= _RESULT_FIELDS or "content" in result or "reply_data" in result:
+        if (
+            (result and set(result) <= _RESULT_FIELDS)
+            or "content" in result
+            or "reply_data" in result
+        ):
             content = result.get("content") or ""
             if not isinstance(content, (str, list)):
-                raise TypeError(f"content: expected str or list of objects, got {type(content).__name__}")
+                raise TypeError(
+                    f"content: expected str or list of objects, got {type(content).__name__}"
+                )
             return AgentTaskResult(
                 status=str(result.get("status", AgentState.COMPLETED)),
                 content=content,

@@ -1,0 +1,49 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Everything else
+# (uv, the virtualenv, dependencies) is installed on first use.
+
+PYTHON ?= python3
+UV := $(shell command -v uv 2>/dev/null)
+ifeq ($(UV),)
+UV := .tools/bin/uv
+endif
+RUN := $(UV) run --frozen
+PYTEST_ARGS ?= -n 2
+
+.PHONY: install demo test test-fast bench lint typecheck fmt clean
+
+$(UV):
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet --disable-pip-version-check uv
+
+.venv/.synced: $(UV) uv.lock pyproject.toml core/pyproject.toml
+	$(UV) sync --frozen
+	@touch $@
+
+install: .venv/.synced  ## create .venv with every workspace member and dev tool
+
+demo: install  ## embedded Redis, a worker process, one task, its answer streamed
+	$(RUN) byway demo
+
+test: install  ## the whole suite against real Redis (configured, local, else embedded)
+	$(RUN) pytest $(PYTEST_ARGS)
+
+test-fast: install  ## skip the slow tests
+	$(RUN) pytest $(PYTEST_ARGS) -m "not slow"
+
+bench: install  ## throughput and latency beside the raw redis-py floor
+	$(RUN) byway bench --workers 1
+
+lint: install  ## ruff and mypy
+	$(RUN) ruff check core tests examples
+	$(RUN) ruff format --check core tests examples
+	$(RUN) mypy
+
+typecheck: install
+	$(RUN) mypy
+
+fmt: install
+	$(RUN) ruff format core tests examples
+	$(RUN) ruff check --fix core tests examples
+
+clean:
+	rm -rf .venv .tools .pytest_cache .mypy_cache .ruff_cache
