@@ -364,3 +364,44 @@ async def test_commands_from_other_sdks_without_a_record_still_run(
     assert finals(events, "msg-foreign")[0].data["content"] == "from elsewhere"
     record = await client.registry.get_execution_by_message("s12", "msg-foreign")
     assert record and record.states == ["QUEUED", "RUNNING", "COMPLETED"]
+
+
+async def test_state_artifact_and_execution_state_reach_the_user(
+    client: GatewayClient, settings: RedisSettings
+) -> None:
+    from byway import ArtifactEvent, StateChangeEvent, StreamChunkEvent
+
+    @agent("steps")
+    async def steps(command: Command, context: AgentContext) -> str:
+        await context.emit_state(StateChangeEvent(state="searching", metadata={"q": 1}))
+        await context.update_execution_state("CALLING_AGENT", target="search")
+        await context.emit_chunk(
+            StreamChunkEvent(content=None, tool_calls=[{"id": "c1", "name": "search"}])
+        )
+        await context.emit_artifact(
+            ArtifactEvent(url="s3://bucket/report.pdf", metadata={"pages": 3})
+        )
+        return "done"
+
+    async with running(steps, settings):
+        sent = await client.send_message("steps", "s13", "go")
+        events = await collect(client, "s13", sent.message_id)
+    kinds = [(e.event_type, e.kind) for e in events]
+    assert kinds == [
+        ("stepComplete", "state"),
+        ("answerDelta", "chunk"),
+        ("stepComplete", "artifact"),
+        ("finalAnswer", "final"),
+        ("appStreamResponse", "end"),
+    ]
+    assert events[0].data == {"kind": "state", "state": "searching", "metadata": {"q": 1}}
+    assert events[1].data["tool_calls"] == [{"id": "c1", "name": "search"}]
+    assert events[2].data == {
+        "kind": "artifact",
+        "url": "s3://bucket/report.pdf",
+        "metadata": {"pages": 3},
+    }
+    record = await client.registry.get_execution("s13", sent.execution_id)
+    assert record is not None
+    assert record.states == ["QUEUED", "RUNNING", "CALLING_AGENT", "COMPLETED"]
+    assert isinstance(record.timeline, list) and record.timeline[2].detail == {"target": "search"}
