@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 
+from byway import _scripts
 from byway.errors import ConfigurationError, NoOnlineWorkerError
 from byway.keys import Keys
 from byway.protocol import (
@@ -221,11 +222,12 @@ class GatewayClient:
                 "header.target_agent_type: expected an agent type (or pass target_worker_id)"
             )
         worker = target_worker_id or ""
-        if require_online_worker:
-            online = await self.registry.find_online_worker(agent_type, worker)
-            if online is None:
+        is_ask = isinstance(command, AskAgentCommand)
+        # under schema v1 the SEND script checks for a live worker itself: one round trip
+        check_in_script = require_online_worker and is_ask and self.keys.schema == "v1"
+        if require_online_worker and not check_in_script:
+            if await self.registry.find_online_worker(agent_type, worker) is None:
                 return self._refused(command, worker)
-            worker = worker or online
         stream = (
             self.keys.worker_stream(target_worker_id)
             if target_worker_id
@@ -233,7 +235,7 @@ class GatewayClient:
         )
         now = now_ms()
         execution_id = ""
-        if isinstance(command, AskAgentCommand):
+        if is_ask:
             execution_id = new_id("exec")
             record = new_record(
                 execution_id=execution_id,
@@ -246,18 +248,27 @@ class GatewayClient:
                 parent_message_id=header.parent_message_id,
                 now=now,
             )
-            entry, execution = await self.registry.send_script(
-                keys=[stream, self.keys.session_registry(header.session_id)],
-                args=[
+            reply: Any = await _scripts.SEND.run(
+                self.redis,
+                [
+                    stream,
+                    self.keys.session_registry(header.session_id),
+                    self.keys.agent_type_workers(agent_type),
+                ],
+                [
                     encode_command(command),
                     execution_id,
                     header.message_id,
                     record,
                     self.registry.record_ttl_s,
                     self.stream_maxlen,
+                    self.keys.worker_online("") if check_in_script else "",
+                    worker,
                 ],
             )
-            execution_id = execution.decode()
+            if reply[0] == 0:
+                return self._refused(command, worker)
+            entry, execution_id = reply[0], reply[1].decode()
         else:
             entry = await self.redis.xadd(
                 stream,

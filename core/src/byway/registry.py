@@ -16,7 +16,6 @@ from typing import Any
 
 import msgspec
 import redis.asyncio as aioredis
-from redis.commands.core import AsyncScript
 
 from byway import _scripts
 from byway.errors import WorkerIdInUseError
@@ -154,13 +153,6 @@ class WorkerRegistry:
         self.redis = redis
         self.keys = keys or Keys()
         self.record_ttl_s = record_ttl_s
-        self.send_script: AsyncScript = redis.register_script(_scripts.SEND)
-        self.find_online_script: AsyncScript = redis.register_script(_scripts.FIND_ONLINE)
-        self.start_script: AsyncScript = redis.register_script(_scripts.START)
-        self.finish_script: AsyncScript = redis.register_script(_scripts.FINISH)
-        self.transition_script: AsyncScript = redis.register_script(_scripts.TRANSITION)
-        self._renew_script: AsyncScript = redis.register_script(_scripts.RENEW_LEASE)
-        self._release_script: AsyncScript = redis.register_script(_scripts.RELEASE_LEASE)
 
     # -- membership and leases -------------------------------------------------------------
 
@@ -198,16 +190,19 @@ class WorkerRegistry:
     async def renew_lease(self, info: WorkerInfo) -> bool:
         """Extend our lease; False if another process took the worker id."""
         info.heartbeat_at = info.last_seen = now_ms()
-        result = await self._renew_script(
-            keys=[self.keys.worker_online(info.worker_id)],
-            args=[info.token, _encoder.encode(info), info.lease_ms],
+        result = await _scripts.RENEW_LEASE.run(
+            self.redis,
+            [self.keys.worker_online(info.worker_id)],
+            [info.token, _encoder.encode(info), info.lease_ms],
         )
         return bool(result)
 
     async def unregister_worker(self, info: WorkerInfo) -> None:
         """Release the lease (if ours) and leave the agent types' member sets."""
         k = self.keys
-        await self._release_script(keys=[k.worker_online(info.worker_id)], args=[info.token])
+        await _scripts.RELEASE_LEASE.run(
+            self.redis, [k.worker_online(info.worker_id)], [info.token]
+        )
         async with self.redis.pipeline(transaction=False) as pipe:
             for agent_type in info.agent_types:
                 pipe.srem(k.agent_type_workers(agent_type), info.worker_id)
@@ -239,9 +234,10 @@ class WorkerRegistry:
         """A live worker for ``agent_type`` (or whether ``target_worker_id`` is live)."""
         k = self.keys
         if k.schema == "v1":
-            found = await self.find_online_script(
-                keys=[k.agent_type_workers(agent_type)],
-                args=[k.worker_online(""), target_worker_id],
+            found = await _scripts.FIND_ONLINE.run(
+                self.redis,
+                [k.agent_type_workers(agent_type)],
+                [k.worker_online(""), target_worker_id],
             )
             return found.decode() if found else None
         candidates = [target_worker_id] if target_worker_id else await self.workers_of(agent_type)
@@ -288,8 +284,9 @@ class WorkerRegistry:
         detail: dict[str, Any] | None = None,
     ) -> bool:
         """Record a non-terminal state on the execution's timeline (atomic, one call)."""
-        result = await self.transition_script(
-            keys=[self.keys.session_registry(session_id)],
-            args=[execution_id, state, now_ms(), worker_id, _encoder.encode(detail or {})],
+        result = await _scripts.TRANSITION.run(
+            self.redis,
+            [self.keys.session_registry(session_id)],
+            [execution_id, state, now_ms(), worker_id, _encoder.encode(detail or {})],
         )
         return bool(result)

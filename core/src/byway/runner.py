@@ -26,7 +26,7 @@ import msgspec
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
-from byway import events
+from byway import _scripts, events
 from byway.context import AgentContext
 from byway.errors import ProtocolError, TaskCancelledError, WorkerError
 from byway.keys import Keys
@@ -99,6 +99,24 @@ class _Running:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(slots=True)
+class _EndWrite:
+    """What ends one task: the FINISH script, the reply to a caller, the XACK."""
+
+    keys: list[str]
+    args: list[Any]
+    reply: tuple[str, bytes] | None
+    ack: tuple[str, str]
+    message_id: str
+    done: asyncio.Future[None]
+
+    def queue(self, pipe: Any, group: str) -> None:
+        _scripts.FINISH.queue(pipe, self.keys, self.args)
+        if self.reply is not None:
+            pipe.xadd(self.reply[0], {"data": self.reply[1]})
+        pipe.xack(self.ack[0], group, self.ack[1])
+
+
 class WorkerRunner:
     """Runs one :class:`GatewayWorker`: ``initialize()``, ``start()``, ``stop()``, ``release()``.
 
@@ -147,6 +165,8 @@ class WorkerRunner:
         self._initialized = False
         self._consume_task: asyncio.Task[None] | None = None
         self._timers: set[asyncio.Task[None]] = set()
+        self._ending: list[_EndWrite] = []
+        self._end_flusher: asyncio.Task[None] | None = None
         self.completed = 0
         self.failed = 0
 
@@ -344,22 +364,22 @@ class WorkerRunner:
                     parent_message_id=h.parent_message_id,
                     now=now,
                 )
-                await self.registry.start_script(
-                    keys=[
+                _scripts.START.queue(
+                    pipe,
+                    [
                         self.keys.session_registry(h.session_id),
                         self.keys.session_stream(h.session_id),
                     ],
-                    args=[
+                    [
                         h.message_id,
                         new_id("exec"),
                         worker_id,
                         now,
                         record,
-                        self.config.session_ttl_seconds,
+                        0,
                         entry_id,
                         stream,
                     ],
-                    client=pipe,
                 )
             results = await pipe.execute(raise_on_error=False)
         for (stream, entry_id, command), result in zip(starts, results, strict=True):
@@ -476,39 +496,69 @@ class WorkerRunner:
         summary: dict[str, Any] = {"status": status}
         if error:
             summary["error"] = error
-        for attempt in range(5):
-            try:
-                async with self.redis.pipeline(transaction=False) as pipe:
-                    await self.registry.finish_script(
-                        keys=[
-                            self.keys.session_registry(ctx.session_id),
-                            self.keys.session_stream(ctx.session_id),
-                        ],
-                        args=[
-                            ctx.execution_id,
-                            status,
-                            now_ms(),
-                            self.worker.worker_id,
-                            _json.encode(summary),
-                            self.config.session_stream_maxlen,
-                            self.config.session_ttl_seconds,
-                            *payloads,
-                        ],
-                        client=pipe,
+        reply = (
+            (self.keys.agent_stream(running.reply_to), self._reply_command(running, final))
+            if running.reply_to
+            else None
+        )
+        write = _EndWrite(
+            keys=[
+                self.keys.session_registry(ctx.session_id),
+                self.keys.session_stream(ctx.session_id),
+            ],
+            args=[
+                ctx.execution_id,
+                status,
+                now_ms(),
+                self.worker.worker_id,
+                _json.encode(summary),
+                self.config.session_stream_maxlen,
+                self.config.session_ttl_seconds,
+                *payloads,
+            ],
+            reply=reply,
+            ack=(running.stream, running.entry_id),
+            message_id=ctx.message_id,
+            done=asyncio.get_running_loop().create_future(),
+        )
+        self._ending.append(write)
+        if self._end_flusher is None or self._end_flusher.done():
+            self._end_flusher = asyncio.create_task(self._flush_ends())
+        await write.done
+
+    async def _flush_ends(self) -> None:
+        """Write the ends of every task that finished meanwhile in one pipelined round trip.
+
+        Under load, many tasks end in the same loop iteration and share one round trip;
+        alone, a task waits one loop iteration for company.
+        """
+        await asyncio.sleep(0)
+        while self._ending:
+            batch, self._ending = self._ending, []
+            for attempt in range(6):
+                try:
+                    async with self.redis.pipeline(transaction=False) as pipe:
+                        for write in batch:
+                            write.queue(pipe, self.config.consumer_group)
+                        results = await pipe.execute(raise_on_error=False)
+                    for item in results:
+                        if isinstance(item, Exception):
+                            log.error("ending a task failed: %s", item)
+                    break
+                except RedisError as exc:
+                    delay = 0.1 * 2**attempt
+                    log.warning(
+                        "could not end %d task(s) (%s); retrying in %.1fs", len(batch), exc, delay
                     )
-                    if running.reply_to:
-                        pipe.xadd(
-                            self.keys.agent_stream(running.reply_to),
-                            {"data": self._reply_command(running, final)},
-                        )
-                    pipe.xack(running.stream, self.config.consumer_group, running.entry_id)
-                    await pipe.execute()
-                return
-            except RedisError as exc:
-                delay = 0.1 * 2**attempt
-                log.warning("could not end %s (%s); retrying in %.1fs", ctx.message_id, exc, delay)
-                await asyncio.sleep(delay)
-        log.error("gave up ending %s: left pending for recovery", ctx.message_id)
+                    await asyncio.sleep(delay)
+            else:
+                log.error(
+                    "gave up ending %s: left pending for recovery",
+                    ", ".join(w.message_id for w in batch),
+                )
+            for write in batch:
+                if not write.done.done():
+                    write.done.set_result(None)
 
     def _reply_command(self, running: _Running, result: AgentTaskResult) -> bytes:
         """The Resume a called agent sends to its caller (SPEC §5 header rules)."""

@@ -1,0 +1,514 @@
+"""``byway bench``: end-to-end throughput and latency beside a raw redis-py floor.
+
+Two systems go through the same client harness, with the same number of worker processes:
+
+- **floor**: the least work for the round trip. The client XADDs ``{s, m}`` to one stream;
+  a floor worker process XREADGROUPs batches and, per entry, pipelines two XADDs to the
+  session stream (a final and an end entry) and the XACK.
+- **byway**: ``GatewayClient.send_message(require_online_worker=True)`` to a no-op
+  ``@agent`` served by ``byway worker`` processes; the client decodes the session's events
+  until it sees the task's ``finalAnswer``.
+
+The harness keeps K sessions busy (send, wait for the final event, send the next) with one
+reader doing ``XREAD BLOCK`` over every session stream, then runs one task at a time for
+latency (send → final event seen by the client). Both systems' workers stay up for the
+whole row and the phases alternate in rounds (floor, byway, floor, byway...), so a noisy
+machine slows both alike. Everything lives under a random sub-namespace, deleted at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import math
+import secrets
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, replace
+from typing import Any, Protocol
+
+import redis.asyncio as aioredis
+
+from byway.client import GatewayClient
+from byway.errors import BywayError, WorkerError
+from byway.protocol import EventType, decode_event, new_id
+from byway.settings import RedisSettings
+from byway.worker import agent
+
+__all__ = ["Result", "add_arguments", "main", "noop_agent"]
+
+FINAL_TIMEOUT_S = 30.0
+READY_TIMEOUT_S = 30.0
+FLOOR_GROUP = "floor"
+
+
+async def _noop(command: Any, context: Any) -> str:
+    return "ok"
+
+
+noop_agent = agent("bench")(_noop)
+"""The agent ``byway bench`` measures: answers "ok" at once."""
+
+
+def _log(message: str) -> None:
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+# -- the two systems ---------------------------------------------------------------------
+
+
+class _System(Protocol):
+    name: str
+    redis: aioredis.Redis
+
+    def stream_of(self, session: str) -> str: ...
+
+    async def send(self, session: str, token: str) -> None: ...
+
+    def is_final(self, fields: dict[bytes, bytes], token: str) -> bool: ...
+
+
+class _Floor:
+    name = "floor"
+
+    def __init__(self, redis: aioredis.Redis, prefix: str) -> None:
+        self.redis = redis
+        self.prefix = prefix
+        self.tasks = f"{prefix}:tasks"
+
+    def stream_of(self, session: str) -> str:
+        return f"{self.prefix}:session:{session}"
+
+    async def send(self, session: str, token: str) -> None:
+        await self.redis.xadd(self.tasks, {"s": self.stream_of(session), "m": token})
+
+    def is_final(self, fields: dict[bytes, bytes], token: str) -> bool:
+        return fields.get(b"t") == b"final" and fields.get(b"m") == token.encode()
+
+
+class _Byway:
+    name = "byway"
+
+    def __init__(self, client: GatewayClient, agent_type: str) -> None:
+        self.client = client
+        self.redis = client.redis
+        self.agent_type = agent_type
+
+    def stream_of(self, session: str) -> str:
+        return self.client.keys.session_stream(session)
+
+    async def send(self, session: str, token: str) -> None:
+        resp = await self.client.send_message(
+            self.agent_type, session, "ping", message_id=token, require_online_worker=True
+        )
+        resp.raise_for_status()
+
+    def is_final(self, fields: dict[bytes, bytes], token: str) -> bool:
+        event = decode_event(fields[b"data"])
+        return event.event_type == EventType.FINAL_ANSWER and event.message_id == token
+
+
+# -- the client harness (shared by both systems) -----------------------------------------
+
+_Waiting = dict[str, tuple[str, "asyncio.Future[float]"]]
+
+
+async def _read_loop(system: _System, last: dict[str, bytes | str], waiting: _Waiting) -> None:
+    """One XREAD BLOCK over every session stream; resolves each task's future on its final."""
+    while True:
+        reply: Any = await system.redis.xread(last, count=100, block=1000)  # type: ignore[arg-type]
+        seen = time.perf_counter()
+        for key_raw, entries in reply or ():
+            key = key_raw.decode()
+            for entry_id, fields in entries:
+                last[key] = entry_id
+                pending = waiting.get(key)
+                if pending is not None and system.is_final(fields, pending[0]):
+                    del waiting[key]
+                    if not pending[1].done():  # done: cancelled by a timeout or Ctrl-C
+                        pending[1].set_result(seen)
+
+
+async def _run_phase(system: _System, sessions: int, total: int) -> tuple[float, list[float]]:
+    """Run ``total`` tasks over ``sessions`` sequential sessions: (seconds, latencies in s)."""
+    names = [f"bench-{secrets.token_hex(6)}" for _ in range(sessions)]
+    last: dict[str, bytes | str] = {system.stream_of(n): "0-0" for n in names}
+    waiting: _Waiting = {}
+    latencies: list[float] = []
+    remaining = total
+    loop = asyncio.get_running_loop()
+
+    async def session_loop(name: str) -> None:
+        nonlocal remaining
+        key = system.stream_of(name)
+        while remaining > 0:
+            remaining -= 1
+            token = new_id("msg")
+            waiting[key] = (token, future := loop.create_future())
+            sent = time.perf_counter()
+            await system.send(name, token)
+            try:  # not wait_for: on 3.11 it can swallow a cancel (Ctrl-C) racing the result
+                async with asyncio.timeout(FINAL_TIMEOUT_S):
+                    seen = await future
+            except TimeoutError:
+                raise WorkerError(
+                    f"{system.name}: no final event for {token} within {FINAL_TIMEOUT_S:.0f}s"
+                ) from None
+            latencies.append(seen - sent)
+
+    reader = asyncio.create_task(_read_loop(system, last, waiting))
+    started = time.perf_counter()
+    try:
+        async with asyncio.TaskGroup() as group:
+            for name in names:
+                group.create_task(session_loop(name))
+    except BaseExceptionGroup as exc:
+        raise exc.exceptions[0] from None
+    finally:
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reader
+    return time.perf_counter() - started, latencies
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """One system's numbers in one row (throughput: median over the rounds)."""
+
+    throughput: float
+    p50_ms: float
+    p99_ms: float
+
+
+def _percentile_ms(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return 1000 * ordered[max(0, min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1))]
+
+
+async def _measure(systems: list[_System], args: argparse.Namespace) -> dict[str, Result]:
+    """Warm up, then alternate the systems' throughput and latency phases in rounds."""
+    rounds = args.rounds
+    rates: dict[str, list[float]] = {s.name: [] for s in systems}
+    latencies: dict[str, list[float]] = {s.name: [] for s in systems}
+    for system in systems:
+        if args.warmup:
+            _log(f"{system.name}: warm-up ({args.warmup} tasks)")
+            await _run_phase(system, args.concurrency, args.warmup)
+    for r in range(1, rounds + 1):
+        for system in systems:
+            tasks = args.tasks // rounds + (r <= args.tasks % rounds)
+            elapsed, _ = await _run_phase(system, args.concurrency, tasks)
+            rates[system.name].append(tasks / elapsed)
+            _log(
+                f"round {r}/{rounds} {system.name} throughput phase: {tasks} tasks, "
+                f"{args.concurrency} sessions: {tasks / elapsed:.0f} tasks/s"
+            )
+    for r in range(1, rounds + 1):
+        for system in systems:
+            tasks = args.latency_tasks // rounds + (r <= args.latency_tasks % rounds)
+            _, phase = await _run_phase(system, 1, tasks)
+            latencies[system.name] += phase
+            _log(
+                f"round {r}/{rounds} {system.name} latency phase: {tasks} tasks one at a time: "
+                f"p50 {_percentile_ms(phase, 0.5):.2f} ms"
+            )
+    return {
+        name: Result(
+            statistics.median(rates[name]),
+            _percentile_ms(latencies[name], 0.50),
+            _percentile_ms(latencies[name], 0.99),
+        )
+        for name in rates
+    }
+
+
+# -- worker processes --------------------------------------------------------------------
+
+
+def _spawn(
+    stack: contextlib.AsyncExitStack, argv: list[str], n: int
+) -> list[subprocess.Popen[bytes]]:
+    """Start ``n`` processes of ``argv``, stopped (by pid) when ``stack`` closes.
+
+    Each gets its own session, so a Ctrl-C in the terminal reaches only the bench, which
+    then stops them with one SIGTERM each.
+    """
+    procs = [
+        subprocess.Popen(argv, stdout=subprocess.DEVNULL, start_new_session=True) for _ in range(n)
+    ]
+    stack.callback(_stop, procs)
+    return procs
+
+
+def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM each process by its pid, then kill the ones still running after 10 s."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    for proc in procs:
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+async def _wait_ready(
+    what: str, procs: list[subprocess.Popen[bytes]], count_ready: Callable[[], Awaitable[int]]
+) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while (ready := await count_ready()) < len(procs):
+        if any(p.poll() is not None for p in procs):
+            raise WorkerError(f"{what}: a worker process exited during startup")
+        if time.monotonic() > deadline:
+            raise WorkerError(f"{what}: only {ready} of {len(procs)} workers came up")
+        await asyncio.sleep(0.05)
+
+
+async def _start_floor(
+    stack: contextlib.AsyncExitStack,
+    settings: RedisSettings,
+    url: str,
+    workers: int,
+    args: argparse.Namespace,
+) -> _Floor:
+    redis = settings.client()
+    stack.push_async_callback(redis.aclose)
+    floor = _Floor(redis, f"{settings.namespace}:floor:w{workers}")
+    await redis.xgroup_create(floor.tasks, FLOOR_GROUP, id="0", mkstream=True)
+    _log(f"floor: starting {workers} worker process(es)")
+    procs = _spawn(
+        stack,
+        [
+            sys.executable,
+            "-m",
+            "byway.bench",
+            "--floor-worker",
+            url,
+            floor.tasks,
+            str(args.fetch_count),
+        ],
+        workers,
+    )
+
+    async def consumers() -> int:
+        return len(await redis.xinfo_consumers(floor.tasks, FLOOR_GROUP))
+
+    await _wait_ready("floor", procs, consumers)
+    return floor
+
+
+async def _start_byway(
+    stack: contextlib.AsyncExitStack,
+    settings: RedisSettings,
+    url: str,
+    workers: int,
+    args: argparse.Namespace,
+) -> _Byway:
+    client = GatewayClient(settings=settings)
+    stack.push_async_callback(client.close)
+    agent_type = f"bench-{secrets.token_hex(4)}"
+    _log(f"byway: starting {workers} worker process(es) for agent type {agent_type}")
+    procs = _spawn(
+        stack,
+        [
+            sys.executable,
+            "-m",
+            "byway",
+            "--log-level",
+            "WARNING",
+            "worker",
+            "byway.bench:noop_agent",
+            "--agent-type",
+            agent_type,
+            "--redis-url",
+            url,
+            "--namespace",
+            settings.namespace,
+            "--key-schema",
+            settings.schema,
+            "--fetch-count",
+            str(args.fetch_count),
+            "--concurrency",
+            str(max(50, args.concurrency)),
+        ],
+        workers,
+    )
+
+    async def online() -> int:
+        return sum(agent_type in w.agent_types for w in await client.registry.list_workers())
+
+    await _wait_ready("byway", procs, online)
+    return _Byway(client, agent_type)
+
+
+# -- the floor worker (a separate process: python -m byway.bench --floor-worker ...) -----
+
+
+async def _floor_worker(url: str, stream: str, count: int) -> None:
+    redis = aioredis.Redis.from_url(url, max_connections=64)
+    consumer = f"floor-{secrets.token_hex(4)}"
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    inflight: set[asyncio.Task[None]] = set()
+
+    async def finish(entry_id: bytes, fields: dict[bytes, bytes]) -> None:
+        session, token = fields[b"s"], fields[b"m"]
+        async with redis.pipeline(transaction=False) as pipe:
+            pipe.xadd(session, {"t": b"final", "m": token})
+            pipe.xadd(session, {"t": b"end", "m": token})
+            pipe.xack(stream, FLOOR_GROUP, entry_id)
+            await pipe.execute()
+
+    await redis.xgroup_createconsumer(stream, FLOOR_GROUP, consumer)  # = ready
+    while not stop.is_set():
+        reply: Any = await redis.xreadgroup(FLOOR_GROUP, consumer, {stream: ">"}, count, block=500)
+        for _, entries in reply or ():
+            for entry_id, fields in entries:
+                task = asyncio.create_task(finish(entry_id, fields))
+                inflight.add(task)
+                task.add_done_callback(inflight.discard)
+    if inflight:
+        await asyncio.wait(inflight, timeout=5)
+    await redis.aclose()
+
+
+# -- command -----------------------------------------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``byway bench`` (the Redis options are added by the CLI)."""
+    add = parser.add_argument
+    add(
+        "--workers",
+        default="1",
+        metavar="N[,N...]",
+        help="worker processes, one row per count: 1,2 runs both (default 1)",
+    )
+    add("--tasks", type=int, default=3000, help="throughput-phase tasks per system (3000)")
+    add("--concurrency", type=int, default=32, help="sessions in the throughput phase (32)")
+    add(
+        "--latency-tasks",
+        type=int,
+        default=500,
+        help="latency-phase tasks per system, one at a time (500)",
+    )
+    add("--warmup", type=int, default=200, help="warm-up tasks per system and row (200)")
+    add(
+        "--rounds",
+        type=int,
+        default=3,
+        help="alternate floor and byway in this many rounds per phase (3)",
+    )
+    add(
+        "--fetch-count",
+        type=int,
+        default=10,
+        help="entries per worker read, floor and byway alike (10)",
+    )
+    add("--json", action="store_true", help="print the results as JSON")
+
+
+def _worker_counts(raw: str) -> list[int]:
+    parts = [part.strip() for part in raw.split(",")]
+    if not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise BywayError(f"--workers: expected positive integers like 1 or 1,2, got {raw!r}")
+    return [int(p) for p in parts]
+
+
+async def _bench(
+    args: argparse.Namespace, settings: RedisSettings, counts: list[int]
+) -> list[dict[str, Any]]:
+    url = settings.resolved_url()
+    rows: list[dict[str, Any]] = []
+    if this := asyncio.current_task():  # SIGTERM: stop the workers and delete keys all the same
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, this.cancel)
+    try:
+        for workers in counts:
+            _log(f"--- {workers} worker process(es) each ---")
+            async with contextlib.AsyncExitStack() as stack:
+                floor = await _start_floor(stack, settings, url, workers, args)
+                byway = await _start_byway(stack, settings, url, workers, args)
+                results = await _measure([floor, byway], args)
+            f, b = results["floor"], results["byway"]
+            rows.append(
+                {
+                    "workers": workers,
+                    "floor": asdict(f),
+                    "byway": asdict(b),
+                    "throughput_ratio": b.throughput / f.throughput,
+                    "p50_ratio": b.p50_ms / f.p50_ms,
+                }
+            )
+    finally:
+        await _cleanup(settings)
+    return rows
+
+
+async def _cleanup(settings: RedisSettings) -> None:
+    """Delete every key of this run's random namespace (floor keys included)."""
+    redis = settings.client()
+    try:
+        keys = [key async for key in redis.scan_iter(match=f"{settings.namespace}:*", count=1000)]
+        for i in range(0, len(keys), 500):
+            await redis.delete(*keys[i : i + 500])
+    finally:
+        await redis.aclose()
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    lines = [f"{'workers':<9}{'system':<8}{'tasks/s':<9}{'p50 ms':<8}p99 ms"]
+    for row in rows:
+        n = str(row["workers"])
+        for name in ("floor", "byway"):
+            tput, p50, p99 = (row[name][k] for k in ("throughput", "p50_ms", "p99_ms"))
+            lines.append(f"{n:<9}{name:<8}{tput:<9.0f}{p50:<8.2f}{p99:.2f}")
+        lines.append(f"{n:<9}{'ratio':<8}{row['throughput_ratio']:<9.2f}{row['p50_ratio']:.2f}")
+    return "\n".join(lines)
+
+
+def main(args: argparse.Namespace, settings: RedisSettings) -> int:
+    """Run the benchmark under a random sub-namespace of ``settings.namespace``."""
+    for name in ("tasks", "concurrency", "latency_tasks", "rounds", "fetch_count"):
+        if getattr(args, name) <= 0:
+            raise BywayError(f"--{name.replace('_', '-')}: expected a positive integer")
+    if args.warmup < 0:
+        raise BywayError("--warmup: expected zero or more")
+    if args.tasks < args.rounds or args.latency_tasks < args.rounds:
+        raise BywayError("--tasks and --latency-tasks: expected at least one task per round")
+    counts = _worker_counts(args.workers)
+    settings = replace(settings, namespace=f"{settings.namespace}:bench-{secrets.token_hex(4)}")
+    _log(f"redis {settings.describe()}, namespace {settings.namespace}")
+    try:
+        rows = asyncio.run(_bench(args, settings, counts))
+    except asyncio.CancelledError:
+        _log("stopped by SIGTERM")
+        return 143
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "namespace": settings.namespace,
+                    "tasks": args.tasks,
+                    "concurrency": args.concurrency,
+                    "latency_tasks": args.latency_tasks,
+                    "rounds": args.rounds,
+                    "rows": rows,
+                },
+                indent=2,
+            )
+        )
+    else:
+        print(_table(rows))
+    return 0
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["--floor-worker"]:
+    asyncio.run(_floor_worker(sys.argv[2], sys.argv[3], int(sys.argv[4])))
