@@ -11,7 +11,6 @@ import contextlib
 import os
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -22,6 +21,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from byway import GatewayClient, GatewayWorker, RedisSettings, RunnerConfig, WorkerRunner
+from byway.app import worker_command
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -123,20 +123,7 @@ def spawn_worker(
     target: str, settings: RedisSettings, *args: str, worker_id: str | None = None
 ) -> subprocess.Popen[bytes]:
     """Start ``byway worker TARGET`` in its own process (stopped by the caller, by PID)."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "byway",
-        "--log-level",
-        "WARNING",
-        "worker",
-        target,
-        "--redis-url",
-        settings.resolved_url(),
-        "--namespace",
-        settings.namespace,
-        *args,
-    ]
+    cmd = worker_command(target, settings, *args)
     if worker_id:
         cmd += ["--worker-id", worker_id]
     env = {

@@ -15,7 +15,7 @@ from byway.runner import RunnerConfig, WorkerRunner
 from byway.settings import RedisSettings
 from byway.worker import FunctionWorker, GatewayWorker
 
-__all__ = ["load_worker", "run_worker", "serve"]
+__all__ = ["load_worker", "run_worker", "serve", "worker_command"]
 
 log = logging.getLogger("byway.worker")
 
@@ -84,6 +84,19 @@ def load_worker(
         f"worker: {target!r} is a {type(obj).__name__}; expected a GatewayWorker subclass or "
         "instance, or a function decorated with @byway.agent(...)"
     )
+
+
+def worker_command(target: str, settings: RedisSettings, *extra: str) -> list[str]:
+    """The argv that runs ``byway worker TARGET`` in a new process on ``settings``' Redis.
+
+    The Redis URL is resolved first, so a child of a process that uses the embedded
+    server attaches to the same one.
+    """
+    return [
+        sys.executable, "-m", "byway", "--log-level", "WARNING", "worker", target,
+        "--redis-url", settings.resolved_url(), "--namespace", settings.namespace,
+        "--key-schema", settings.schema, *extra,
+    ]  # fmt: skip
 
 
 async def serve(

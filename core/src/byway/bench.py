@@ -35,6 +35,7 @@ from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 
+from byway.app import worker_command
 from byway.client import GatewayClient
 from byway.errors import BywayError, WorkerError
 from byway.protocol import EventType, decode_event, new_id
@@ -318,27 +319,16 @@ async def _start_byway(
     _log(f"byway: starting {workers} worker process(es) for agent type {agent_type}")
     procs = _spawn(
         stack,
-        [
-            sys.executable,
-            "-m",
-            "byway",
-            "--log-level",
-            "WARNING",
-            "worker",
+        worker_command(
             "byway.bench:noop_agent",
+            settings,
             "--agent-type",
             agent_type,
-            "--redis-url",
-            url,
-            "--namespace",
-            settings.namespace,
-            "--key-schema",
-            settings.schema,
             "--fetch-count",
             str(args.fetch_count),
             "--concurrency",
             str(max(50, args.concurrency)),
-        ],
+        ),
         workers,
     )
 

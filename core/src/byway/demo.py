@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import signal
 import subprocess
 import sys
 import time
 import uuid
 
+from byway.app import worker_command
 from byway.cli import render_event
 from byway.client import GatewayClient
 from byway.context import AgentContext
@@ -88,24 +88,9 @@ def main(args: argparse.Namespace, settings: RedisSettings) -> int:
     agent_type = f"assistant-{uuid.uuid4().hex[:6]}"
     print(f"redis: {settings.describe()} ({url})", file=sys.stderr)
     worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "byway",
-            "--log-level",
-            "WARNING",
-            "worker",
-            "byway.demo:assistant",
-            "--agent-type",
-            agent_type,
-            "--redis-url",
-            url,
-            "--namespace",
-            settings.namespace,
-            "--drain-timeout",
-            "5",
-        ],
-        env={**os.environ},
+        worker_command(
+            "byway.demo:assistant", settings, "--agent-type", agent_type, "--drain-timeout", "5"
+        )
     )
     try:
         return asyncio.run(_run(args, settings, agent_type, worker))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 import time
 import uuid
-from typing import Any, Literal, TypeAlias
+from typing import Any, TypeAlias
 
 import msgspec
 
@@ -444,5 +444,3 @@ class AgentTaskResult(msgspec.Struct, frozen=True, kw_only=True):
     metadata: dict[str, Any] = msgspec.field(default_factory=dict)
     extra_payload: dict[str, Any] = msgspec.field(default_factory=dict)
 
-
-CancelModeLiteral = Literal["graceful", "force"]

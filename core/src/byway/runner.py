@@ -19,7 +19,7 @@ import logging
 import os
 import signal
 import socket
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -95,8 +95,6 @@ class _Running:
     is_root: bool
     reply_to: str  # caller's agent type when another agent waits for this one
     task: asyncio.Task[None] | None = None
-    cancel_mode: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
