@@ -14,14 +14,17 @@ from byway.errors import (
     BywayError,
     ConfigurationError,
     ConnectionError,
+    LimitExceededError,
     NoOnlineWorkerError,
     ProtocolError,
     RoutingError,
+    SessionBusyError,
     TaskCancelledError,
     TaskError,
     WorkerError,
     WorkerIdInUseError,
 )
+from byway.flow import CancelOutcome
 from byway.keys import Keys
 from byway.protocol import (
     ActionType,
@@ -58,6 +61,7 @@ __all__ = [
     "AskUserEvent",
     "BywayError",
     "CancelMode",
+    "CancelOutcome",
     "CancelTaskCommand",
     "ClientInterceptor",
     "Command",
@@ -69,6 +73,7 @@ __all__ = [
     "GatewayClient",
     "GatewayWorker",
     "Keys",
+    "LimitExceededError",
     "MessageHeader",
     "NoOnlineWorkerError",
     "ProtocolError",
@@ -78,6 +83,7 @@ __all__ = [
     "RoutingError",
     "RunnerConfig",
     "SendMessageResponse",
+    "SessionBusyError",
     "StateChangeEvent",
     "StreamChunkEvent",
     "TaskCancelledError",

@@ -22,14 +22,13 @@ from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 
-from byway import _scripts
-from byway.errors import ConfigurationError, NoOnlineWorkerError
+from byway.errors import ConfigurationError, NoOnlineWorkerError, SessionBusyError
+from byway.flow import STRATEGIES, CancelOutcome, Flow
 from byway.keys import Keys
 from byway.protocol import (
     AgentState,
     AskAgentCommand,
     CancelMode,
-    CancelTaskCommand,
     Command,
     Content,
     Event,
@@ -41,7 +40,7 @@ from byway.protocol import (
     new_id,
     now_ms,
 )
-from byway.registry import WorkerRegistry, new_record
+from byway.registry import WorkerRegistry
 from byway.settings import RedisSettings
 
 __all__ = ["ClientInterceptor", "GatewayClient", "SendMessageResponse"]
@@ -75,9 +74,13 @@ class SendMessageResponse:
     stream_entry_id: str = ""
     error: str = ""
     error_code: str = ""
+    #: sent | queued (waits for the session's running task) | interrupt
+    disposition: str = ""
 
     def raise_for_status(self) -> SendMessageResponse:
         if not self.success:
+            if self.error_code == "SESSION_BUSY":
+                raise SessionBusyError(self.error)
             raise NoOnlineWorkerError(self.error)
         return self
 
@@ -117,6 +120,12 @@ class GatewayClient:
         self.keys: Keys = self.settings.keys
         self.registry = WorkerRegistry(self.redis, self.keys)
         self.stream_maxlen = stream_maxlen
+        self.flow = Flow(
+            self.redis,
+            self.keys,
+            record_ttl_s=self.registry.record_ttl_s,
+            stream_maxlen=stream_maxlen,
+        )
         self._interceptors: list[ClientInterceptor | Callable[[Command], Awaitable[Command]]] = []
 
     @classmethod
@@ -169,13 +178,22 @@ class GatewayClient:
         wait_for_reply: bool = False,
         message_id: str | None = None,
         trace_id: str | None = None,
+        multitask_strategy: str | None = None,
     ) -> SendMessageResponse:
         """Queue an AskAgent for ``target_agent_type`` in ``session_id``.
 
         With ``target_worker_id`` the command goes to that worker's own stream instead of
         the agent type's queue. With ``require_online_worker`` (default) the message is
-        refused unless a live worker can take it.
+        refused unless a live worker can take it. While the session runs another root
+        task, ``multitask_strategy`` (default: the agent type's, else ``enqueue``) decides:
+        ``enqueue`` runs it afterwards, ``reject`` refuses it (``SESSION_BUSY``),
+        ``interrupt`` cancels the running task and runs this one next.
         """
+        if multitask_strategy is not None and multitask_strategy not in STRATEGIES:
+            raise ConfigurationError(
+                f"multitask_strategy: expected one of {', '.join(STRATEGIES)}, "
+                f"got {multitask_strategy!r}"
+            )
         _check_id("target_agent_type", target_agent_type)
         _check_id("session_id", session_id)
         if target_worker_id is not None:
@@ -204,6 +222,7 @@ class GatewayClient:
             command,
             target_worker_id=target_worker_id,
             require_online_worker=require_online_worker,
+            multitask_strategy=multitask_strategy or "",
         )
 
     async def send_command(
@@ -212,6 +231,7 @@ class GatewayClient:
         *,
         target_worker_id: str | None = None,
         require_online_worker: bool = True,
+        multitask_strategy: str = "",
     ) -> SendMessageResponse:
         """Send any command: to ``target_worker_id``'s stream or its agent type's queue."""
         command = await self._intercept(command)
@@ -227,70 +247,73 @@ class GatewayClient:
         check_in_script = require_online_worker and is_ask and self.keys.schema == "v1"
         if require_online_worker and not check_in_script:
             if await self.registry.find_online_worker(agent_type, worker) is None:
-                return self._refused(command, worker)
+                return self._refused(command, worker, "")
         stream = (
             self.keys.worker_stream(target_worker_id)
             if target_worker_id
             else self.keys.agent_stream(agent_type)
         )
         now = now_ms()
-        execution_id = ""
-        if is_ask:
-            execution_id = new_id("exec")
-            record = new_record(
-                execution_id=execution_id,
-                message_id=header.message_id,
-                session_id=header.session_id,
-                trace_id=header.trace_id,
-                status=AgentState.QUEUED,
-                target_agent_type=agent_type,
-                source_agent_type=header.source_agent_type,
-                parent_message_id=header.parent_message_id,
-                now=now,
-            )
-            reply: Any = await _scripts.SEND.run(
-                self.redis,
-                [
-                    stream,
-                    self.keys.session_registry(header.session_id),
-                    self.keys.agent_type_workers(agent_type),
-                ],
-                [
-                    encode_command(command),
-                    execution_id,
-                    header.message_id,
-                    record,
-                    self.registry.record_ttl_s,
-                    self.stream_maxlen,
-                    self.keys.worker_online("") if check_in_script else "",
-                    worker,
-                ],
-            )
-            if reply[0] == 0:
-                return self._refused(command, worker)
-            entry, execution_id = reply[0], reply[1].decode()
-        else:
-            entry = await self.redis.xadd(
+        if not isinstance(command, AskAgentCommand):
+            entry: Any = await self.redis.xadd(
                 stream,
                 {"data": encode_command(command)},
                 maxlen=self.stream_maxlen,
                 approximate=True,
+            )
+            return SendMessageResponse(
+                success=True,
+                message_id=header.message_id,
+                trace_id=header.trace_id,
+                session_id=header.session_id,
+                target_worker_id=worker,
+                timestamp=now,
+                status=AgentState.QUEUED,
+                stream_entry_id=entry.decode(),
+                disposition="sent",
+            )
+        root = not header.source_agent_type and not header.parent_message_id
+        sent = await self.flow.send(
+            command,
+            stream=stream,
+            root=root,
+            strategy=multitask_strategy,
+            check_online=check_in_script,
+            target_worker=worker,
+        )
+        if not sent.accepted:
+            return self._refused(command, worker, sent.error_code, sent.holder)
+        if sent.disposition == "interrupt":
+            await self.flow.cancel_tree(
+                header.session_id,
+                sent.holder,
+                reason=f"interrupted by {header.message_id}",
+                requested_by="client",
             )
         return SendMessageResponse(
             success=True,
             message_id=header.message_id,
             trace_id=header.trace_id,
             session_id=header.session_id,
-            target_worker_id=target_worker_id or "",
+            target_worker_id=worker,
             timestamp=now,
             status=AgentState.QUEUED,
-            execution_id=execution_id,
-            stream_entry_id=entry.decode(),
+            execution_id=sent.execution_id,
+            stream_entry_id=sent.entry_id,
+            disposition=sent.disposition,
         )
 
-    def _refused(self, command: Command, worker: str) -> SendMessageResponse:
+    def _refused(
+        self, command: Command, worker: str, code: str, holder: str = ""
+    ) -> SendMessageResponse:
         header = command.header
-        if worker:
+        if code == "SESSION_BUSY":
+            error = (
+                f"session_id: session {header.session_id!r} is running message {holder!r} and "
+                "its multitask strategy is 'reject'; wait for it to end, cancel it, or send "
+                "with multitask_strategy='enqueue' or 'interrupt'"
+            )
+        elif worker:
             code, error = "WORKER_NOT_ONLINE", f"target_worker_id: worker {worker!r} is not online"
         else:
             code = "AGENT_TYPE_UNAVAILABLE"
@@ -357,8 +380,14 @@ class GatewayClient:
         session_id: str,
         reason: str | None = None,
         cancel_mode: CancelMode | str = CancelMode.GRACEFUL,
-    ) -> SendMessageResponse:
-        """Ask the worker running ``message_id`` to stop it."""
+    ) -> CancelOutcome:
+        """Cancel ``message_id`` and, breadth-first, every task it started.
+
+        Queued tasks never start; waiting ones end now; running ones stop (graceful: the
+        handler's ``check_cancelled`` raises, and after the worker's grace period the
+        handler is cancelled; force: at once). A caller waiting on the cancelled task is
+        resumed with CANCELLED. Returns what was reached (ended tasks are not listed).
+        """
         _check_id("message_id", message_id)
         _check_id("session_id", session_id)
         try:
@@ -367,30 +396,22 @@ class GatewayClient:
             raise ConfigurationError(
                 f"cancel_mode: expected 'graceful' or 'force', got {cancel_mode!r}"
             ) from None
-        record = await self.registry.get_execution_by_message(session_id, message_id)
-        if record is None:
+        if await self.registry.get_execution_by_message(session_id, message_id) is None:
             raise ConfigurationError(
                 f"message_id: no execution of {message_id!r} in session {session_id!r}"
             )
-        command = CancelTaskCommand(
-            header=MessageHeader(
-                message_id=new_id("msg-cancel"),
-                session_id=session_id,
-                trace_id=record.trace_id or uuid.uuid4().hex,
-                target_agent_type=record.target_agent_type,
-            ),
-            target_message_id=message_id,
-            target_execution_id=record.execution_id,
-            target_worker_id=record.worker_id,
-            reason=reason or "",
-            requested_by="client",
-            cancel_mode=mode,
+        return await self.flow.cancel_tree(
+            session_id, message_id, reason=reason or "cancelled", mode=mode
         )
-        if record.worker_id:
-            return await self.send_command(
-                command, target_worker_id=record.worker_id, require_online_worker=False
-            )
-        return await self.send_command(command, require_online_worker=False)
+
+    async def cancel_session(
+        self, session_id: str, reason: str | None = None, cancel_mode: CancelMode | str = "graceful"
+    ) -> CancelOutcome:
+        """Cancel every task of the session, and the messages queued behind them."""
+        _check_id("session_id", session_id)
+        return await self.flow.cancel_tree(
+            session_id, "", reason=reason or "session cancelled", mode=CancelMode(cancel_mode)
+        )
 
     # -- reading ---------------------------------------------------------------------------
 

@@ -4,25 +4,58 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from byway import events
-from byway.errors import TaskCancelledError
+from byway.errors import (
+    ConfigurationError,
+    LimitExceededError,
+    NoOnlineWorkerError,
+    TaskCancelledError,
+)
+from byway.flow import DEPTH_KEY
 from byway.protocol import (
+    AgentState,
     ArtifactEvent,
     AskAgentCommand,
+    AskUserEvent,
     Command,
+    Content,
     EventType,
+    MessageHeader,
     StateChangeEvent,
     StreamChunkEvent,
+    new_id,
 )
 
 if TYPE_CHECKING:
     from byway.runner import WorkerRunner
 
-__all__ = ["AgentContext"]
+__all__ = ["AgentContext", "Suspension"]
 
 log = logging.getLogger("byway.task")
+
+#: The largest ``context.state`` (encoded) that survives a suspension.
+MAX_STATE_BYTES = 64 * 1024
+
+
+@dataclass(slots=True)
+class Suspension:
+    """What a handler decided to wait for; the runner records it when the handler returns."""
+
+    status: str  # WAITING_AGENT | WAITING_USER
+    timeout: float | None = None
+    children: list[AskAgentCommand] = field(default_factory=list)
+    group_id: str = ""
+    question: AskUserEvent | None = None
+
+    @property
+    def child_ids(self) -> list[str]:
+        return [c.header.message_id for c in self.children]
 
 
 class AgentContext:
@@ -41,8 +74,11 @@ class AgentContext:
         *,
         execution_id: str,
         agent_type: str,
+        record: dict[str, Any] | None = None,
+        state: dict[str, Any] | None = None,
     ) -> None:
         header = command.header
+        origin = record or {}
         self._runner = runner
         self.command = command
         self.execution_id = execution_id
@@ -50,11 +86,23 @@ class AgentContext:
         self.session_id = header.session_id
         self.trace_id = header.trace_id
         self.message_id = header.message_id
-        self.parent_message_id = header.parent_message_id
-        self.user_code = header.user_code
+        # a resumed execution keeps the identity of the ask that started it
+        self.parent_message_id = str(origin.get("parent_message_id", header.parent_message_id))
+        self.task_group_id = str(origin.get("task_group_id", header.task_group_id))
+        self.user_code = str(origin.get("user_code") or header.user_code)
+        source = str(origin.get("source_agent_type", header.source_agent_type) or "")
+        #: the caller's agent type when another agent waits for this task's reply
+        self.reply_to = "" if source == "client" else source
+        self.is_root = not self.reply_to and not self.parent_message_id
+        self.depth = int(origin.get("depth", header.metadata.get(DEPTH_KEY, 0)) or 0)
         self.worker_id = runner.worker.worker_id
-        #: set when a called agent (not a root task) runs: its chunks are reasoning logs
-        self.is_sub_agent = isinstance(command, AskAgentCommand) and bool(header.source_agent_type)
+        #: called by another agent (not a root task): its chunks are reasoning logs
+        self.is_sub_agent = bool(self.reply_to) or (
+            isinstance(command, AskAgentCommand) and bool(header.source_agent_type)
+        )
+        #: a small JSON object that survives suspensions of this execution
+        self.state: dict[str, Any] = dict(state or {})
+        self.suspension: Suspension | None = None
         self.cancel_event = asyncio.Event()
         self.cancel_reason = ""
         self.logger = logging.LoggerAdapter(
@@ -117,3 +165,179 @@ class AgentContext:
         """
         if self.cancel_event.is_set():
             raise TaskCancelledError(self.cancel_reason or "task cancelled")
+
+    # -- other agents and the user -------------------------------------------------------
+
+    def _child(
+        self,
+        target_agent_type: str,
+        content: Content,
+        *,
+        wait: bool,
+        payload: dict[str, Any] | None,
+        metadata: dict[str, Any] | None,
+        group_id: str = "",
+    ) -> AskAgentCommand:
+        if not isinstance(target_agent_type, str) or not target_agent_type:
+            raise ConfigurationError(
+                f"target_agent_type: expected an agent type, got {target_agent_type!r}"
+            )
+        if not (isinstance(content, str) and content.strip()) and not (
+            isinstance(content, list) and content
+        ):
+            raise ConfigurationError(
+                f"content: expected a non-empty string or list of message objects, got {content!r}"
+            )
+        if payload is not None and not isinstance(payload, dict):
+            raise ConfigurationError(f"payload: expected a dict, got {type(payload).__name__}")
+        depth = self.depth + 1
+        limit = self._runner.config.max_call_depth
+        if depth > limit:
+            raise LimitExceededError(
+                f"call depth {depth} exceeds max_call_depth={limit} "
+                f"({self.current_agent_id} → {target_agent_type}); is the call tree recursing?"
+            )
+        return AskAgentCommand(
+            header=MessageHeader(
+                message_id=new_id("msg"),
+                session_id=self.session_id,
+                trace_id=self.trace_id,
+                source_agent_type=self.current_agent_id if wait else "",
+                target_agent_type=target_agent_type,
+                parent_message_id=self.message_id,
+                task_group_id=group_id,
+                user_code=self.user_code,
+                metadata={**(metadata or {}), DEPTH_KEY: depth},
+            ),
+            content=content,
+            wait_for_reply=wait,
+            extra_payload=dict(payload or {}),
+        )
+
+    def _claim_wait(self) -> None:
+        if self.suspension is not None:
+            raise ConfigurationError(
+                "this task already waits for a reply; call several agents with "
+                "dispatch_group(), or return and continue when resumed"
+            )
+
+    async def _require_online(self, agent_types: Sequence[str]) -> None:
+        for agent_type in dict.fromkeys(agent_types):
+            if await self._runner.registry.find_online_worker(agent_type) is None:
+                raise NoOnlineWorkerError(
+                    f"target_agent_type: no online worker serves {agent_type!r}"
+                )
+
+    async def call_agent(
+        self,
+        target_agent_type: str,
+        content: Content,
+        wait_for_reply: bool = True,
+        timeout: float | None = None,
+        payload: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Ask another agent. With ``wait_for_reply`` this task suspends when the handler
+        returns (its slot is freed) and ``process_command`` runs again, on any worker,
+        with a :class:`ResumeCommand` carrying the callee's status, content and
+        reply_data — or status ``TIMEOUT`` after ``timeout`` seconds.
+        """
+        command = self._child(
+            target_agent_type, content, wait=wait_for_reply, payload=payload, metadata=metadata
+        )
+        await self._require_online([target_agent_type])
+        mid = command.header.message_id
+        if not wait_for_reply:
+            await self._runner.flow.send(
+                command, stream=self._runner.keys.agent_stream(target_agent_type), root=False
+            )
+            return {"status": AgentState.QUEUED, "message_id": mid}
+        self._claim_wait()
+        self.suspension = Suspension(AgentState.WAITING_AGENT, timeout, [command])
+        return {"status": AgentState.WAITING_AGENT, "message_id": mid}
+
+    async def dispatch_group(
+        self,
+        tasks: Sequence[dict[str, Any]],
+        wait_for_reply: bool = True,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        """Fan out ``tasks`` (each ``{"target_agent_type", "content", "payload"?}``).
+
+        With ``wait_for_reply`` this task suspends when the handler returns and resumes
+        once, when every child has finished, with ``reply_data`` = the children's results
+        in task order (each ``{"message_id", "target_agent_type", "status", "content",
+        "reply_data", "error"?}``). Without, poll with :meth:`collect_group_results`.
+        """
+        if not isinstance(tasks, Sequence) or not tasks:
+            raise ConfigurationError("tasks: expected a non-empty list of task dicts")
+        limit = self._runner.config.max_fanout
+        if len(tasks) > limit:
+            raise LimitExceededError(f"tasks: {len(tasks)} exceeds max_fanout={limit}")
+        group_id = new_id("tg")
+        children = []
+        for i, task in enumerate(tasks):
+            if not isinstance(task, dict) or "target_agent_type" not in task:
+                raise ConfigurationError(
+                    f"tasks[{i}]: expected a dict with target_agent_type and content, got {task!r}"
+                )
+            children.append(
+                self._child(
+                    task["target_agent_type"],
+                    task.get("content", ""),
+                    wait=wait_for_reply,
+                    payload=task.get("payload", task.get("extra_payload")),
+                    metadata=task.get("metadata"),
+                    group_id=group_id,
+                )
+            )
+        await self._require_online([c.header.target_agent_type for c in children])
+        dispatched = [
+            {"message_id": c.header.message_id, "target_agent_type": c.header.target_agent_type}
+            for c in children
+        ]
+        if wait_for_reply:
+            self._claim_wait()
+            self.suspension = Suspension(
+                AgentState.WAITING_AGENT, timeout, children, group_id=group_id
+            )
+            status: str = AgentState.WAITING_AGENT
+        else:
+            await self._runner.send_group(self, group_id, children, caller_waits=False)
+            status = "GROUP_QUEUED"
+        return {"status": status, "task_group_id": group_id, "dispatched_tasks": dispatched}
+
+    async def collect_group_results(
+        self, group_id: str, timeout: float = 30.0
+    ) -> list[dict[str, Any]]:
+        """The group's results in task order, polling until all are in or ``timeout``;
+        children still running then are listed with status ``PENDING``."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            order, results = await self._runner.flow.group_results(group_id)
+            if (order and len(results) >= len(order)) or loop.time() >= deadline:
+                return [results.get(mid, {"message_id": mid, "status": "PENDING"}) for mid in order]
+            await asyncio.sleep(0.1)
+
+    async def ask_user(
+        self, event: AskUserEvent | str, timeout: float | None = None
+    ) -> dict[str, Any]:
+        """Ask the user; the question reaches the session's stream tagged with this task's
+        message id when the handler returns, and the answer (``client.resume``) runs
+        ``process_command`` again with a :class:`ResumeCommand`."""
+        question = AskUserEvent(prompt=event) if isinstance(event, str) else event
+        if not isinstance(question, AskUserEvent) or not question.prompt:
+            raise ConfigurationError("event: expected an AskUserEvent or a non-empty prompt")
+        self._claim_wait()
+        self.suspension = Suspension(AgentState.WAITING_USER, timeout, question=question)
+        return {"status": AgentState.WAITING_USER, "message_id": self.message_id}
+
+    def encoded_state(self) -> bytes:
+        data = msgspec.json.encode(self.state)
+        if len(data) > MAX_STATE_BYTES:
+            raise LimitExceededError(
+                f"context.state: {len(data)} bytes exceeds {MAX_STATE_BYTES}; keep large data "
+                "elsewhere and store a reference"
+            )
+        return data

@@ -7,7 +7,9 @@ Every error Byway raises on purpose derives from :class:`BywayError`::
     ├── ProtocolError           a wire message that does not decode (names the field)
     ├── ConnectionError         Redis unreachable or the embedded server failed to start
     ├── RoutingError            no worker can take the message
-    │   └── NoOnlineWorkerError
+    │   ├── NoOnlineWorkerError
+    │   └── SessionBusyError    the session runs a task and its strategy is reject
+    ├── LimitExceededError      a call tree grew past its depth or fan-out limit
     ├── WorkerError             a worker cannot start or keep running
     │   └── WorkerIdInUseError  another live process holds the worker id
     ├── TaskError               a task ended FAILED (raised to callers that wait on it)
@@ -20,9 +22,11 @@ __all__ = [
     "BywayError",
     "ConfigurationError",
     "ConnectionError",
+    "LimitExceededError",
     "NoOnlineWorkerError",
     "ProtocolError",
     "RoutingError",
+    "SessionBusyError",
     "TaskCancelledError",
     "TaskError",
     "WorkerError",
@@ -52,6 +56,14 @@ class RoutingError(BywayError):
 
 class NoOnlineWorkerError(RoutingError):
     """No live worker serves the target agent type (or the target worker is offline)."""
+
+
+class SessionBusyError(RoutingError):
+    """The session is running a task and the multitask strategy is ``reject``."""
+
+
+class LimitExceededError(BywayError):
+    """A call would exceed ``max_call_depth``, ``max_fanout`` or the state size limit."""
 
 
 class WorkerError(BywayError):

@@ -80,6 +80,14 @@ class Keys:
         """Execution records of one session: ``exec:<id>`` → JSON, ``msg_map:<mid>`` → id."""
         return f"{self.prefix}:session:{self._id(session_id)}:registry"
 
+    def session_lock(self, session_id: str) -> str:
+        """The message id of the session's running root task (one writer per session)."""
+        return f"{self.prefix}:session:{self._id(session_id)}:lock"
+
+    def session_queue(self, session_id: str) -> str:
+        """Root messages waiting for the session to be free (list of queue items)."""
+        return f"{self.prefix}:session:{self._id(session_id)}:queue"
+
     def task_group(self, group_id: str) -> str:
         return f"{self.prefix}:task_group:{self._id(group_id)}"
 
@@ -103,6 +111,14 @@ class Keys:
     def worker_agent_types(self, worker_id: str) -> str:
         """Set: worker → agent types."""
         return f"{self.prefix}:registry:worker:agent_types:{self._id(worker_id)}"
+
+    def agent_type_strategy(self, agent_type: str) -> str:
+        """The agent type's multitask strategy (enqueue, reject, interrupt), set by workers."""
+        return f"{self.prefix}:registry:agent_type:strategy:{self._id(agent_type)}"
+
+    def deadlines(self) -> str:
+        """Sorted set of waits with a deadline (score: ms), swept by every worker."""
+        return f"{self.prefix}:deadlines"
 
     def dead_letters(self) -> str:
         """Stream of entries no worker could run (malformed, or too many deliveries)."""

@@ -443,4 +443,3 @@ class AgentTaskResult(msgspec.Struct, frozen=True, kw_only=True):
     reply_data: JsonValue = None
     metadata: dict[str, Any] = msgspec.field(default_factory=dict)
     extra_payload: dict[str, Any] = msgspec.field(default_factory=dict)
-

@@ -47,6 +47,8 @@ class ExecutionRecord(msgspec.Struct, kw_only=True):
     target_agent_type: str = ""
     source_agent_type: str = ""
     parent_message_id: str = ""
+    task_group_id: str = ""
+    user_code: str = ""
     worker_id: str = ""
     stream_name: str = ""
     redis_message_id: str = ""
@@ -113,6 +115,8 @@ def new_record(
     target_agent_type: str,
     source_agent_type: str = "",
     parent_message_id: str = "",
+    task_group_id: str = "",
+    user_code: str = "",
     now: int | None = None,
 ) -> bytes:
     """The JSON of a fresh execution record whose timeline starts at ``status``."""
@@ -127,6 +131,8 @@ def new_record(
             "target_agent_type": target_agent_type,
             "source_agent_type": source_agent_type,
             "parent_message_id": parent_message_id,
+            "task_group_id": task_group_id,
+            "user_code": user_code,
             "worker_id": "",
             "cancel_requested": False,
             "cancel_reason": "",

@@ -28,7 +28,8 @@ from redis.exceptions import RedisError, ResponseError
 
 from byway import _scripts, events
 from byway.context import AgentContext
-from byway.errors import ProtocolError, TaskCancelledError, WorkerError
+from byway.errors import LimitExceededError, ProtocolError, TaskCancelledError, WorkerError
+from byway.flow import STRATEGIES, TIMEOUT_STATUS, WAIT_ID_KEY, Flow
 from byway.keys import Keys
 from byway.protocol import (
     AgentState,
@@ -53,6 +54,9 @@ from byway.worker import GatewayWorker, normalize_result
 __all__ = ["RunnerConfig", "WorkerRunner"]
 
 log = logging.getLogger("byway.worker")
+
+#: how long a worker with no free slot blocks on its own stream before looking again
+_SATURATED_BLOCK_MS = 50
 _json = msgspec.json.Encoder()
 
 
@@ -69,9 +73,27 @@ class RunnerConfig:
     block_ms: int = 2_000
     session_stream_maxlen: int = 10_000
     session_ttl_seconds: int = DEFAULT_RECORD_TTL_S
+    #: what a new root message does while its session runs one: enqueue, reject, interrupt
+    multitask_strategy: str = "enqueue"
+    max_call_depth: int = 32
+    max_fanout: int = 1_000
+    #: how often this worker looks for waits whose deadline passed
+    sweep_interval: float = 0.5
 
     def __post_init__(self) -> None:
-        for name in ("max_concurrency", "fetch_count", "block_ms", "session_stream_maxlen"):
+        if self.multitask_strategy not in STRATEGIES:
+            raise WorkerError(
+                f"multitask_strategy: expected one of {', '.join(STRATEGIES)}, "
+                f"got {self.multitask_strategy!r}"
+            )
+        for name in (
+            "max_concurrency",
+            "fetch_count",
+            "block_ms",
+            "session_stream_maxlen",
+            "max_call_depth",
+            "max_fanout",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:
                 raise WorkerError(f"{name}: expected a positive integer, got {value!r}")
@@ -92,26 +114,33 @@ class _Running:
     stream: str
     entry_id: str
     agent_type: str
-    is_root: bool
-    reply_to: str  # caller's agent type when another agent waits for this one
     task: asyncio.Task[None] | None = None
 
 
 @dataclass(slots=True)
 class _EndWrite:
-    """What ends one task: the FINISH script, the reply to a caller, the XACK."""
+    """What ends one task: FINISH, the reply or group result for its caller, the XACK."""
 
     keys: list[str]
     args: list[Any]
-    reply: tuple[str, bytes] | None
     ack: tuple[str, str]
-    message_id: str
+    context: AgentContext
     done: asyncio.Future[None]
+    reply: bytes | None = None
+    group_result: dict[str, Any] | None = None
 
-    def queue(self, pipe: Any, group: str) -> None:
+    @property
+    def size(self) -> int:
+        """How many pipeline results this write produces."""
+        return 2 + (self.reply is not None or self.group_result is not None)
+
+    def queue(self, pipe: Any, flow: Flow, group: str) -> None:
         _scripts.FINISH.queue(pipe, self.keys, self.args)
-        if self.reply is not None:
-            pipe.xadd(self.reply[0], {"data": self.reply[1]})
+        ctx = self.context
+        if self.group_result is not None:
+            flow.queue_group_result(pipe, ctx.task_group_id, ctx.message_id, self.group_result)
+        elif self.reply is not None:
+            flow.queue_reply(pipe, ctx.reply_to, self.reply)
         pipe.xack(self.ack[0], group, self.ack[1])
 
 
@@ -155,15 +184,21 @@ class WorkerRunner:
             lease_ms=int(self.config.lease_seconds * 1000),
             max_concurrency=self.config.max_concurrency,
         )
+        self.flow = Flow(
+            self.redis,
+            self.keys,
+            record_ttl_s=self.config.session_ttl_seconds,
+            session_stream_maxlen=self.config.session_stream_maxlen,
+        )
         self._streams = {self.keys.agent_stream(t): t for t in self.agent_types}
         self._own_stream = self.keys.worker_stream(worker.worker_id)
         self._running: dict[str, _Running] = {}
-        self._slot_free = asyncio.Event()
         self._stopping = asyncio.Event()
         self._initialized = False
         self._consume_task: asyncio.Task[None] | None = None
         self._timers: set[asyncio.Task[None]] = set()
         self._ending: list[_EndWrite] = []
+        self._backlog: list[tuple[str, str, AskAgentCommand | ResumeCommand]] = []
         self._end_flusher: asyncio.Task[None] | None = None
         self.completed = 0
         self.failed = 0
@@ -190,6 +225,10 @@ class WorkerRunner:
                 if "BUSYGROUP" not in str(exc):
                     raise
         await self.registry.register_worker(self.info)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for agent_type in self.agent_types:
+                pipe.set(self.keys.agent_type_strategy(agent_type), self.config.multitask_strategy)
+            await pipe.execute()
         self._initialized = True
         await self.worker.on_startup()
         log.info(
@@ -208,6 +247,7 @@ class WorkerRunner:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self._on_signal, sig)
         heartbeat = asyncio.create_task(self._heartbeat_loop(), name="byway-heartbeat")
+        sweeper = asyncio.create_task(self._deadline_loop(), name="byway-deadlines")
         self._consume_task = asyncio.create_task(self._consume_loop(), name="byway-consume")
         try:
             await self._stopping.wait()
@@ -216,9 +256,10 @@ class WorkerRunner:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._consume_task
             await self._drain()
-            heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await heartbeat
+            for loop_task in (heartbeat, sweeper):
+                loop_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await loop_task
             if handle_signals:
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     loop.remove_signal_handler(sig)
@@ -275,6 +316,7 @@ class WorkerRunner:
             await asyncio.sleep(interval)
             try:
                 self.info.running = len(self._running)
+                await self._renew_session_locks()
                 if not await self.registry.renew_lease(self.info):
                     log.error(
                         "worker id %s was taken by another process; stopping",
@@ -285,25 +327,84 @@ class WorkerRunner:
             except RedisError as exc:
                 log.warning("heartbeat failed (%s); retrying", exc)
 
+    async def _renew_session_locks(self) -> None:
+        """Keep the sessions of running root tasks: a dead worker's lock lapses with it."""
+        roots = [r.context for r in self._running.values() if r.context.is_root]
+        if not roots:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for ctx in roots:
+                _scripts.RENEW_LOCK.queue(
+                    pipe,
+                    [self.keys.session_lock(ctx.session_id)],
+                    [ctx.message_id, self.info.lease_ms],
+                )
+            await pipe.execute()
+
+    async def _deadline_loop(self) -> None:
+        """Resume waits whose deadline passed (any worker may; each wait goes to one)."""
+        while True:
+            await asyncio.sleep(self.config.sweep_interval)
+            try:
+                due: Any = await _scripts.POP_DEADLINES.run(
+                    self.redis, [self.keys.deadlines()], [now_ms(), 100]
+                )
+                for raw in due:
+                    await self._expire_wait(msgspec.json.decode(raw))
+            except RedisError as exc:
+                log.warning("deadline sweep failed (%s); retrying", exc)
+
+    async def _expire_wait(self, wait: dict[str, Any]) -> None:
+        session = wait["session_id"]
+        command = ResumeCommand(
+            header=MessageHeader(
+                message_id=wait["message_id"],
+                session_id=session,
+                trace_id=wait.get("trace_id") or new_id("trace"),
+                target_agent_type=wait["agent_type"],
+                metadata={WAIT_ID_KEY: wait["wait_id"]},
+            ),
+            status=TIMEOUT_STATUS,
+            reply_data={"error": "timeout", "waiting_for": wait.get("children", [])},
+        )
+        await self.redis.xadd(
+            self.keys.agent_stream(wait["agent_type"]), {"data": encode_command(command)}
+        )
+        for child in wait.get("children", []):
+            await self.flow.cancel_tree(
+                session,
+                child,
+                reason="the caller stopped waiting (timeout)",
+                requested_by="deadline",
+                notify_caller=False,
+            )
+
     # -- consuming -------------------------------------------------------------------------
 
     async def _consume_loop(self) -> None:
-        streams = {**dict.fromkeys(self._streams, ">"), self._own_stream: ">"}
+        every = {**dict.fromkeys(self._streams, ">"), self._own_stream: ">"}
+        own = {self._own_stream: ">"}
         group, consumer = self.config.consumer_group, self.worker.worker_id
         backoff = 0.1
         while not self._stopping.is_set():
             free = self.config.max_concurrency - len(self._running)
-            if free <= 0:
-                self._slot_free.clear()
-                await self._slot_free.wait()
+            if free > 0 and self._backlog:
+                batch, self._backlog = self._backlog[:free], self._backlog[free:]
+                await self._start_batch(batch)
                 continue
+            if free > 0:
+                streams, count, block = every, min(self.config.fetch_count, free), self.config.block_ms
+            else:
+                # every slot is busy: still read our own stream, where cancels arrive, and
+                # look at the slots again soon
+                streams, count, block = own, self.config.fetch_count, _SATURATED_BLOCK_MS
             try:
                 reply: Any = await self.redis.xreadgroup(
                     group,
                     consumer,
                     streams,  # type: ignore[arg-type]
-                    count=min(self.config.fetch_count, free),
-                    block=self.config.block_ms,
+                    count=count,
+                    block=block,
                 )
                 backoff = 0.1
             except RedisError as exc:
@@ -339,6 +440,10 @@ class WorkerRunner:
                 elif isinstance(command, ReloadPluginsCommand):
                     log.info("reload %s requested: no plugins to reload", command.reload_id)
                     await self._ack(stream, entry_id)
+        free = max(0, self.config.max_concurrency - len(self._running))
+        if len(starts) > free:  # tasks sent straight to this busy worker wait their turn
+            self._backlog.extend(starts[free:])
+            starts = starts[:free]
         if starts:
             await self._start_batch(starts)
 
@@ -347,26 +452,29 @@ class WorkerRunner:
     ) -> None:
         now = now_ms()
         worker_id = self.worker.worker_id
+        lease_ms = self.info.lease_ms
         async with self.redis.pipeline(transaction=False) as pipe:
             for stream, entry_id, command in starts:
                 h = command.header
-                agent_type = self._streams.get(stream) or h.target_agent_type
                 record = new_record(
                     execution_id="",
                     message_id=h.message_id,
                     session_id=h.session_id,
                     trace_id=h.trace_id,
                     status=AgentState.QUEUED,
-                    target_agent_type=agent_type,
+                    target_agent_type=self._streams.get(stream) or h.target_agent_type,
                     source_agent_type=h.source_agent_type,
                     parent_message_id=h.parent_message_id,
+                    task_group_id=h.task_group_id,
+                    user_code=h.user_code,
                     now=now,
                 )
+                is_resume = isinstance(command, ResumeCommand)
                 _scripts.START.queue(
                     pipe,
                     [
                         self.keys.session_registry(h.session_id),
-                        self.keys.session_stream(h.session_id),
+                        self.keys.session_lock(h.session_id),
                     ],
                     [
                         h.message_id,
@@ -374,9 +482,13 @@ class WorkerRunner:
                         worker_id,
                         now,
                         record,
-                        0,
+                        lease_ms,
                         entry_id,
                         stream,
+                        "resume" if is_resume else "ask",
+                        h.parent_message_id if is_resume else "",
+                        str(h.metadata.get(WAIT_ID_KEY, "")) if is_resume else "",
+                        h.task_group_id if is_resume else "",
                     ],
                 )
             results = await pipe.execute(raise_on_error=False)
@@ -385,29 +497,36 @@ class WorkerRunner:
                 log.error("could not start %s: %s", command.header.message_id, result)
                 continue  # stays pending: recovered later
             verdict, execution_id = result[0].decode(), result[1].decode()
-            agent_type = self._streams.get(stream) or command.header.target_agent_type
-            if verdict == "done":
-                log.debug("%s already %s: acknowledged", command.header.message_id, result[2])
+            if verdict in ("done", "stale"):
+                log.debug(
+                    "%s is %s (%s): acknowledged",
+                    command.header.message_id,
+                    verdict,
+                    result[2].decode(),
+                )
                 await self._ack(stream, entry_id)
                 continue
-            source = command.header.source_agent_type
-            if isinstance(command, ResumeCommand) and verdict == "run":
-                # a resumed execution replies to whoever called it in the first place
-                source = str(msgspec.json.decode(result[2]).get("source_agent_type") or "")
-            if source == "client":  # by-framework clients mark root sends this way
-                source = ""
+            agent_type = self._streams.get(stream) or command.header.target_agent_type
+            origin: dict[str, Any] | None = None
+            state: dict[str, Any] | None = None
+            if verdict == "run":
+                origin = msgspec.json.decode(result[2])
+                state = msgspec.json.decode(result[3]) if result[3] else None
             running = _Running(
                 context=AgentContext(
-                    self, command, execution_id=execution_id, agent_type=agent_type
+                    self,
+                    command,
+                    execution_id=execution_id,
+                    agent_type=agent_type,
+                    record=origin,
+                    state=state,
                 ),
                 stream=stream,
                 entry_id=entry_id,
                 agent_type=agent_type,
-                is_root=not source,
-                reply_to=source,
             )
             if verdict == "cancelled":
-                reason = result[2].decode() if len(result) > 2 else ""
+                reason = result[2].decode()
                 await self._finish(
                     running,
                     AgentTaskResult(status=AgentState.CANCELLED),
@@ -422,9 +541,11 @@ class WorkerRunner:
     async def _run(self, running: _Running) -> None:
         ctx = running.context
         error: dict[str, str] | None = None
+        result: AgentTaskResult | None = None
         try:
             raw = await self.worker.process_command(ctx.command, ctx)
-            result = normalize_result(raw)
+            if ctx.suspension is None:
+                result = normalize_result(raw)
         except (asyncio.CancelledError, TaskCancelledError) as exc:
             if not ctx.cancel_event.is_set() and isinstance(exc, asyncio.CancelledError):
                 raise  # the runner itself is shutting down: leave the entry pending
@@ -444,15 +565,134 @@ class WorkerRunner:
             )
             error = {"type": type(exc).__name__, "message": str(exc)}
         try:
-            await self._finish(running, result, error)
+            if result is None:
+                await self._suspend(running)
+            else:
+                await self._finish(running, result, error)
         finally:
             self._running.pop(ctx.message_id, None)
-            self._slot_free.set()
+
+    async def _suspend(self, running: _Running) -> None:
+        """Record the wait, then send what it waits for, then acknowledge (SPEC §6)."""
+        ctx = running.context
+        suspension = ctx.suspension
+        assert suspension is not None
+        try:
+            state = ctx.encoded_state()
+        except LimitExceededError as exc:
+            await self._finish(
+                running,
+                AgentTaskResult(status=AgentState.FAILED, content=str(exc)),
+                {"type": type(exc).__name__, "message": str(exc)},
+            )
+            return
+        now = now_ms()
+        deadline = now + int(suspension.timeout * 1000) if suspension.timeout else 0
+        wait: dict[str, Any] = {"wait_id": new_id("wait"), "deadline": deadline}
+        detail: dict[str, Any] = {}
+        if suspension.group_id:
+            wait["group_id"] = detail["group_id"] = suspension.group_id
+        if suspension.children:
+            wait["children"] = detail["waiting_for"] = suspension.child_ids
+        event = b""
+        if suspension.question is not None:
+            event = encode_event(
+                trace_id=ctx.trace_id,
+                session_id=ctx.session_id,
+                event_type=EventType.TASK_STOP,
+                source_agent_type=ctx.current_agent_id,
+                message_id=ctx.message_id,
+                parent_message_id=ctx.parent_message_id,
+                data=events.ask_user_data(suspension.question),
+            )
+            detail["question"] = suspension.question.prompt[:200]
+        verdict = await _scripts.SUSPEND.run(
+            self.redis,
+            [
+                self.keys.session_registry(ctx.session_id),
+                self.keys.session_stream(ctx.session_id),
+                self.keys.session_lock(ctx.session_id),
+            ],
+            [
+                ctx.execution_id,
+                suspension.status,
+                now,
+                self.worker.worker_id,
+                _json.encode(wait),
+                state,
+                _json.encode(detail),
+                ctx.message_id,
+                event,
+                self.config.session_stream_maxlen,
+                self.config.session_ttl_seconds,
+            ],
+        )
+        if verdict == -1:  # cancelled while it ran: end it instead of waiting
+            await self._finish(
+                running,
+                AgentTaskResult(status=AgentState.CANCELLED),
+                {"type": "Cancelled", "message": "cancelled"},
+            )
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            if verdict == 1:
+                if suspension.group_id:
+                    self._queue_group(pipe, ctx, suspension.group_id, suspension.children, True)
+                for child in suspension.children:
+                    self.flow.queue_child(pipe, child)
+                if deadline:
+                    self.flow.queue_deadline(
+                        pipe,
+                        deadline,
+                        {
+                            "session_id": ctx.session_id,
+                            "message_id": ctx.message_id,
+                            "agent_type": running.agent_type,
+                            "wait_id": wait["wait_id"],
+                            "trace_id": ctx.trace_id,
+                            "children": suspension.child_ids,
+                        },
+                    )
+            pipe.xack(running.stream, self.config.consumer_group, running.entry_id)
+            await pipe.execute()
+
+    def _queue_group(
+        self,
+        pipe: Any,
+        ctx: AgentContext,
+        group_id: str,
+        children: list[AskAgentCommand],
+        caller_waits: bool,
+    ) -> None:
+        self.flow.queue_group(
+            pipe,
+            group_id,
+            order=[c.header.message_id for c in children],
+            caller_agent_type=ctx.current_agent_id if caller_waits else "",
+            caller_message_id=ctx.message_id,
+            session_id=ctx.session_id,
+            trace_id=ctx.trace_id,
+        )
+
+    async def send_group(
+        self,
+        ctx: AgentContext,
+        group_id: str,
+        children: list[AskAgentCommand],
+        *,
+        caller_waits: bool,
+    ) -> None:
+        """Create a task group and send its children now (a group nobody waits on)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            self._queue_group(pipe, ctx, group_id, children, caller_waits)
+            for child in children:
+                self.flow.queue_child(pipe, child)
+            await pipe.execute()
 
     async def _finish(
         self, running: _Running, result: AgentTaskResult, error: dict[str, str] | None
     ) -> None:
-        """End the execution, emit its end events or reply to its caller, and XACK."""
+        """End the execution: record, final events or the reply to its caller, XACK."""
         ctx = running.context
         status = str(result.status).upper() or AgentState.COMPLETED
         if status not in (AgentState.COMPLETED, AgentState.FAILED, AgentState.CANCELLED):
@@ -461,6 +701,13 @@ class WorkerRunner:
             self.completed += 1
         else:
             self.failed += 1
+        base: dict[str, Any] = {
+            "trace_id": ctx.trace_id,
+            "session_id": ctx.session_id,
+            "source_agent_type": running.agent_type,
+            "message_id": ctx.message_id,
+            "parent_message_id": ctx.parent_message_id,
+        }
         final = AgentTaskResult(
             status=status,
             content=result.content,
@@ -468,22 +715,18 @@ class WorkerRunner:
             metadata=result.metadata,
             extra_payload=result.extra_payload,
         )
-        base: dict[str, Any] = dict(
-            trace_id=ctx.trace_id,
-            session_id=ctx.session_id,
-            source_agent_type=running.agent_type,
-            message_id=ctx.message_id,
-            parent_message_id=ctx.parent_message_id,
-        )
-        payloads: list[bytes] = [
+        payloads = [
             encode_event(
-                event_type=EventType.FINAL_ANSWER,
+                # a called agent's final answer is part of its caller's reasoning
+                event_type=EventType.REASONING_LOG_DELTA
+                if ctx.is_sub_agent
+                else EventType.FINAL_ANSWER,
                 data=events.final_data(final, ctx.execution_id, error),
                 metadata=result.metadata,
                 **base,
             )
         ]
-        if running.is_root:
+        if ctx.is_root:
             payloads.append(
                 encode_event(
                     event_type=EventType.APP_STREAM_RESPONSE,
@@ -494,15 +737,12 @@ class WorkerRunner:
         summary: dict[str, Any] = {"status": status}
         if error:
             summary["error"] = error
-        reply = (
-            (self.keys.agent_stream(running.reply_to), self._reply_command(running, final))
-            if running.reply_to
-            else None
-        )
         write = _EndWrite(
             keys=[
                 self.keys.session_registry(ctx.session_id),
                 self.keys.session_stream(ctx.session_id),
+                self.keys.session_lock(ctx.session_id),
+                self.keys.session_queue(ctx.session_id),
             ],
             args=[
                 ctx.execution_id,
@@ -512,13 +752,38 @@ class WorkerRunner:
                 _json.encode(summary),
                 self.config.session_stream_maxlen,
                 self.config.session_ttl_seconds,
+                ctx.message_id,
+                self.flow.lock_grace_ms,
                 *payloads,
             ],
-            reply=reply,
             ack=(running.stream, running.entry_id),
-            message_id=ctx.message_id,
+            context=ctx,
             done=asyncio.get_running_loop().create_future(),
         )
+        if ctx.task_group_id:
+            write.group_result = {
+                "message_id": ctx.message_id,
+                "target_agent_type": running.agent_type,
+                "status": status,
+                "content": final.content,
+                "reply_data": final.reply_data,
+                **({"error": error} if error else {}),
+            }
+        elif ctx.reply_to and ctx.parent_message_id:
+            write.reply = self.flow.reply_command(
+                caller_agent_type=ctx.reply_to,
+                caller_message_id=ctx.parent_message_id,
+                callee_agent_type=running.agent_type,
+                callee_message_id=ctx.message_id,
+                session_id=ctx.session_id,
+                trace_id=ctx.trace_id,
+                status=status,
+                content=final.content,
+                reply_data=final.reply_data if error is None else {"error": error},
+                metadata={**ctx.command.header.metadata, **final.metadata},
+                extra_payload=final.extra_payload,
+                user_code=ctx.user_code,
+            )
         self._ending.append(write)
         if self._end_flusher is None or self._end_flusher.done():
             self._end_flusher = asyncio.create_task(self._flush_ends())
@@ -528,20 +793,19 @@ class WorkerRunner:
         """Write the ends of every task that finished meanwhile in one pipelined round trip.
 
         Under load, many tasks end in the same loop iteration and share one round trip;
-        alone, a task waits one loop iteration for company.
+        alone, a task waits one loop iteration for company. What the ends hand on (the
+        session's next message, a completed group's resume) goes out right after.
         """
         await asyncio.sleep(0)
         while self._ending:
             batch, self._ending = self._ending, []
+            results: list[Any] = []
             for attempt in range(6):
                 try:
                     async with self.redis.pipeline(transaction=False) as pipe:
                         for write in batch:
-                            write.queue(pipe, self.config.consumer_group)
+                            write.queue(pipe, self.flow, self.config.consumer_group)
                         results = await pipe.execute(raise_on_error=False)
-                    for item in results:
-                        if isinstance(item, Exception):
-                            log.error("ending a task failed: %s", item)
                     break
                 except RedisError as exc:
                     delay = 0.1 * 2**attempt
@@ -552,36 +816,35 @@ class WorkerRunner:
             else:
                 log.error(
                     "gave up ending %s: left pending for recovery",
-                    ", ".join(w.message_id for w in batch),
+                    ", ".join(w.context.message_id for w in batch),
                 )
-            for write in batch:
-                if not write.done.done():
-                    write.done.set_result(None)
+            try:
+                await self._hand_on(batch, results)
+            finally:
+                for write in batch:
+                    if not write.done.done():
+                        write.done.set_result(None)
 
-    def _reply_command(self, running: _Running, result: AgentTaskResult) -> bytes:
-        """The Resume a called agent sends to its caller (SPEC §5 header rules)."""
-        ctx = running.context
-        header = ctx.command.header
-        return encode_command(
-            ResumeCommand(
-                header=MessageHeader(
-                    message_id=header.parent_message_id,
-                    session_id=ctx.session_id,
-                    trace_id=ctx.trace_id,
-                    source_agent_type=running.agent_type,
-                    target_agent_type=running.reply_to,
-                    parent_message_id=ctx.message_id,
-                    task_group_id=header.task_group_id,
-                    user_code=header.user_code,
-                    user_name=header.user_name,
-                    metadata={**header.metadata, **result.metadata},
-                ),
-                content=result.content,
-                status=result.status,
-                reply_data=result.reply_data,
-                extra_payload=result.extra_payload,
-            )
-        )
+    async def _hand_on(self, batch: list[_EndWrite], results: list[Any]) -> None:
+        position = 0
+        for write in batch:
+            count = write.size
+            mine, position = results[position : position + count], position + count
+            if not mine:
+                continue
+            for item in mine:
+                if isinstance(item, Exception):
+                    log.error("ending %s failed: %s", write.context.message_id, item)
+            finish = mine[0]
+            if not isinstance(finish, Exception) and finish[1]:
+                await self.flow.kick(finish[1])
+            if write.group_result is not None and not isinstance(mine[1], Exception):
+                await self.flow.resume_group_caller(
+                    write.context.task_group_id,
+                    mine[1],
+                    session_id=write.context.session_id,
+                    trace_id=write.context.trace_id,
+                )
 
     async def emit_event(self, ctx: AgentContext, event_type: str, data: dict[str, Any]) -> None:
         """Append one event to the task's session stream."""

@@ -1,0 +1,425 @@
+"""Agents calling agents: sending tasks, task groups, replies to callers, cancel trees,
+handing a session to its next message, and deadlines.
+
+Everything here is shared by the client (sends, cancels), the agent context (calls and
+groups) and the runner (replies, hand-overs, the deadline sweeper), so that each rule is
+written once. Every state change is one Lua script on the session's (or group's) slot;
+what crosses slots (a reply to another agent type's stream) is a separate command in the
+same pipeline or the next one.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+import redis.asyncio as aioredis
+
+from byway import _scripts
+from byway.keys import Keys
+from byway.protocol import (
+    AgentState,
+    AskAgentCommand,
+    CancelMode,
+    CancelTaskCommand,
+    MessageHeader,
+    ResumeCommand,
+    encode_command,
+    new_id,
+    now_ms,
+)
+from byway.registry import new_record
+
+__all__ = ["CancelOutcome", "Flow", "SendOutcome"]
+
+log = logging.getLogger("byway.flow")
+_json = msgspec.json.Encoder()
+
+#: Resume status a waiting execution receives when its deadline passes.
+TIMEOUT_STATUS = "TIMEOUT"
+#: Header metadata key that ties a timeout resume to the wait it ends.
+WAIT_ID_KEY = "byway_wait_id"
+#: Header metadata key carrying the call depth of a task (root = 0).
+DEPTH_KEY = "byway_depth"
+STRATEGIES = ("enqueue", "reject", "interrupt")
+
+
+@dataclass(frozen=True, slots=True)
+class SendOutcome:
+    """What the SEND script did with a message."""
+
+    accepted: bool
+    entry_id: str = ""
+    execution_id: str = ""
+    disposition: str = ""  # sent | queued | interrupt
+    holder: str = ""  # message id of the session's running root, if any
+    error_code: str = ""
+
+
+@dataclass(slots=True)
+class CancelOutcome:
+    """What a cancel reached: every execution that had not ended, in BFS order."""
+
+    items: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def count(self) -> int:
+        return len(self.items)
+
+    @property
+    def message_ids(self) -> list[str]:
+        return [i["message_id"] for i in self.items]
+
+
+class Flow:
+    """Orchestration writes over one Redis client and key schema."""
+
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        keys: Keys,
+        *,
+        record_ttl_s: int,
+        stream_maxlen: int = 100_000,
+        session_stream_maxlen: int = 10_000,
+        lock_grace_ms: int = 60_000,
+    ) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.record_ttl_s = record_ttl_s
+        self.stream_maxlen = stream_maxlen
+        self.session_stream_maxlen = session_stream_maxlen
+        self.lock_grace_ms = lock_grace_ms
+
+    # -- sending ---------------------------------------------------------------------------
+
+    def _send_call(
+        self,
+        command: AskAgentCommand,
+        *,
+        stream: str,
+        root: bool,
+        strategy: str = "",
+        online_prefix: str = "",
+        target_worker: str = "",
+    ) -> tuple[list[str], list[Any], str]:
+        h = command.header
+        execution_id = new_id("exec")
+        record = new_record(
+            execution_id=execution_id,
+            message_id=h.message_id,
+            session_id=h.session_id,
+            trace_id=h.trace_id,
+            status=AgentState.QUEUED,
+            target_agent_type=h.target_agent_type,
+            source_agent_type=h.source_agent_type,
+            parent_message_id=h.parent_message_id,
+            task_group_id=h.task_group_id,
+            user_code=h.user_code,
+        )
+        k = self.keys
+        keys = [
+            stream,
+            k.session_registry(h.session_id),
+            k.agent_type_workers(h.target_agent_type),
+            k.session_lock(h.session_id),
+            k.session_queue(h.session_id),
+            k.agent_type_strategy(h.target_agent_type),
+        ]
+        args = [
+            encode_command(command),
+            execution_id,
+            h.message_id,
+            record,
+            self.record_ttl_s,
+            self.stream_maxlen,
+            online_prefix,
+            target_worker,
+            "1" if root else "0",
+            strategy,
+            self.lock_grace_ms,
+        ]
+        return keys, args, execution_id
+
+    async def send(
+        self,
+        command: AskAgentCommand,
+        *,
+        stream: str,
+        root: bool,
+        strategy: str = "",
+        check_online: bool = False,
+        target_worker: str = "",
+    ) -> SendOutcome:
+        """Queue ``command`` (record + XADD, or the session's queue) in one script call."""
+        prefix = self.keys.worker_online("") if check_online else ""
+        keys, args, _ = self._send_call(
+            command,
+            stream=stream,
+            root=root,
+            strategy=strategy,
+            online_prefix=prefix,
+            target_worker=target_worker,
+        )
+        reply: Any = await _scripts.SEND.run(self.redis, keys, args)
+        if reply[0] == 0:
+            return SendOutcome(
+                accepted=False, error_code=reply[1].decode(), holder=reply[2].decode()
+            )
+        return SendOutcome(
+            accepted=True,
+            entry_id=reply[0].decode(),
+            execution_id=reply[1].decode(),
+            disposition=reply[2].decode(),
+            holder=reply[3].decode(),
+        )
+
+    def queue_child(self, pipe: Any, command: AskAgentCommand) -> None:
+        """Queue a called agent's task (record + XADD) in ``pipe``."""
+        keys, args, _ = self._send_call(
+            command, stream=self.keys.agent_stream(command.header.target_agent_type), root=False
+        )
+        _scripts.SEND.queue(pipe, keys, args)
+
+    def queue_group(
+        self,
+        pipe: Any,
+        group_id: str,
+        *,
+        order: list[str],
+        caller_agent_type: str,
+        caller_message_id: str,
+        session_id: str,
+        trace_id: str,
+    ) -> None:
+        key = self.keys.task_group(group_id)
+        pipe.hset(
+            key,
+            mapping={
+                "total": len(order),
+                "completed": 0,
+                "source_agent_type": caller_agent_type,
+                "parent_message_id": caller_message_id,
+                "session_id": session_id,
+                "trace_id": trace_id,
+                "order": _json.encode(order),
+            },
+        )
+        pipe.expire(key, self.record_ttl_s)
+
+    def queue_deadline(self, pipe: Any, deadline_ms: int, wait: dict[str, Any]) -> None:
+        pipe.zadd(self.keys.deadlines(), {_json.encode(wait): deadline_ms})
+
+    async def kick(self, item: bytes | str) -> None:
+        """XADD a session's next message (a queue item from FINISH or CANCEL_TREE)."""
+        if not item:
+            return
+        it = msgspec.json.decode(item)
+        await self.redis.xadd(it["stream"], {"data": it["data"]})
+
+    # -- replies ---------------------------------------------------------------------------
+
+    @staticmethod
+    def reply_command(
+        *,
+        caller_agent_type: str,
+        caller_message_id: str,
+        callee_agent_type: str,
+        callee_message_id: str,
+        session_id: str,
+        trace_id: str,
+        status: str,
+        content: Any = "",
+        reply_data: Any = None,
+        metadata: dict[str, Any] | None = None,
+        extra_payload: dict[str, Any] | None = None,
+        task_group_id: str = "",
+        user_code: str = "",
+    ) -> bytes:
+        """The Resume a callee sends its caller: ``message_id`` is the caller's,
+        ``parent_message_id`` the callee's (SPEC §5)."""
+        return encode_command(
+            ResumeCommand(
+                header=MessageHeader(
+                    message_id=caller_message_id,
+                    session_id=session_id,
+                    trace_id=trace_id,
+                    source_agent_type=callee_agent_type,
+                    target_agent_type=caller_agent_type,
+                    parent_message_id=callee_message_id,
+                    task_group_id=task_group_id,
+                    user_code=user_code,
+                    metadata=dict(metadata or {}),
+                ),
+                content=content,
+                status=status,
+                reply_data=reply_data,
+                extra_payload=dict(extra_payload or {}),
+            )
+        )
+
+    def queue_reply(self, pipe: Any, caller_agent_type: str, command: bytes) -> None:
+        pipe.xadd(self.keys.agent_stream(caller_agent_type), {"data": command})
+
+    def queue_group_result(
+        self, pipe: Any, group_id: str, child_message_id: str, result: dict[str, Any]
+    ) -> None:
+        _scripts.GROUP_RESULT.queue(
+            pipe,
+            [self.keys.task_group(group_id), self.keys.task_group_results(group_id)],
+            [child_message_id, _json.encode(result), self.record_ttl_s],
+        )
+
+    async def resume_group_caller(
+        self, group_id: str, reply: Any, *, session_id: str, trace_id: str
+    ) -> None:
+        """After GROUP_RESULT said the group is complete: resume its caller once."""
+        if not reply or reply[0] != 1:
+            return
+        results, caller_type, caller_message = reply[1], reply[2].decode(), reply[3].decode()
+        if not caller_type:
+            return  # a fire-and-forget group: results are collected by polling
+        command = encode_command(
+            ResumeCommand(
+                header=MessageHeader(
+                    message_id=caller_message,
+                    session_id=session_id,
+                    trace_id=trace_id,
+                    target_agent_type=caller_type,
+                    task_group_id=group_id,
+                ),
+                status=AgentState.COMPLETED,
+                reply_data=msgspec.Raw(results),
+            )
+        )
+        await self.redis.xadd(self.keys.agent_stream(caller_type), {"data": command})
+
+    async def group_results(self, group_id: str) -> tuple[list[str], dict[str, Any]]:
+        """The group's children in task order and the results reported so far."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hget(self.keys.task_group(group_id), "order")
+            pipe.hgetall(self.keys.task_group_results(group_id))
+            order_raw, results_raw = await pipe.execute()
+        order = msgspec.json.decode(order_raw) if order_raw else []
+        results = {k.decode(): msgspec.json.decode(v) for k, v in results_raw.items()}
+        return order, results
+
+    # -- cancelling ------------------------------------------------------------------------
+
+    async def cancel_tree(
+        self,
+        session_id: str,
+        message_id: str,
+        *,
+        reason: str,
+        mode: CancelMode = CancelMode.GRACEFUL,
+        requested_by: str = "client",
+        notify_caller: bool = True,
+    ) -> CancelOutcome:
+        """Cancel ``message_id`` and every descendant ('' = every root of the session).
+
+        Queued and waiting executions end here; running ones get a CancelTask on their
+        worker's stream. The caller of the cancelled task, if it is not being cancelled
+        too, is resumed with CANCELLED (unless ``notify_caller`` is False).
+        """
+        k = self.keys
+        raw: Any = await _scripts.CANCEL_TREE.run(
+            self.redis,
+            [
+                k.session_registry(session_id),
+                k.session_stream(session_id),
+                k.session_lock(session_id),
+                k.session_queue(session_id),
+            ],
+            [
+                message_id,
+                reason,
+                now_ms(),
+                requested_by,
+                self.session_stream_maxlen,
+                self.record_ttl_s,
+                self.lock_grace_ms,
+            ],
+        )
+        decoded = msgspec.json.decode(raw)
+        items = decoded["items"] if isinstance(decoded["items"], list) else []
+        outcome = CancelOutcome(items=items)
+        cancelled = set(outcome.message_ids)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for item in items:
+                if not item["ended"] and item["worker_id"]:
+                    cancel = CancelTaskCommand(
+                        header=MessageHeader(
+                            message_id=new_id("msg-cancel"),
+                            session_id=session_id,
+                            trace_id=new_id("trace"),
+                            target_agent_type=item["target_agent_type"],
+                            parent_message_id=item["message_id"],
+                        ),
+                        target_message_id=item["message_id"],
+                        target_execution_id=item["execution_id"],
+                        target_worker_id=item["worker_id"],
+                        reason=reason,
+                        requested_by=requested_by,
+                        cancel_mode=mode,
+                    )
+                    pipe.xadd(k.worker_stream(item["worker_id"]), {"data": encode_command(cancel)})
+            top = items[0] if items else None
+            group_reply = False
+            if (
+                notify_caller
+                and top is not None
+                and top["ended"]
+                and top["source_agent_type"] not in ("", "client")
+                and top["parent_message_id"]
+                and top["parent_message_id"] not in cancelled
+            ):
+                group_reply = self._queue_cancelled_reply(pipe, session_id, top, reason)
+            results = await pipe.execute()
+        if group_reply:
+            assert top is not None
+            await self.resume_group_caller(
+                top["task_group_id"],
+                results[-1],
+                session_id=session_id,
+                trace_id=top["trace_id"] or new_id("trace"),
+            )
+        await self.kick(decoded.get("next") or "")
+        return outcome
+
+    def _queue_cancelled_reply(
+        self, pipe: Any, session_id: str, item: dict[str, Any], reason: str
+    ) -> bool:
+        """Tell a cancelled callee's caller; True when it went through a task group."""
+        if item["task_group_id"]:
+            self.queue_group_result(
+                pipe,
+                item["task_group_id"],
+                item["message_id"],
+                {
+                    "message_id": item["message_id"],
+                    "target_agent_type": item["target_agent_type"],
+                    "status": AgentState.CANCELLED,
+                    "content": "",
+                    "reply_data": None,
+                    "error": {"type": "Cancelled", "message": reason},
+                },
+            )
+            return True
+        self.queue_reply(
+            pipe,
+            item["source_agent_type"],
+            self.reply_command(
+                caller_agent_type=item["source_agent_type"],
+                caller_message_id=item["parent_message_id"],
+                callee_agent_type=item["target_agent_type"],
+                callee_message_id=item["message_id"],
+                session_id=session_id,
+                trace_id=item["trace_id"] or new_id("trace"),
+                status=AgentState.CANCELLED,
+                reply_data={"reason": reason},
+            ),
+        )
+        return False
