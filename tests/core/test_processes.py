@@ -146,3 +146,33 @@ def test_cli_help_and_bad_targets() -> None:
         timeout=30,
     )
     assert bad.returncode == 2 and "module:attribute" in bad.stderr
+
+
+async def test_cli_resume_answers_a_question_and_cancel_stops_a_task(
+    client: GatewayClient, settings: RedisSettings
+) -> None:
+    worker = spawn_worker("tests.agents.flows:chain_c", settings)
+    try:
+        await wait_online(client, "chain_c")
+        asked = await client.send_message("chain_c", "cli-ask", "ask:which region?")
+        async for event in client.stream("cli-ask"):
+            if event.kind == "ask_user":
+                break
+        answered = _cli(settings, "resume", "cli-ask", asked.message_id, "eu-west")
+        assert answered.returncode == 0, answered.stderr
+        final = await client.wait_for_final("cli-ask", asked.message_id, timeout=10)
+        assert final.data["content"] == "C:eu-west"
+
+        slow = await client.send_message("chain_c", "cli-cancel", "30")
+        for _ in range(100):
+            record = await client.registry.get_execution("cli-cancel", slow.execution_id)
+            if record and record.status == "RUNNING":
+                break
+            await asyncio.sleep(0.05)
+        cancelled = _cli(settings, "cancel", "cli-cancel", "--reason", "enough")
+        assert cancelled.returncode == 0, cancelled.stderr
+        assert json.loads(cancelled.stdout) == {"cancelled": [slow.message_id]}
+        final = await client.wait_for_final("cli-cancel", slow.message_id, timeout=10)
+        assert final.data["status"] == "CANCELLED" and final.data["error"]["message"] == "enough"
+    finally:
+        stop_process(worker)

@@ -115,6 +115,7 @@ async def _send(args: argparse.Namespace) -> int:
 
     session = args.session or f"cli-{uuid.uuid4().hex[:12]}"
     async with GatewayClient(settings=_settings(args)) as client:
+        start = await client.last_event_id(session)
         resp = await client.send_message(
             args.agent_type,
             session,
@@ -140,16 +141,13 @@ async def _send(args: argparse.Namespace) -> int:
         if not args.json:
             print(f"session {session} · message {resp.message_id}", file=sys.stderr)
         status = "COMPLETED"
-        async for event in client.stream(session, after="0", until_message_id=resp.message_id):
-            if (
-                event.message_id != resp.message_id
-                and event.parent_message_id == ""
-                and not args.json
-            ):
-                continue  # another root task of the same session
+        async for event in client.stream(session, after=start, until_message_id=resp.message_id):
             render_event(event, as_json=args.json)
             if event.event_type == EventType.FINAL_ANSWER and event.message_id == resp.message_id:
                 status = str(event.data.get("status", status))
+            if event.kind == "ask_user" and not args.json and sys.stdin.isatty():
+                answer = await asyncio.to_thread(input, "your answer> ")
+                await client.resume(session, event.message_id, answer)
         return 0 if status == "COMPLETED" else 1
 
 
@@ -164,6 +162,31 @@ async def _stream(args: argparse.Namespace) -> int:
             idle_timeout=args.idle_timeout,
         ):
             render_event(event, as_json=args.json)
+    return 0
+
+
+async def _resume(args: argparse.Namespace) -> int:
+    from byway.client import GatewayClient
+
+    async with GatewayClient(settings=_settings(args)) as client:
+        resp = await client.resume(args.session, args.message_id, args.text)
+        print(json.dumps({"message_id": resp.message_id, "status": resp.status}))
+    return 0
+
+
+async def _cancel(args: argparse.Namespace) -> int:
+    from byway.client import GatewayClient
+
+    async with GatewayClient(settings=_settings(args)) as client:
+        if args.message_id:
+            outcome = await client.cancel_task(
+                args.message_id, args.session, reason=args.reason, cancel_mode=args.mode
+            )
+        else:
+            outcome = await client.cancel_session(
+                args.session, reason=args.reason, cancel_mode=args.mode
+            )
+    print(json.dumps({"cancelled": outcome.message_ids}))
     return 0
 
 
@@ -281,6 +304,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON event per line")
     _add_redis_options(p)
     p.set_defaults(func=lambda a: asyncio.run(_stream(a)))
+
+    p = sub.add_parser(
+        "resume",
+        help="answer a question a task asked (ask_user)",
+        description="Answer the question MESSAGE_ID asked in SESSION.",
+    )
+    p.add_argument("session", metavar="SESSION")
+    p.add_argument("message_id", metavar="MESSAGE_ID", help="the message id the question carries")
+    p.add_argument("text", metavar="TEXT", help="the answer")
+    _add_redis_options(p)
+    p.set_defaults(func=lambda a: asyncio.run(_resume(a)))
+
+    p = sub.add_parser(
+        "cancel",
+        help="cancel a task and everything it started",
+        description=(
+            "Cancel MESSAGE_ID (breadth-first through the tasks it started), or with no "
+            "MESSAGE_ID every task of SESSION and the messages queued behind them."
+        ),
+    )
+    p.add_argument("session", metavar="SESSION")
+    p.add_argument("message_id", metavar="MESSAGE_ID", nargs="?")
+    p.add_argument("--reason", default=None)
+    p.add_argument("--mode", choices=["graceful", "force"], default="graceful")
+    _add_redis_options(p)
+    p.set_defaults(func=lambda a: asyncio.run(_cancel(a)))
 
     p = sub.add_parser(
         "status",

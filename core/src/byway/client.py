@@ -436,8 +436,7 @@ class GatewayClient:
         key = self.keys.session_stream(session_id)
         last = after
         if last == "$":
-            newest: Any = await self.redis.xrevrange(key, count=1)
-            last = newest[0][0].decode() if newest else "0"
+            last = await self.last_event_id(session_id)
         loop = asyncio.get_running_loop()
         deadline = None if idle_timeout is None else loop.time() + idle_timeout
         while True:
@@ -460,6 +459,11 @@ class GatewayClient:
                     stop_at_end or event.message_id == until_message_id
                 ):
                     return
+
+    async def last_event_id(self, session_id: str) -> str:
+        """The id of the session's newest event ("0" if none): read after it for what's new."""
+        newest: Any = await self.redis.xrevrange(self.keys.session_stream(session_id), count=1)
+        return newest[0][0].decode() if newest else "0"
 
     async def wait_for_final(
         self, session_id: str, message_id: str, *, after: str = "0", timeout: float | None = None

@@ -393,7 +393,11 @@ class WorkerRunner:
                 await self._start_batch(batch)
                 continue
             if free > 0:
-                streams, count, block = every, min(self.config.fetch_count, free), self.config.block_ms
+                streams, count, block = (
+                    every,
+                    min(self.config.fetch_count, free),
+                    self.config.block_ms,
+                )
             else:
                 # every slot is busy: still read our own stream, where cancels arrive, and
                 # look at the slots again soon
@@ -792,11 +796,11 @@ class WorkerRunner:
     async def _flush_ends(self) -> None:
         """Write the ends of every task that finished meanwhile in one pipelined round trip.
 
-        Under load, many tasks end in the same loop iteration and share one round trip;
-        alone, a task waits one loop iteration for company. What the ends hand on (the
-        session's next message, a completed group's resume) goes out right after.
+        The flusher starts one loop iteration after the first end was queued, so tasks
+        that end in the same iteration share its round trip; under load, ends queued while
+        it writes go in the next. What the ends hand on (the session's next message, a
+        completed group's resume) goes out right after.
         """
-        await asyncio.sleep(0)
         while self._ending:
             batch, self._ending = self._ending, []
             results: list[Any] = []
