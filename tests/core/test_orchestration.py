@@ -326,3 +326,40 @@ async def test_reject_refuses_messages_while_the_session_is_busy(
     ]
     again = await client.send_message("serial", "reject-s", "later", multitask_strategy="reject")
     assert again.success  # free again once the first ended
+
+
+async def test_a_caller_is_resumed_with_cancelled_when_only_its_callee_is_cancelled(
+    client: GatewayClient, cluster: Cluster
+) -> None:
+    await cluster.start("boss")
+    await cluster.start("busy_b")
+    await cluster.start("helper_c")
+    sent = await client.send_message("boss", "callee-s", "go")
+    records = await until(
+        client,
+        "callee-s",
+        lambda rs: any(r.target_agent_type == "busy_b" and r.status == "RUNNING" for r in rs),
+    )
+    b = by_type(records, "busy_b")
+    outcome = await client.cancel_task(b.message_id, "callee-s")
+    assert outcome.message_ids[0] == b.message_id and sent.message_id not in outcome.message_ids
+    events = await events_until_end(client, "callee-s", sent.message_id)
+    [final] = [e for e in events if e.event_type == EventType.FINAL_ANSWER]
+    assert final.data == {**final.data, "status": "COMPLETED", "content": "boss got CANCELLED"}
+
+
+async def test_the_session_lock_lapses_with_a_dead_worker(
+    client: GatewayClient, cluster: Cluster
+) -> None:
+    await cluster.start("chain_c", 2, "--lease-seconds", "1")
+    sent = await client.send_message("chain_c", "dead-s", "30")
+    records = await until(client, "dead-s", lambda rs: rs and rs[0].status == "RUNNING")
+    cluster.procs[records[0].worker_id].kill()  # SIGKILL: no drain, no release
+    refused = await client.send_message("chain_c", "dead-s", "0", multitask_strategy="reject")
+    assert refused.error_code == "SESSION_BUSY"
+    await asyncio.sleep(1.5)  # the lease of the dead worker's lock lapses
+    accepted = await client.send_message("chain_c", "dead-s", "0", multitask_strategy="reject")
+    assert accepted.success, accepted.error
+    final = await client.wait_for_final("dead-s", accepted.message_id, timeout=10)
+    assert final.data["status"] == "COMPLETED"
+    assert sent.message_id  # the killed task itself is recovered by the reliability layer

@@ -96,10 +96,8 @@ class AgentContext:
         self.is_root = not self.reply_to and not self.parent_message_id
         self.depth = int(origin.get("depth", header.metadata.get(DEPTH_KEY, 0)) or 0)
         self.worker_id = runner.worker.worker_id
-        #: called by another agent (not a root task): its chunks are reasoning logs
-        self.is_sub_agent = bool(self.reply_to) or (
-            isinstance(command, AskAgentCommand) and bool(header.source_agent_type)
-        )
+        #: started by another agent (not a root task): its chunks are reasoning logs
+        self.is_sub_agent = not self.is_root
         #: a small JSON object that survives suspensions of this execution
         self.state: dict[str, Any] = dict(state or {})
         self.suspension: Suspension | None = None

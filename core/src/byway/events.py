@@ -7,11 +7,13 @@ kind           event_type              fields
 =============  ======================  ==============================================
 chunk          answerDelta (root) /    ``content``, ``role``, optional ``function_call``,
                reasoningLogDelta       ``function_response``, ``tool_calls``,
-               (called agents)         ``tool_responses``, ``metadata``
+               (tasks other agents     ``tool_responses``, ``metadata``
+               started)
 state          stepComplete            ``state``, ``metadata``
 artifact       stepComplete            ``url``, ``metadata``
 ask_user       taskStop                ``prompt``, ``schema``, ``metadata``
-final          finalAnswer             ``status``, ``content``, ``reply_data``,
+final          finalAnswer (root) /    ``status``, ``content``, ``reply_data``,
+               reasoningLogDelta
                                        ``execution_id``, ``error`` (``type``, ``message``)
 end            appStreamResponse       ``status``, ``execution_id``
 =============  ======================  ==============================================
