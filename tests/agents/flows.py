@@ -143,3 +143,23 @@ async def deep(command: Command, context: AgentContext) -> object:
     if isinstance(command, AskAgentCommand):
         return await context.call_agent("deep", "again")
     return {"status": command.status, "content": str(command.content)}
+
+
+@agent("outer")
+async def outer(command: Command, context: AgentContext) -> object:
+    """Calls the waiter (which times out on the sleeper) and reports what came back."""
+    if isinstance(command, AskAgentCommand):
+        return await context.call_agent("waiter", "go")
+    return f"outer got: {command.content}"
+
+
+@agent("sequencer")
+async def sequencer(command: Command, context: AgentContext) -> object:
+    """Calls the kid several times in a row, one call per resume."""
+    done = context.state.get("done", 0)
+    if isinstance(command, ResumeCommand):
+        done += 1
+        context.state["done"] = done
+    if done < 5:
+        return await context.call_agent("kid", f"call{done}")
+    return {"content": f"{done} calls", "reply_data": {"depth": context.depth}}

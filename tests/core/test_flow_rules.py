@@ -16,7 +16,7 @@ from byway import (
     SessionBusyError,
     agent,
 )
-from tests.agents.flows import deep, serial
+from tests.agents.flows import deep, kid, sequencer, serial
 from tests.conftest import running
 
 pytestmark = pytest.mark.redis
@@ -141,3 +141,46 @@ async def test_a_rejected_send_raises_session_busy(
         with pytest.raises(SessionBusyError, match="busy-s"):
             refused.raise_for_status()
         await final_of(client, "busy-s", first.message_id)
+
+
+async def test_sequential_calls_do_not_deepen_the_caller(
+    client: GatewayClient, settings: RedisSettings
+) -> None:
+    async with running(sequencer, settings, max_call_depth=2), running(kid, settings):
+        sent = await client.send_message("sequencer", "seq-s", "go")
+        final = await final_of(client, "seq-s", sent.message_id)
+    assert final["status"] == "COMPLETED", final
+    assert final["content"] == "5 calls" and final["reply_data"] == {"depth": 0}
+    kids = [
+        r for r in await client.registry.list_executions("seq-s") if r.target_agent_type == "kid"
+    ]
+    assert [k.depth for k in kids] == [1] * 5
+
+
+async def test_resending_a_finished_message_is_a_no_op(
+    client: GatewayClient, settings: RedisSettings
+) -> None:
+    async with running(serial, settings):
+        first = await client.send_message("serial", "dup-s", "once", message_id="msg-fixed")
+        await final_of(client, "dup-s", first.message_id)
+        again = await client.send_message("serial", "dup-s", "once", message_id="msg-fixed")
+        other = await client.send_message("serial", "dup-s", "next", multitask_strategy="reject")
+        await final_of(client, "dup-s", other.message_id)
+    assert again.disposition == "duplicate" and again.execution_id == first.execution_id
+    assert other.success  # the duplicate did not take the session
+    records = await client.registry.list_executions("dup-s")
+    assert [r.message_id for r in records].count("msg-fixed") == 1
+
+
+async def test_handlers_cannot_set_the_states_the_scheduler_owns(
+    client: GatewayClient, settings: RedisSettings
+) -> None:
+    @agent("sneaky")
+    async def sneaky(command: Command, context: AgentContext) -> str:
+        await context.update_execution_state("COMPLETED")
+        return "unreachable"
+
+    async with running(sneaky, settings):
+        sent = await client.send_message("sneaky", "sneaky-s", "go")
+        final = await final_of(client, "sneaky-s", sent.message_id)
+    assert final["status"] == "FAILED" and "set by the scheduler" in final["error"]["message"]

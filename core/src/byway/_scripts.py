@@ -30,7 +30,8 @@ class Script:
 
 # Shared Lua helpers, prepended to the scripts that use them.
 LIB = """
-local function is_terminal(s) return s == 'COMPLETED' or s == 'FAILED' or s == 'CANCELLED' end
+local TERMINAL = {COMPLETED = true, FAILED = true, CANCELLED = true}
+local function is_terminal(s) return TERMINAL[string.upper(s or '')] == true end
 local function push_timeline(rec, status, now, worker, detail)
   local tl = rec['timeline']
   if type(tl) ~= 'table' or tl[1] == nil then tl = {} end
@@ -43,36 +44,50 @@ local function is_root(rec)
   local src = rec['source_agent_type'] or ''
   return (rec['parent_message_id'] or '') == '' and (src == '' or src == 'client')
 end
--- Hand the session to the next queued message that has not ended: set the lock to it and
--- return its queue item (json with stream, data, message_id), or false.
-local function next_in_session(registry, lock, queue, grace_ms)
+local function record_of(registry, message_id)
+  local ex = redis.call('HGET', registry, 'msg_map:' .. message_id)
+  local raw = ex and redis.call('HGET', registry, 'exec:' .. ex)
+  if raw then return cjson.decode(raw) end
+  return nil
+end
+-- Hand the session to its next queued message that has not ended: the lock goes to it
+-- and its command goes to its stream (a key named by the queue item: schema v1 only).
+-- Returns the message id, or false when nothing is queued.
+local function hand_on(registry, lock, queue, grace_ms)
   while true do
     local item = redis.call('LPOP', queue)
     if not item then return false end
     local it = cjson.decode(item)
-    local ex = redis.call('HGET', registry, 'msg_map:' .. it['message_id'])
-    local raw = ex and redis.call('HGET', registry, 'exec:' .. ex)
-    local ended = raw and is_terminal(cjson.decode(raw)['status'])
-    if not ended then
+    local rec = record_of(registry, it['message_id'])
+    if not (rec and is_terminal(rec['status'])) then
       redis.call('SET', lock, it['message_id'], 'PX', grace_ms)
-      return item
+      redis.call('XADD', it['stream'], '*', 'data', it['data'])
+      return it['message_id']
     end
   end
+end
+local function enqueue(queue, sessions, session_id, stream, data, message_id, ttl, first)
+  local item = cjson.encode({stream = stream, data = data, message_id = message_id})
+  if first then redis.call('LPUSH', queue, item) else redis.call('RPUSH', queue, item) end
+  redis.call('EXPIRE', queue, ttl)
+  redis.call('SADD', sessions, session_id)
 end
 """
 
 # KEYS: 1 target stream, 2 session registry, 3 set of workers of the agent type,
-#       4 session lock, 5 session queue, 6 the agent type's multitask strategy
+#       4 session lock, 5 session queue, 6 the agent type's multitask strategy,
+#       7 set of sessions with queued messages
 # ARGV: 1 command json, 2 execution id, 3 message id, 4 record json, 5 registry ttl s,
 #       6 stream maxlen (0 = none), 7 online-lease key prefix ('' = no online check),
 #       8 target worker id ('' = any worker of the type), 9 '1' for a root message (one
 #       writer per session applies), 10 multitask strategy ('' = the agent type's, else
-#       enqueue), 11 lock grace ms
+#       enqueue), 11 lock grace ms, 12 session id
 # Returns {0, code, holder} when refused (AGENT_TYPE_UNAVAILABLE, WORKER_NOT_ONLINE,
 # SESSION_BUSY), else {entry id or '', execution id, disposition, holder} where
-# disposition is 'sent', 'queued' (waits for the session's running root) or 'interrupt'
-# (queued first; the caller cancels the holder). The online check reads lease keys by
-# name: schema v1 only (v2 checks with a pipeline first).
+# disposition is 'sent', 'queued' (waits for the session's running root), 'interrupt'
+# (queued first; the caller cancels the holder) or 'duplicate' (this message id already
+# ended: nothing is sent again). The online check reads lease keys by name: schema v1
+# only (v2 checks with a pipeline first).
 SEND = Script(
     LIB
     + """
@@ -88,37 +103,38 @@ if ARGV[7] ~= '' then
     if not online then return {0, 'AGENT_TYPE_UNAVAILABLE', ''} end
   end
 end
+local mapped = redis.call('HGET', KEYS[2], 'msg_map:' .. ARGV[3])
+if mapped then
+  local raw = redis.call('HGET', KEYS[2], 'exec:' .. mapped)
+  if raw and is_terminal(cjson.decode(raw)['status']) then
+    return {'', mapped, 'duplicate', ''}
+  end
+end
+local ttl = tonumber(ARGV[5])
 local disposition = 'sent'
 local holder = ''
 if ARGV[9] == '1' then
   holder = redis.call('GET', KEYS[4]) or ''
   if holder == ARGV[3] then holder = '' end
-  local waiting = redis.call('LLEN', KEYS[5])
-  if holder ~= '' or waiting > 0 then
+  if holder ~= '' or redis.call('LLEN', KEYS[5]) > 0 then
     local strategy = ARGV[10]
     if strategy == '' then strategy = redis.call('GET', KEYS[6]) or 'enqueue' end
     if holder ~= '' and strategy == 'reject' then return {0, 'SESSION_BUSY', holder} end
     disposition = 'queued'
-    local item = cjson.encode({stream = KEYS[1], data = ARGV[1], message_id = ARGV[3]})
-    if holder ~= '' and strategy == 'interrupt' then
-      disposition = 'interrupt'
-      redis.call('LPUSH', KEYS[5], item)
-    else
-      redis.call('RPUSH', KEYS[5], item)
-    end
-    redis.call('EXPIRE', KEYS[5], tonumber(ARGV[5]))
+    if holder ~= '' and strategy == 'interrupt' then disposition = 'interrupt' end
+    enqueue(KEYS[5], KEYS[7], ARGV[12], KEYS[1], ARGV[1], ARGV[3], ttl,
+            disposition == 'interrupt')
   else
     redis.call('SET', KEYS[4], ARGV[3], 'PX', tonumber(ARGV[11]))
   end
 end
-local mapped = redis.call('HGET', KEYS[2], 'msg_map:' .. ARGV[3])
 local exec_id = ARGV[2]
 if not mapped then
   redis.call('HSET', KEYS[2], 'exec:' .. exec_id, ARGV[4], 'msg_map:' .. ARGV[3], exec_id)
 else
   exec_id = mapped
 end
-redis.call('EXPIRE', KEYS[2], tonumber(ARGV[5]))
+redis.call('EXPIRE', KEYS[2], ttl)
 local entry = ''
 if disposition == 'sent' then
   if tonumber(ARGV[6]) > 0 then
@@ -128,11 +144,7 @@ if disposition == 'sent' then
   end
 elseif holder == '' then
   -- a free session with messages still queued (the last holder died): keep their order
-  local item = next_in_session(KEYS[2], KEYS[4], KEYS[5], tonumber(ARGV[11]))
-  if item then
-    local it = cjson.decode(item)
-    redis.call('XADD', it['stream'], '*', 'data', it['data'])
-  end
+  hand_on(KEYS[2], KEYS[4], KEYS[5], tonumber(ARGV[11]))
 end
 return {entry, exec_id, disposition, holder}
 """
@@ -154,17 +166,21 @@ return false
 """)
 
 
-# KEYS: 1 session registry, 2 session lock
+# KEYS: 1 session registry, 2 session lock, 3 session queue, 4 set of sessions with
+#       queued messages
 # ARGV: 1 message id, 2 new execution id, 3 worker id, 4 now ms, 5 record json (used when
 #       the message has no record yet: a command written by another SDK), 6 lock lease ms,
 #       7 stream entry id, 8 control stream name, 9 kind ('ask' | 'resume'),
 #       10 resume: the callee's message id ('' = the user), 11 resume: wait id of a timeout,
-#       12 resume: task group id
+#       12 resume: task group id, 13 the command json, 14 session id, 15 registry ttl s,
+#       16 lock grace ms
 # Returns {'run', exec_id, record, state} | {'done', exec_id, status} |
-#         {'cancelled', exec_id, reason} | {'stale', exec_id, status}
-# A resume runs only if the execution is waiting for exactly that reply; anything else
-# (a duplicate, a late reply after a timeout, an answer to a question no longer open) is
-# 'stale'. A root execution takes (or keeps) its session's lock with a lease.
+#         {'cancelled', exec_id, reason} | {'stale', exec_id, status} |
+#         {'deferred', exec_id, holder}
+# A resume runs only if the execution waits for exactly that reply; anything else (a
+# duplicate, a late reply after a timeout, an answer to a question no longer open) is
+# 'stale'. A root execution takes its session's lock with a lease; if another root holds
+# the session, it is queued behind it ('deferred').
 START = Script(
     LIB
     + """
@@ -180,10 +196,17 @@ if not rec then
   exec_id = exec_id or ARGV[2]
   rec = cjson.decode(ARGV[5])
   rec['execution_id'] = exec_id
-  redis.call('HSET', KEYS[1], 'msg_map:' .. ARGV[1], exec_id)
+  redis.call('HSET', KEYS[1], 'msg_map:' .. ARGV[1], exec_id, 'exec:' .. exec_id, ARGV[5])
 end
 local status = rec['status']
-if is_terminal(status) then return {'done', exec_id, status} end
+local root = is_root(rec)
+if is_terminal(status) then
+  if root and redis.call('GET', KEYS[2]) == ARGV[1] then
+    redis.call('DEL', KEYS[2])
+    hand_on(KEYS[1], KEYS[2], KEYS[3], tonumber(ARGV[16]))
+  end
+  return {'done', exec_id, status}
+end
 if rec['cancel_requested'] == true and kind ~= 'resume' then
   return {'cancelled', exec_id, rec['cancel_reason'] or ''}
 end
@@ -201,7 +224,7 @@ if kind == 'resume' then
   if ARGV[11] ~= '' then
     ok = ARGV[11] == wait['wait_id']
   elseif status == 'WAITING_USER' then
-    ok = ARGV[10] == ''
+    ok = ARGV[10] == '' and ARGV[12] == ''
   elseif (wait['group_id'] or '') ~= '' then
     ok = ARGV[12] == wait['group_id']
   else
@@ -216,7 +239,14 @@ if kind == 'resume' then
   if ARGV[11] ~= '' then by = 'timeout' elseif ARGV[12] ~= '' then by = 'group'
   elseif ARGV[10] ~= '' then by = ARGV[10] end
   detail = {by = by}
-else
+elseif root then
+  local holder = redis.call('GET', KEYS[2])
+  if holder and holder ~= ARGV[1] then
+    enqueue(KEYS[3], KEYS[4], ARGV[14], ARGV[8], ARGV[13], ARGV[1], tonumber(ARGV[15]), false)
+    return {'deferred', exec_id, holder}
+  end
+end
+if kind ~= 'resume' then
   rec['stream_name'] = ARGV[8]
   rec['redis_message_id'] = ARGV[7]
   rec['attempts'] = (rec['attempts'] or 0) + 1
@@ -226,12 +256,7 @@ rec['worker_id'] = ARGV[3]
 if not rec['started_at'] or rec['started_at'] == 0 then rec['started_at'] = now end
 rec['updated_at'] = now
 push_timeline(rec, step, now, ARGV[3], detail)
-if is_root(rec) then
-  local holder = redis.call('GET', KEYS[2])
-  if (not holder) or holder == ARGV[1] then
-    redis.call('SET', KEYS[2], ARGV[1], 'PX', tonumber(ARGV[6]))
-  end
-end
+if root then redis.call('SET', KEYS[2], ARGV[1], 'PX', tonumber(ARGV[6])) end
 local out = cjson.encode(rec)
 redis.call('HSET', KEYS[1], 'exec:' .. exec_id, out)
 return {'run', exec_id, out, redis.call('HGET', KEYS[1], 'state:' .. exec_id) or ''}
@@ -244,7 +269,7 @@ return {'run', exec_id, out, redis.call('HGET', KEYS[1], 'state:' .. exec_id) or
 #       9 lock grace ms, 10.. event jsons to XADD
 # Returns {1, next} when this call ended the execution, {0, ''} when it had already ended
 # (nothing written: a duplicate end never emits a second final event). ``next`` is the
-# queue item of the session's next message when a root task hands the session on.
+# message id the session was handed on to (its command is on its stream already).
 FINISH = Script(
     LIB
     + """
@@ -269,7 +294,7 @@ if #ARGV >= 10 then redis.call('EXPIRE', KEYS[2], ttl) end
 local nxt = ''
 if redis.call('GET', KEYS[3]) == ARGV[8] then
   redis.call('DEL', KEYS[3])
-  nxt = next_in_session(KEYS[1], KEYS[3], KEYS[4], tonumber(ARGV[9])) or ''
+  nxt = hand_on(KEYS[1], KEYS[3], KEYS[4], tonumber(ARGV[9])) or ''
 end
 return {1, nxt}
 """
@@ -280,7 +305,7 @@ return {1, nxt}
 #       7 timeline detail json, 8 message id, 9 event json ('' = none), 10 maxlen, 11 ttl s
 # Records that the execution waits (WAITING_AGENT / WAITING_USER): what for, its handler
 # state, and the question event if any, atomically, so no reply can arrive before the
-# record says it is expected. A waiting root keeps its session (the lock loses its TTL).
+# record says it is expected. A waiting root keeps its session (for the record's TTL).
 # Returns 1, 0 if the execution already ended, -1 if it was cancelled while running.
 SUSPEND = Script(
     LIB
@@ -296,8 +321,8 @@ rec['updated_at'] = now
 push_timeline(rec, ARGV[2], now, ARGV[4], cjson.decode(ARGV[7]))
 redis.call('HSET', KEYS[1], 'exec:' .. ARGV[1], cjson.encode(rec),
            'wait:' .. ARGV[1], ARGV[5], 'state:' .. ARGV[1], ARGV[6])
-if redis.call('GET', KEYS[3]) == ARGV[8] then redis.call('PERSIST', KEYS[3]) end
 local ttl = tonumber(ARGV[11])
+if redis.call('GET', KEYS[3]) == ARGV[8] then redis.call('PEXPIRE', KEYS[3], ttl * 1000) end
 redis.call('EXPIRE', KEYS[1], ttl)
 if ARGV[9] ~= '' then
   redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[10], '*', 'data', ARGV[9])
@@ -308,26 +333,34 @@ return 1
 )
 
 # KEYS: 1 task group hash, 2 its results hash
-# ARGV: 1 child message id, 2 result json, 3 ttl s
+# ARGV: 1 child message id, 2 result json, 3 ttl s, 4 group id
 # Keeps the child's result under its own message id (once) and counts it. When the last
-# child reports, returns {1, results (json list in task order), caller agent type, caller
-# message id}; the caller is resumed by whoever gets that answer, exactly once.
+# child reports, the waiting caller (if any) gets one Resume on its stream (named in the
+# group hash: schema v1) with reply_data = the results in task order. Returns 1 then,
+# else 0.
 GROUP_RESULT = Script("""
 if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2]) == 1 then
   redis.call('HINCRBY', KEYS[1], 'completed', 1)
 end
 redis.call('EXPIRE', KEYS[2], tonumber(ARGV[3]))
-local total = tonumber(redis.call('HGET', KEYS[1], 'total') or '0')
-local done = tonumber(redis.call('HGET', KEYS[1], 'completed') or '0')
-if total == 0 or done < total then return {0} end
-if redis.call('HSETNX', KEYS[1], 'resumed', '1') == 0 then return {0} end
+local g = redis.call('HMGET', KEYS[1], 'total', 'completed', 'caller_stream', 'order',
+                     'source_agent_type', 'parent_message_id', 'session_id', 'trace_id')
+local total, done = tonumber(g[1] or '0'), tonumber(g[2] or '0')
+if total == 0 or done < total then return 0 end
+if redis.call('HSETNX', KEYS[1], 'resumed', '1') == 0 then return 0 end
+if (g[3] or '') == '' then return 0 end
 local parts = {}
-for i, id in ipairs(cjson.decode(redis.call('HGET', KEYS[1], 'order'))) do
+for i, id in ipairs(cjson.decode(g[4])) do
   parts[i] = redis.call('HGET', KEYS[2], id) or 'null'
 end
-return {1, '[' .. table.concat(parts, ',') .. ']',
-        redis.call('HGET', KEYS[1], 'source_agent_type') or '',
-        redis.call('HGET', KEYS[1], 'parent_message_id') or ''}
+local group_id = ARGV[4]
+local header = cjson.encode({message_id = g[6], session_id = g[7], trace_id = g[8],
+  source_agent_type = '', target_agent_type = g[5], parent_message_id = '',
+  task_group_id = group_id, user_code = '', user_name = '', metadata = {}})
+redis.call('XADD', g[3], '*', 'data', '{"action_type":"RESUME","header":' .. header ..
+  ',"body":{"content":"","status":"COMPLETED","reply_data":[' .. table.concat(parts, ',') ..
+  '],"extra_payload":{}}}')
+return 1
 """)
 
 # KEYS: 1 session registry, 2 session stream, 3 session lock, 4 session queue
@@ -336,7 +369,8 @@ return {1, '[' .. table.concat(parts, ',') .. ']',
 # Breadth-first over the message's descendants (by parent_message_id): each execution that
 # has not ended gets cancel_requested; queued and waiting ones end CANCELLED here (a root
 # also gets its final and end events), running ones are marked CANCELLING for their worker
-# to stop. Returns json {"items": [...], "next": queue item or ""}; items are in BFS order.
+# to stop; a session whose running root ended here goes to its next queued message.
+# Returns json {"items": [...]}, in BFS order.
 CANCEL_TREE = Script(
     LIB
     + """
@@ -360,7 +394,7 @@ else
 end
 local now = tonumber(ARGV[3])
 local ttl = tonumber(ARGV[6])
-local items, seen, head, nxt = {}, {}, 1, ''
+local items, seen, head = {}, {}, 1
 while head <= #todo do
   local m = todo[head]
   head = head + 1
@@ -396,7 +430,7 @@ while head <= #todo do
         end
         if redis.call('GET', KEYS[3]) == m then
           redis.call('DEL', KEYS[3])
-          nxt = next_in_session(KEYS[1], KEYS[3], KEYS[4], tonumber(ARGV[7])) or ''
+          hand_on(KEYS[1], KEYS[3], KEYS[4], tonumber(ARGV[7]))
         end
       else
         rec['status'] = 'CANCELLING'
@@ -413,23 +447,37 @@ while head <= #todo do
   end
 end
 if ARGV[1] == '' then redis.call('DEL', KEYS[4]) end
-if #items == 0 then return '{"items": [], "next": ""}' end
-return cjson.encode({items = items, next = nxt})
+if #items == 0 then return '{"items": []}' end
+return cjson.encode({items = items})
 """
 )
 
-# KEYS: 1 deadlines sorted set; ARGV: 1 now ms, 2 limit
-# Takes the waits whose deadline has passed off the set (each goes to exactly one sweeper).
-POP_DEADLINES = Script("""
+# KEYS: 1 deadlines sorted set; ARGV: 1 now ms, 2 limit, 3 claim ms
+# Claims the waits whose deadline has passed: each goes to one sweeper, which removes it
+# once handled; if that sweeper dies, the wait is due again after the claim.
+CLAIM_DEADLINES = Script("""
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
-for _, m in ipairs(due) do redis.call('ZREM', KEYS[1], m) end
+local until_ms = tonumber(ARGV[1]) + tonumber(ARGV[3])
+for _, m in ipairs(due) do redis.call('ZADD', KEYS[1], until_ms, m) end
 return due
 """)
 
+# KEYS: 1 session registry, 2 session lock, 3 session queue; ARGV: 1 lock grace ms
+# A session with queued messages and no lock (its last root's worker died): hand it on.
+# Returns 'busy', 'empty' or the message id it was handed to.
+KICK_SESSION = Script(
+    LIB
+    + """
+if redis.call('EXISTS', KEYS[2]) == 1 then return 'busy' end
+return hand_on(KEYS[1], KEYS[2], KEYS[3], tonumber(ARGV[1])) or 'empty'
+"""
+)
+
 # KEYS: 1 session registry
 # ARGV: 1 execution id, 2 state, 3 now ms, 4 worker id, 5 detail json
-# Appends a non-terminal state to the record's timeline. Returns 0 if the record is gone
-# or already terminal.
+# Appends a handler-defined state (CALLING_AGENT, "searching"...) to the record's
+# timeline. States the scheduler owns (QUEUED, RUNNING, WAITING_*, terminal ones...) are
+# refused: 0, as when the record is gone or already ended.
 TRANSITION = Script("""
 local raw = redis.call('HGET', KEYS[1], 'exec:' .. ARGV[1])
 if not raw then return 0 end
@@ -437,6 +485,9 @@ local rec = cjson.decode(raw)
 local status = rec['status']
 if status == 'COMPLETED' or status == 'FAILED' or status == 'CANCELLED' then return 0 end
 local now = tonumber(ARGV[3])
+local reserved = {QUEUED = 1, RUNNING = 1, RESUMED = 1, WAITING_AGENT = 1, WAITING_USER = 1,
+                  CANCELLING = 1, CANCELLED = 1, COMPLETED = 1, FAILED = 1}
+if reserved[string.upper(ARGV[2])] then return 0 end
 rec['status'] = ARGV[2]
 rec['updated_at'] = now
 local entry = {status = ARGV[2], timestamp = now, worker_id = ARGV[4]}

@@ -272,7 +272,7 @@ class GatewayClient:
                 stream_entry_id=entry.decode(),
                 disposition="sent",
             )
-        root = not header.source_agent_type and not header.parent_message_id
+        root = header.source_agent_type in ("", "client") and not header.parent_message_id
         sent = await self.flow.send(
             command,
             stream=stream,
@@ -409,8 +409,14 @@ class GatewayClient:
     ) -> CancelOutcome:
         """Cancel every task of the session, and the messages queued behind them."""
         _check_id("session_id", session_id)
+        try:
+            mode = CancelMode(cancel_mode)
+        except ValueError:
+            raise ConfigurationError(
+                f"cancel_mode: expected 'graceful' or 'force', got {cancel_mode!r}"
+            ) from None
         return await self.flow.cancel_tree(
-            session_id, "", reason=reason or "session cancelled", mode=CancelMode(cancel_mode)
+            session_id, "", reason=reason or "session cancelled", mode=mode
         )
 
     # -- reading ---------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from byway.errors import (
     NoOnlineWorkerError,
     TaskCancelledError,
 )
-from byway.flow import DEPTH_KEY
+from byway.flow import DEPTH_KEY, header_depth
 from byway.protocol import (
     AgentState,
     ArtifactEvent,
@@ -38,6 +38,11 @@ if TYPE_CHECKING:
 __all__ = ["AgentContext", "Suspension"]
 
 log = logging.getLogger("byway.task")
+
+_SCHEDULER_STATES = frozenset(
+    {"QUEUED", "RUNNING", "RESUMED", "WAITING_AGENT", "WAITING_USER", "CANCELLING"}
+    | {"CANCELLED", "COMPLETED", "FAILED"}
+)
 
 #: The largest ``context.state`` (encoded) that survives a suspension.
 MAX_STATE_BYTES = 64 * 1024
@@ -94,7 +99,7 @@ class AgentContext:
         #: the caller's agent type when another agent waits for this task's reply
         self.reply_to = "" if source == "client" else source
         self.is_root = not self.reply_to and not self.parent_message_id
-        self.depth = int(origin.get("depth", header.metadata.get(DEPTH_KEY, 0)) or 0)
+        self.depth = int(origin.get("depth") or 0) if record else header_depth(header.metadata)
         self.worker_id = runner.worker.worker_id
         #: started by another agent (not a root task): its chunks are reasoning logs
         self.is_sub_agent = not self.is_root
@@ -144,6 +149,11 @@ class AgentContext:
         """Record ``state`` (with optional detail) on this execution's timeline."""
         if not isinstance(state, str) or not state:
             raise ValueError(f"state: expected a non-empty string, got {state!r}")
+        if state.upper() in _SCHEDULER_STATES:
+            raise ValueError(
+                f"state: {state!r} is set by the scheduler; record your own step names "
+                "(CALLING_AGENT, 'searching'...)"
+            )
         await self._runner.registry.transition(
             self.session_id,
             self.execution_id,

@@ -44,6 +44,17 @@ WAIT_ID_KEY = "byway_wait_id"
 #: Header metadata key carrying the call depth of a task (root = 0).
 DEPTH_KEY = "byway_depth"
 STRATEGIES = ("enqueue", "reject", "interrupt")
+#: Header metadata keys that belong to one hop and must not travel with a reply.
+_HOP_KEYS = (WAIT_ID_KEY, DEPTH_KEY)
+
+
+def header_depth(metadata: dict[str, Any]) -> int:
+    """The call depth a command's header carries (0 when absent or not a number)."""
+    value = metadata.get(DEPTH_KEY, 0)
+    try:
+        return max(0, int(value))
+    except (TypeError, ValueError):
+        return 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +64,7 @@ class SendOutcome:
     accepted: bool
     entry_id: str = ""
     execution_id: str = ""
-    disposition: str = ""  # sent | queued | interrupt
+    disposition: str = ""  # sent | queued | interrupt | duplicate
     holder: str = ""  # message id of the session's running root, if any
     error_code: str = ""
 
@@ -84,7 +95,7 @@ class Flow:
         record_ttl_s: int,
         stream_maxlen: int = 100_000,
         session_stream_maxlen: int = 10_000,
-        lock_grace_ms: int = 60_000,
+        lock_grace_ms: int = 600_000,
     ) -> None:
         self.redis = redis
         self.keys = keys
@@ -118,6 +129,7 @@ class Flow:
             parent_message_id=h.parent_message_id,
             task_group_id=h.task_group_id,
             user_code=h.user_code,
+            depth=header_depth(h.metadata),
         )
         k = self.keys
         keys = [
@@ -127,6 +139,7 @@ class Flow:
             k.session_lock(h.session_id),
             k.session_queue(h.session_id),
             k.agent_type_strategy(h.target_agent_type),
+            k.queued_sessions(),
         ]
         args = [
             encode_command(command),
@@ -140,6 +153,7 @@ class Flow:
             "1" if root else "0",
             strategy,
             self.lock_grace_ms,
+            h.session_id,
         ]
         return keys, args, execution_id
 
@@ -202,6 +216,9 @@ class Flow:
                 "completed": 0,
                 "source_agent_type": caller_agent_type,
                 "parent_message_id": caller_message_id,
+                "caller_stream": self.keys.agent_stream(caller_agent_type)
+                if caller_agent_type
+                else "",
                 "session_id": session_id,
                 "trace_id": trace_id,
                 "order": _json.encode(order),
@@ -211,13 +228,6 @@ class Flow:
 
     def queue_deadline(self, pipe: Any, deadline_ms: int, wait: dict[str, Any]) -> None:
         pipe.zadd(self.keys.deadlines(), {_json.encode(wait): deadline_ms})
-
-    async def kick(self, item: bytes | str) -> None:
-        """XADD a session's next message (a queue item from FINISH or CANCEL_TREE)."""
-        if not item:
-            return
-        it = msgspec.json.decode(item)
-        await self.redis.xadd(it["stream"], {"data": it["data"]})
 
     # -- replies ---------------------------------------------------------------------------
 
@@ -251,7 +261,7 @@ class Flow:
                     parent_message_id=callee_message_id,
                     task_group_id=task_group_id,
                     user_code=user_code,
-                    metadata=dict(metadata or {}),
+                    metadata={k: v for k, v in (metadata or {}).items() if k not in _HOP_KEYS},
                 ),
                 content=content,
                 status=status,
@@ -269,32 +279,8 @@ class Flow:
         _scripts.GROUP_RESULT.queue(
             pipe,
             [self.keys.task_group(group_id), self.keys.task_group_results(group_id)],
-            [child_message_id, _json.encode(result), self.record_ttl_s],
+            [child_message_id, _json.encode(result), self.record_ttl_s, group_id],
         )
-
-    async def resume_group_caller(
-        self, group_id: str, reply: Any, *, session_id: str, trace_id: str
-    ) -> None:
-        """After GROUP_RESULT said the group is complete: resume its caller once."""
-        if not reply or reply[0] != 1:
-            return
-        results, caller_type, caller_message = reply[1], reply[2].decode(), reply[3].decode()
-        if not caller_type:
-            return  # a fire-and-forget group: results are collected by polling
-        command = encode_command(
-            ResumeCommand(
-                header=MessageHeader(
-                    message_id=caller_message,
-                    session_id=session_id,
-                    trace_id=trace_id,
-                    target_agent_type=caller_type,
-                    task_group_id=group_id,
-                ),
-                status=AgentState.COMPLETED,
-                reply_data=msgspec.Raw(results),
-            )
-        )
-        await self.redis.xadd(self.keys.agent_stream(caller_type), {"data": command})
 
     async def group_results(self, group_id: str) -> tuple[list[str], dict[str, Any]]:
         """The group's children in task order and the results reported so far."""
@@ -344,7 +330,7 @@ class Flow:
             ],
         )
         decoded = msgspec.json.decode(raw)
-        items = decoded["items"] if isinstance(decoded["items"], list) else []
+        items = decoded["items"] if isinstance(decoded["items"], list) else []  # {} when empty
         outcome = CancelOutcome(items=items)
         cancelled = set(outcome.message_ids)
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -367,32 +353,15 @@ class Flow:
                     )
                     pipe.xadd(k.worker_stream(item["worker_id"]), {"data": encode_command(cancel)})
             top = items[0] if items else None
-            group_reply = False
-            if (
-                notify_caller
-                and top is not None
-                and top["ended"]
-                and top["source_agent_type"] not in ("", "client")
-                and top["parent_message_id"]
-                and top["parent_message_id"] not in cancelled
-            ):
-                group_reply = self._queue_cancelled_reply(pipe, session_id, top, reason)
-            results = await pipe.execute()
-        if group_reply:
-            assert top is not None
-            await self.resume_group_caller(
-                top["task_group_id"],
-                results[-1],
-                session_id=session_id,
-                trace_id=top["trace_id"] or new_id("trace"),
-            )
-        await self.kick(decoded.get("next") or "")
+            if notify_caller and top is not None and top["ended"]:
+                self._queue_cancelled_reply(pipe, session_id, top, cancelled, reason)
+            await pipe.execute()
         return outcome
 
     def _queue_cancelled_reply(
-        self, pipe: Any, session_id: str, item: dict[str, Any], reason: str
-    ) -> bool:
-        """Tell a cancelled callee's caller; True when it went through a task group."""
+        self, pipe: Any, session_id: str, item: dict[str, Any], cancelled: set[str], reason: str
+    ) -> None:
+        """Tell a cancelled callee's group, or its waiting caller if not cancelled too."""
         if item["task_group_id"]:
             self.queue_group_result(
                 pipe,
@@ -407,13 +376,17 @@ class Flow:
                     "error": {"type": "Cancelled", "message": reason},
                 },
             )
-            return True
+            return
+        caller = item["source_agent_type"]
+        parent = item["parent_message_id"]
+        if caller in ("", "client") or not parent or parent in cancelled:
+            return
         self.queue_reply(
             pipe,
-            item["source_agent_type"],
+            caller,
             self.reply_command(
-                caller_agent_type=item["source_agent_type"],
-                caller_message_id=item["parent_message_id"],
+                caller_agent_type=caller,
+                caller_message_id=parent,
                 callee_agent_type=item["target_agent_type"],
                 callee_message_id=item["message_id"],
                 session_id=session_id,
@@ -422,4 +395,3 @@ class Flow:
                 reply_data={"reason": reason},
             ),
         )
-        return False

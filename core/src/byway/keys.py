@@ -88,6 +88,10 @@ class Keys:
         """Root messages waiting for the session to be free (list of queue items)."""
         return f"{self.prefix}:session:{self._id(session_id)}:queue"
 
+    def queued_sessions(self) -> str:
+        """Set of session ids that have root messages waiting (swept for orphans)."""
+        return f"{self.prefix}:queued_sessions"
+
     def task_group(self, group_id: str) -> str:
         return f"{self.prefix}:task_group:{self._id(group_id)}"
 

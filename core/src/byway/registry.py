@@ -49,6 +49,7 @@ class ExecutionRecord(msgspec.Struct, kw_only=True):
     parent_message_id: str = ""
     task_group_id: str = ""
     user_code: str = ""
+    depth: int = 0
     worker_id: str = ""
     stream_name: str = ""
     redis_message_id: str = ""
@@ -117,6 +118,7 @@ def new_record(
     parent_message_id: str = "",
     task_group_id: str = "",
     user_code: str = "",
+    depth: int = 0,
     now: int | None = None,
 ) -> bytes:
     """The JSON of a fresh execution record whose timeline starts at ``status``."""
@@ -133,6 +135,7 @@ def new_record(
             "parent_message_id": parent_message_id,
             "task_group_id": task_group_id,
             "user_code": user_code,
+            "depth": depth,
             "worker_id": "",
             "cancel_requested": False,
             "cancel_reason": "",

@@ -29,7 +29,7 @@ from redis.exceptions import RedisError, ResponseError
 from byway import _scripts, events
 from byway.context import AgentContext
 from byway.errors import LimitExceededError, ProtocolError, TaskCancelledError, WorkerError
-from byway.flow import STRATEGIES, TIMEOUT_STATUS, WAIT_ID_KEY, Flow
+from byway.flow import STRATEGIES, TIMEOUT_STATUS, WAIT_ID_KEY, Flow, header_depth
 from byway.keys import Keys
 from byway.protocol import (
     AgentState,
@@ -106,6 +106,10 @@ class RunnerConfig:
             raise WorkerError("consumer_group: expected a non-empty name")
 
 
+#: an entry to start: stream, entry id, command, and the command's JSON as read
+_Start = tuple[str, str, "AskAgentCommand | ResumeCommand", bytes]
+
+
 @dataclass(slots=True)
 class _Running:
     """A task this runner is executing."""
@@ -115,6 +119,9 @@ class _Running:
     entry_id: str
     agent_type: str
     task: asyncio.Task[None] | None = None
+    #: the handler returned (or raised): from here on only bookkeeping runs, and a cancel
+    #: must not interrupt it
+    handler_done: bool = False
 
 
 @dataclass(slots=True)
@@ -128,11 +135,6 @@ class _EndWrite:
     done: asyncio.Future[None]
     reply: bytes | None = None
     group_result: dict[str, Any] | None = None
-
-    @property
-    def size(self) -> int:
-        """How many pipeline results this write produces."""
-        return 2 + (self.reply is not None or self.group_result is not None)
 
     def queue(self, pipe: Any, flow: Flow, group: str) -> None:
         _scripts.FINISH.queue(pipe, self.keys, self.args)
@@ -198,7 +200,7 @@ class WorkerRunner:
         self._consume_task: asyncio.Task[None] | None = None
         self._timers: set[asyncio.Task[None]] = set()
         self._ending: list[_EndWrite] = []
-        self._backlog: list[tuple[str, str, AskAgentCommand | ResumeCommand]] = []
+        self._backlog: list[_Start] = []
         self._end_flusher: asyncio.Task[None] | None = None
         self.completed = 0
         self.failed = 0
@@ -342,20 +344,35 @@ class WorkerRunner:
             await pipe.execute()
 
     async def _deadline_loop(self) -> None:
-        """Resume waits whose deadline passed (any worker may; each wait goes to one)."""
+        """Resume waits whose deadline passed (any worker may; each wait goes to one), and
+        hand sessions whose running root's worker died on to their queued messages."""
+        sweeps = 0
         while True:
             await asyncio.sleep(self.config.sweep_interval)
+            sweeps += 1
             try:
-                due: Any = await _scripts.POP_DEADLINES.run(
-                    self.redis, [self.keys.deadlines()], [now_ms(), 100]
+                due: Any = await _scripts.CLAIM_DEADLINES.run(
+                    self.redis, [self.keys.deadlines()], [now_ms(), 100, 30_000]
                 )
                 for raw in due:
-                    await self._expire_wait(msgspec.json.decode(raw))
+                    try:
+                        await self._expire_wait(msgspec.json.decode(raw))
+                    except (RedisError, KeyError, msgspec.DecodeError) as exc:
+                        log.warning("could not expire a wait (%s); it is due again in 30s", exc)
+                        continue
+                    await self.redis.zrem(self.keys.deadlines(), raw)
+                if sweeps % 10 == 0:
+                    await self._kick_orphaned_sessions()
             except RedisError as exc:
                 log.warning("deadline sweep failed (%s); retrying", exc)
 
     async def _expire_wait(self, wait: dict[str, Any]) -> None:
         session = wait["session_id"]
+        current: Any = await self.redis.hget(
+            self.keys.session_registry(session), f"wait:{wait['execution_id']}"
+        )
+        if not current or msgspec.json.decode(current).get("wait_id") != wait["wait_id"]:
+            return  # the wait ended before its deadline
         command = ResumeCommand(
             header=MessageHeader(
                 message_id=wait["message_id"],
@@ -378,6 +395,23 @@ class WorkerRunner:
                 requested_by="deadline",
                 notify_caller=False,
             )
+
+    async def _kick_orphaned_sessions(self) -> None:
+        k = self.keys
+        sessions: Any = await self.redis.srandmember(k.queued_sessions(), 100)
+        for raw in sessions or []:
+            session = raw.decode()
+            result: Any = await _scripts.KICK_SESSION.run(
+                self.redis,
+                [k.session_registry(session), k.session_lock(session), k.session_queue(session)],
+                [self.flow.lock_grace_ms],
+            )
+            if result == b"empty":
+                await self.redis.srem(k.queued_sessions(), session)
+            elif result != b"busy":
+                log.info(
+                    "session %s had no running task: handed on to %s", session, result.decode()
+                )
 
     # -- consuming -------------------------------------------------------------------------
 
@@ -424,20 +458,25 @@ class WorkerRunner:
                 except asyncio.CancelledError:
                     await dispatch
                     raise
+                except Exception:
+                    # what was read stays pending (recovered later); the loop goes on
+                    log.exception("dispatching a batch failed")
+                    await asyncio.sleep(backoff)
 
     async def _dispatch(self, reply: list[Any]) -> None:
-        starts: list[tuple[str, str, AskAgentCommand | ResumeCommand]] = []
+        starts: list[_Start] = []
         for stream_raw, entries in reply:
             stream = stream_raw.decode()
             for entry_raw, fields in entries:
                 entry_id = entry_raw.decode()
+                data = fields.get(b"data", b"")
                 try:
-                    command = decode_command(fields.get(b"data", b""))
+                    command = decode_command(data)
                 except ProtocolError as exc:
                     await self._dead_letter(stream, entry_id, fields, str(exc))
                     continue
                 if isinstance(command, (AskAgentCommand, ResumeCommand)):
-                    starts.append((stream, entry_id, command))
+                    starts.append((stream, entry_id, command, data))
                 elif isinstance(command, CancelTaskCommand):
                     await self._on_cancel(command)
                     await self._ack(stream, entry_id)
@@ -451,14 +490,13 @@ class WorkerRunner:
         if starts:
             await self._start_batch(starts)
 
-    async def _start_batch(
-        self, starts: list[tuple[str, str, AskAgentCommand | ResumeCommand]]
-    ) -> None:
+    async def _start_batch(self, starts: list[_Start]) -> None:
         now = now_ms()
         worker_id = self.worker.worker_id
         lease_ms = self.info.lease_ms
+        k = self.keys
         async with self.redis.pipeline(transaction=False) as pipe:
-            for stream, entry_id, command in starts:
+            for stream, entry_id, command, raw in starts:
                 h = command.header
                 record = new_record(
                     execution_id="",
@@ -471,14 +509,17 @@ class WorkerRunner:
                     parent_message_id=h.parent_message_id,
                     task_group_id=h.task_group_id,
                     user_code=h.user_code,
+                    depth=header_depth(h.metadata),
                     now=now,
                 )
                 is_resume = isinstance(command, ResumeCommand)
                 _scripts.START.queue(
                     pipe,
                     [
-                        self.keys.session_registry(h.session_id),
-                        self.keys.session_lock(h.session_id),
+                        k.session_registry(h.session_id),
+                        k.session_lock(h.session_id),
+                        k.session_queue(h.session_id),
+                        k.queued_sessions(),
                     ],
                     [
                         h.message_id,
@@ -493,15 +534,19 @@ class WorkerRunner:
                         h.parent_message_id if is_resume else "",
                         str(h.metadata.get(WAIT_ID_KEY, "")) if is_resume else "",
                         h.task_group_id if is_resume else "",
+                        raw,
+                        h.session_id,
+                        self.config.session_ttl_seconds,
+                        self.flow.lock_grace_ms,
                     ],
                 )
             results = await pipe.execute(raise_on_error=False)
-        for (stream, entry_id, command), result in zip(starts, results, strict=True):
+        for (stream, entry_id, command, _), result in zip(starts, results, strict=True):
             if isinstance(result, Exception):
                 log.error("could not start %s: %s", command.header.message_id, result)
                 continue  # stays pending: recovered later
             verdict, execution_id = result[0].decode(), result[1].decode()
-            if verdict in ("done", "stale"):
+            if verdict in ("done", "stale", "deferred"):
                 log.debug(
                     "%s is %s (%s): acknowledged",
                     command.header.message_id,
@@ -568,13 +613,15 @@ class WorkerRunner:
                 status=AgentState.FAILED, content=f"{type(exc).__name__}: {exc}"
             )
             error = {"type": type(exc).__name__, "message": str(exc)}
+        running.handler_done = True
         try:
             if result is None:
                 await self._suspend(running)
             else:
                 await self._finish(running, result, error)
         finally:
-            self._running.pop(ctx.message_id, None)
+            if self._running.get(ctx.message_id) is running:
+                del self._running[ctx.message_id]
 
     async def _suspend(self, running: _Running) -> None:
         """Record the wait, then send what it waits for, then acknowledge (SPEC §6)."""
@@ -650,6 +697,7 @@ class WorkerRunner:
                         deadline,
                         {
                             "session_id": ctx.session_id,
+                            "execution_id": ctx.execution_id,
                             "message_id": ctx.message_id,
                             "agent_type": running.agent_type,
                             "wait_id": wait["wait_id"],
@@ -798,57 +846,40 @@ class WorkerRunner:
 
         The flusher starts one loop iteration after the first end was queued, so tasks
         that end in the same iteration share its round trip; under load, ends queued while
-        it writes go in the next. What the ends hand on (the session's next message, a
-        completed group's resume) goes out right after.
+        it writes go in the next.
         """
         while self._ending:
             batch, self._ending = self._ending, []
-            results: list[Any] = []
-            for attempt in range(6):
-                try:
-                    async with self.redis.pipeline(transaction=False) as pipe:
-                        for write in batch:
-                            write.queue(pipe, self.flow, self.config.consumer_group)
-                        results = await pipe.execute(raise_on_error=False)
-                    break
-                except RedisError as exc:
-                    delay = 0.1 * 2**attempt
-                    log.warning(
-                        "could not end %d task(s) (%s); retrying in %.1fs", len(batch), exc, delay
-                    )
-                    await asyncio.sleep(delay)
-            else:
-                log.error(
-                    "gave up ending %s: left pending for recovery",
-                    ", ".join(w.context.message_id for w in batch),
-                )
             try:
-                await self._hand_on(batch, results)
+                await self._write_ends(batch)
+            except Exception:
+                log.exception("ending %d task(s) failed; left pending for recovery", len(batch))
             finally:
                 for write in batch:
                     if not write.done.done():
                         write.done.set_result(None)
 
-    async def _hand_on(self, batch: list[_EndWrite], results: list[Any]) -> None:
-        position = 0
-        for write in batch:
-            count = write.size
-            mine, position = results[position : position + count], position + count
-            if not mine:
-                continue
-            for item in mine:
-                if isinstance(item, Exception):
-                    log.error("ending %s failed: %s", write.context.message_id, item)
-            finish = mine[0]
-            if not isinstance(finish, Exception) and finish[1]:
-                await self.flow.kick(finish[1])
-            if write.group_result is not None and not isinstance(mine[1], Exception):
-                await self.flow.resume_group_caller(
-                    write.context.task_group_id,
-                    mine[1],
-                    session_id=write.context.session_id,
-                    trace_id=write.context.trace_id,
+    async def _write_ends(self, batch: list[_EndWrite]) -> None:
+        for attempt in range(6):
+            try:
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for write in batch:
+                        write.queue(pipe, self.flow, self.config.consumer_group)
+                    results = await pipe.execute(raise_on_error=False)
+                for item in results:
+                    if isinstance(item, Exception):
+                        log.error("ending a task failed: %s", item)
+                return
+            except RedisError as exc:
+                delay = 0.1 * 2**attempt
+                log.warning(
+                    "could not end %d task(s) (%s); retrying in %.1fs", len(batch), exc, delay
                 )
+                await asyncio.sleep(delay)
+        log.error(
+            "gave up ending %s: left pending for recovery",
+            ", ".join(w.context.message_id for w in batch),
+        )
 
     async def emit_event(self, ctx: AgentContext, event_type: str, data: dict[str, Any]) -> None:
         """Append one event to the task's session stream."""
@@ -881,6 +912,8 @@ class WorkerRunner:
         with contextlib.suppress(Exception):
             await self.worker.on_cancel_task(command)
         task = running.task
+        if running.handler_done:
+            return  # it is already ending; its end sees cancel_requested
         if command.cancel_mode == CancelMode.FORCE:
             task.cancel()
             return
@@ -888,7 +921,7 @@ class WorkerRunner:
 
         async def force_after_grace() -> None:
             await asyncio.sleep(grace)
-            if not task.done():
+            if not task.done() and not running.handler_done:
                 log.info("task %s ignored cancel for %.1fs: cancelling", ctx.message_id, grace)
                 task.cancel()
 
