@@ -20,12 +20,17 @@ class Script:
     (nor the SCRIPT EXISTS round trip redis-py adds before a pipeline of EVALSHAs)."""
 
     source: str
+    body: bytes = b""
+
+    def __post_init__(self) -> None:
+        # encoded once: the client would otherwise encode the text on every call
+        object.__setattr__(self, "body", self.source.encode())
 
     async def run(self, redis: Any, keys: list[str], args: list[Any]) -> Any:
-        return await redis.eval(self.source, len(keys), *keys, *args)
+        return await redis.eval(self.body, len(keys), *keys, *args)
 
     def queue(self, pipe: Any, keys: list[str], args: list[Any]) -> None:
-        pipe.eval(self.source, len(keys), *keys, *args)
+        pipe.eval(self.body, len(keys), *keys, *args)
 
 
 # Shared Lua helpers, prepended to the scripts that use them.
@@ -259,7 +264,9 @@ push_timeline(rec, step, now, ARGV[3], detail)
 if root then redis.call('SET', KEYS[2], ARGV[1], 'PX', tonumber(ARGV[6])) end
 local out = cjson.encode(rec)
 redis.call('HSET', KEYS[1], 'exec:' .. exec_id, out)
-return {'run', exec_id, out, redis.call('HGET', KEYS[1], 'state:' .. exec_id) or ''}
+local state = ''
+if kind == 'resume' then state = redis.call('HGET', KEYS[1], 'state:' .. exec_id) or '' end
+return {'run', exec_id, out, state}
 """
 )
 
@@ -283,10 +290,11 @@ rec['finished_at'] = now
 rec['updated_at'] = now
 rec['result'] = cjson.decode(ARGV[5])
 push_timeline(rec, ARGV[2], now, ARGV[4], nil)
+local waited = rec['waited'] == true
+rec['waited'] = nil
 redis.call('HSET', KEYS[1], 'exec:' .. ARGV[1], cjson.encode(rec))
-redis.call('HDEL', KEYS[1], 'wait:' .. ARGV[1], 'state:' .. ARGV[1])
+if waited then redis.call('HDEL', KEYS[1], 'wait:' .. ARGV[1], 'state:' .. ARGV[1]) end
 local ttl = tonumber(ARGV[7])
-redis.call('EXPIRE', KEYS[1], ttl)
 for i = 10, #ARGV do
   redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[6], '*', 'data', ARGV[i])
 end
@@ -318,6 +326,7 @@ if rec['cancel_requested'] == true then return -1 end
 local now = tonumber(ARGV[3])
 rec['status'] = ARGV[2]
 rec['updated_at'] = now
+rec['waited'] = true
 push_timeline(rec, ARGV[2], now, ARGV[4], cjson.decode(ARGV[7]))
 redis.call('HSET', KEYS[1], 'exec:' .. ARGV[1], cjson.encode(rec),
            'wait:' .. ARGV[1], ARGV[5], 'state:' .. ARGV[1], ARGV[6])
