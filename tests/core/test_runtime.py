@@ -405,3 +405,24 @@ async def test_state_artifact_and_execution_state_reach_the_user(
     assert record is not None
     assert record.states == ["QUEUED", "RUNNING", "CALLING_AGENT", "COMPLETED"]
     assert isinstance(record.timeline, list) and record.timeline[2].detail == {"target": "search"}
+
+
+async def test_session_keys_expire(
+    client: GatewayClient, settings: RedisSettings, redis: aioredis.Redis
+) -> None:
+    from byway import AskAgentCommand, MessageHeader
+
+    foreign = AskAgentCommand(
+        header=MessageHeader(
+            message_id="msg-ttl", session_id="ttl-f", trace_id="t", target_agent_type="echo"
+        ),
+        content="no record",
+    )
+    async with running(echo, settings, session_ttl_seconds=600):
+        sent = await client.send_message("echo", "ttl-s", "x")
+        await collect(client, "ttl-s", sent.message_id)
+        await redis.xadd(settings.keys.agent_stream("echo"), {"data": encode_command(foreign)})
+        await collect(client, "ttl-f", "msg-ttl")
+    for session in ("ttl-s", "ttl-f"):
+        for key in (settings.keys.session_registry(session), settings.keys.session_stream(session)):
+            assert 0 < await redis.ttl(key) <= 7 * 24 * 3600, key

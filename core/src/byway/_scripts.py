@@ -202,6 +202,7 @@ if not rec then
   rec = cjson.decode(ARGV[5])
   rec['execution_id'] = exec_id
   redis.call('HSET', KEYS[1], 'msg_map:' .. ARGV[1], exec_id, 'exec:' .. exec_id, ARGV[5])
+  redis.call('EXPIRE', KEYS[1], tonumber(ARGV[15]))  -- no SEND set its TTL
 end
 local status = rec['status']
 local root = is_root(rec)
