@@ -201,7 +201,7 @@ class WorkerRunner:
         self._timers: set[asyncio.Task[None]] = set()
         self._ending: list[_EndWrite] = []
         self._backlog: list[_Start] = []
-        self._end_flusher: asyncio.Task[None] | None = None
+        self._flushing = False
         self.completed = 0
         self.failed = 0
 
@@ -837,27 +837,32 @@ class WorkerRunner:
                 user_code=ctx.user_code,
             )
         self._ending.append(write)
-        if self._end_flusher is None or self._end_flusher.done():
-            self._end_flusher = asyncio.create_task(self._flush_ends())
-        await write.done
+        if self._flushing:
+            await write.done  # the task writing now takes this end in its next round
+        else:
+            await self._flush_ends()  # write now; ends that arrive meanwhile join the next round
 
     async def _flush_ends(self) -> None:
         """Write the ends of every task that finished meanwhile in one pipelined round trip.
 
-        The flusher starts one loop iteration after the first end was queued, so tasks
-        that end in the same iteration share its round trip; under load, ends queued while
-        it writes go in the next.
+        The first task to end writes at once; tasks that end while its round trip is in
+        flight are written together in its next round, so under load many ends share one
+        round trip and alone a task waits for nobody.
         """
-        while self._ending:
-            batch, self._ending = self._ending, []
-            try:
-                await self._write_ends(batch)
-            except Exception:
-                log.exception("ending %d task(s) failed; left pending for recovery", len(batch))
-            finally:
-                for write in batch:
-                    if not write.done.done():
-                        write.done.set_result(None)
+        self._flushing = True
+        try:
+            while self._ending:
+                batch, self._ending = self._ending, []
+                try:
+                    await self._write_ends(batch)
+                except Exception:
+                    log.exception("ending %d task(s) failed; left pending for recovery", len(batch))
+                finally:
+                    for write in batch:
+                        if not write.done.done():
+                            write.done.set_result(None)
+        finally:
+            self._flushing = False
 
     async def _write_ends(self, batch: list[_EndWrite]) -> None:
         for attempt in range(6):
