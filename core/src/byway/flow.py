@@ -355,7 +355,7 @@ class Flow:
             top = items[0] if items else None
             if notify_caller and top is not None and top["ended"]:
                 self._queue_cancelled_reply(pipe, session_id, top, cancelled, reason)
-            await pipe.execute()
+            await _scripts.execute(self.redis, pipe, raise_on_error=True)
         return outcome
 
     def _queue_cancelled_reply(

@@ -341,7 +341,7 @@ class WorkerRunner:
                     [self.keys.session_lock(ctx.session_id)],
                     [ctx.message_id, self.info.lease_ms],
                 )
-            await pipe.execute()
+            await _scripts.execute(self.redis, pipe)
 
     async def _deadline_loop(self) -> None:
         """Resume waits whose deadline passed (any worker may; each wait goes to one), and
@@ -540,7 +540,7 @@ class WorkerRunner:
                         self.flow.lock_grace_ms,
                     ],
                 )
-            results = await pipe.execute(raise_on_error=False)
+            results = await _scripts.execute(self.redis, pipe)
         for (stream, entry_id, command, _), result in zip(starts, results, strict=True):
             if isinstance(result, Exception):
                 log.error("could not start %s: %s", command.header.message_id, result)
@@ -706,7 +706,7 @@ class WorkerRunner:
                         },
                     )
             pipe.xack(running.stream, self.config.consumer_group, running.entry_id)
-            await pipe.execute()
+            await _scripts.execute(self.redis, pipe, raise_on_error=True)
 
     def _queue_group(
         self,
@@ -739,7 +739,7 @@ class WorkerRunner:
             self._queue_group(pipe, ctx, group_id, children, caller_waits)
             for child in children:
                 self.flow.queue_child(pipe, child)
-            await pipe.execute()
+            await _scripts.execute(self.redis, pipe, raise_on_error=True)
 
     async def _finish(
         self, running: _Running, result: AgentTaskResult, error: dict[str, str] | None
@@ -870,7 +870,7 @@ class WorkerRunner:
                 async with self.redis.pipeline(transaction=False) as pipe:
                     for write in batch:
                         write.queue(pipe, self.flow, self.config.consumer_group)
-                    results = await pipe.execute(raise_on_error=False)
+                    results = await _scripts.execute(self.redis, pipe)
                 for item in results:
                     if isinstance(item, Exception):
                         log.error("ending a task failed: %s", item)
