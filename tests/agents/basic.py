@@ -27,3 +27,12 @@ async def slow(command: Command, context: AgentContext) -> str:
         await context.check_cancelled()
         await asyncio.sleep(0.02)
     return "slept"
+
+
+@agent("crasher")
+async def crasher(command: Command, context: AgentContext) -> str:
+    """Kills its own process on "poison" (a task that keeps crashing its workers)."""
+    if getattr(command, "content", "") == "poison":
+        await asyncio.sleep(0.2)
+        os._exit(13)
+    return "fine"

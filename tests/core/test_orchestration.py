@@ -352,16 +352,19 @@ async def test_the_session_lock_lapses_with_a_dead_worker_and_the_queue_moves_on
     client: GatewayClient, cluster: Cluster
 ) -> None:
     await cluster.start("chain_c", 2, "--lease-seconds", "1")
-    await client.send_message("chain_c", "dead-s", "30")
+    first = await client.send_message("chain_c", "dead-s", "2")
     records = await until(client, "dead-s", lambda rs: rs and rs[0].status == "RUNNING")
     queued = await client.send_message("chain_c", "dead-s", "0")
     assert queued.disposition == "queued"
     refused = await client.send_message("chain_c", "dead-s", "0", multitask_strategy="reject")
     assert refused.error_code == "SESSION_BUSY"
     cluster.procs[records[0].worker_id].kill()  # SIGKILL: no drain, no release
-    # the dead worker's lock lapses with its lease; a sweeper hands the session on
+    # the survivor takes the task over once the lease lapsed; the queue follows it
+    done = await client.wait_for_final("dead-s", first.message_id, timeout=20)
     final = await client.wait_for_final("dead-s", queued.message_id, timeout=20)
-    assert final.data["status"] == "COMPLETED"
+    assert done.data["status"] == final.data["status"] == "COMPLETED"
+    record = await record_of(client, "dead-s", first.message_id)
+    assert record.attempts == 2
 
 
 async def test_a_callee_resumed_by_its_own_timeout_still_answers_its_caller(

@@ -105,6 +105,8 @@ def _cmd_worker(args: argparse.Namespace) -> int:
         consumer_group=args.consumer_group,
         lease_seconds=args.lease_seconds,
         drain_timeout=args.drain_timeout,
+        max_deliveries=args.max_deliveries,
+        multitask_strategy=args.multitask_strategy,
     )
     asyncio.run(serve(worker, settings=_settings(args), config=config))
     return 0
@@ -262,6 +264,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--consumer-group", default="agent_engines")
     p.add_argument("--lease-seconds", type=float, default=15.0, help="heartbeat lease (15)")
+    p.add_argument(
+        "--max-deliveries",
+        type=int,
+        default=5,
+        help="deliveries before a task that never finishes is dead-lettered (5)",
+    )
+    p.add_argument(
+        "--multitask-strategy",
+        choices=["enqueue", "reject", "interrupt"],
+        default="enqueue",
+        help="what a new message does while its session runs a task (enqueue)",
+    )
     p.add_argument(
         "--drain-timeout",
         type=float,

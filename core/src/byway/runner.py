@@ -47,6 +47,7 @@ from byway.protocol import (
     new_id,
     now_ms,
 )
+from byway.recovery import Recovery
 from byway.registry import DEFAULT_RECORD_TTL_S, WorkerInfo, WorkerRegistry, new_record
 from byway.settings import RedisSettings
 from byway.worker import GatewayWorker, normalize_result
@@ -79,6 +80,8 @@ class RunnerConfig:
     max_fanout: int = 1_000
     #: how often this worker looks for waits whose deadline passed
     sweep_interval: float = 0.5
+    #: deliveries after which a task that never finishes goes to the dead-letter stream
+    max_deliveries: int = 5
 
     def __post_init__(self) -> None:
         if self.multitask_strategy not in STRATEGIES:
@@ -106,8 +109,8 @@ class RunnerConfig:
             raise WorkerError("consumer_group: expected a non-empty name")
 
 
-#: an entry to start: stream, entry id, command, and the command's JSON as read
-_Start = tuple[str, str, "AskAgentCommand | ResumeCommand", bytes]
+#: an entry to start: stream, entry id, command, the command's JSON as read, deliveries
+_Start = tuple[str, str, "AskAgentCommand | ResumeCommand", bytes, int]
 
 
 @dataclass(slots=True)
@@ -193,6 +196,7 @@ class WorkerRunner:
             session_stream_maxlen=self.config.session_stream_maxlen,
         )
         self._streams = {self.keys.agent_stream(t): t for t in self.agent_types}
+        self.recovery = Recovery(self)
         self._own_stream = self.keys.worker_stream(worker.worker_id)
         self._running: dict[str, _Running] = {}
         self._stopping = asyncio.Event()
@@ -248,6 +252,7 @@ class WorkerRunner:
         if handle_signals:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self._on_signal, sig)
+        self._backlog.extend(await self._decode(await self.recovery.own_pending()))
         heartbeat = asyncio.create_task(self._heartbeat_loop(), name="byway-heartbeat")
         sweeper = asyncio.create_task(self._deadline_loop(), name="byway-deadlines")
         self._consume_task = asyncio.create_task(self._consume_loop(), name="byway-consume")
@@ -298,19 +303,26 @@ class WorkerRunner:
 
     async def _drain(self) -> None:
         tasks = [r.task for r in self._running.values() if r.task]
-        if not tasks:
-            return
-        log.info("waiting for %d running task(s)", len(tasks))
-        _, pending = await asyncio.wait(tasks, timeout=self.config.drain_timeout)
-        if pending:
-            log.warning(
-                "%d task(s) did not finish within %.0fs; left pending for another worker",
-                len(pending),
-                self.config.drain_timeout,
-            )
-            for task in pending:
-                task.cancel()
-            await asyncio.wait(pending, timeout=1.0)
+        unfinished: list[tuple[str, str]] = [(s, e) for s, e, *_ in self._backlog]
+        self._backlog.clear()
+        if tasks:
+            log.info("waiting for %d running task(s)", len(tasks))
+            _, pending = await asyncio.wait(tasks, timeout=self.config.drain_timeout)
+            if pending:
+                log.warning(
+                    "%d task(s) did not finish within %.0fs; handing them back",
+                    len(pending),
+                    self.config.drain_timeout,
+                )
+                unfinished += [
+                    (r.stream, r.entry_id) for r in self._running.values() if r.task in pending
+                ]
+                for task in pending:
+                    task.cancel()
+                await asyncio.wait(pending, timeout=1.0)
+        if unfinished:
+            with contextlib.suppress(RedisError):
+                await self.recovery.hand_back(unfinished)
 
     async def _heartbeat_loop(self) -> None:
         interval = self.config.lease_seconds / 3
@@ -319,6 +331,7 @@ class WorkerRunner:
             try:
                 self.info.running = len(self._running)
                 await self._renew_session_locks()
+                await self.recovery.refresh()
                 if not await self.registry.renew_lease(self.info):
                     log.error(
                         "worker id %s was taken by another process; stopping",
@@ -326,6 +339,9 @@ class WorkerRunner:
                     )
                     self._stopping.set()
                     return
+                claimed = await self.recovery.reclaim()
+                if claimed:
+                    self._backlog.extend(await self._decode(claimed))
             except RedisError as exc:
                 log.warning("heartbeat failed (%s); retrying", exc)
 
@@ -464,9 +480,19 @@ class WorkerRunner:
                     await asyncio.sleep(backoff)
 
     async def _dispatch(self, reply: list[Any]) -> None:
+        starts = await self._decode(reply)
+        free = max(0, self.config.max_concurrency - len(self._running))
+        if len(starts) > free:  # tasks sent straight to this busy worker wait their turn
+            self._backlog.extend(starts[free:])
+            starts = starts[:free]
+        if starts:
+            await self._start_batch(starts)
+
+    async def _decode(self, reply: list[Any]) -> list[_Start]:
+        """Handle control commands and bad entries; return the tasks to start."""
         starts: list[_Start] = []
         for stream_raw, entries in reply:
-            stream = stream_raw.decode()
+            stream = stream_raw.decode() if isinstance(stream_raw, bytes) else stream_raw
             for entry_raw, fields in entries:
                 entry_id = entry_raw.decode()
                 data = fields.get(b"data", b"")
@@ -476,19 +502,15 @@ class WorkerRunner:
                     await self._dead_letter(stream, entry_id, fields, str(exc))
                     continue
                 if isinstance(command, (AskAgentCommand, ResumeCommand)):
-                    starts.append((stream, entry_id, command, data))
+                    deliveries = self.recovery.delivery_count(entry_id)
+                    starts.append((stream, entry_id, command, data, deliveries))
                 elif isinstance(command, CancelTaskCommand):
                     await self._on_cancel(command)
                     await self._ack(stream, entry_id)
                 elif isinstance(command, ReloadPluginsCommand):
                     log.info("reload %s requested: no plugins to reload", command.reload_id)
                     await self._ack(stream, entry_id)
-        free = max(0, self.config.max_concurrency - len(self._running))
-        if len(starts) > free:  # tasks sent straight to this busy worker wait their turn
-            self._backlog.extend(starts[free:])
-            starts = starts[:free]
-        if starts:
-            await self._start_batch(starts)
+        return starts
 
     async def _start_batch(self, starts: list[_Start]) -> None:
         now = now_ms()
@@ -496,7 +518,7 @@ class WorkerRunner:
         lease_ms = self.info.lease_ms
         k = self.keys
         async with self.redis.pipeline(transaction=False) as pipe:
-            for stream, entry_id, command, raw in starts:
+            for stream, entry_id, command, raw, _ in starts:
                 h = command.header
                 record = new_record(
                     execution_id="",
@@ -541,7 +563,9 @@ class WorkerRunner:
                     ],
                 )
             results = await _scripts.execute(self.redis, pipe)
-        for (stream, entry_id, command, _), result in zip(starts, results, strict=True):
+        for (stream, entry_id, command, raw, deliveries), result in zip(
+            starts, results, strict=True
+        ):
             if isinstance(result, Exception):
                 log.error("could not start %s: %s", command.header.message_id, result)
                 continue  # stays pending: recovered later
@@ -582,8 +606,25 @@ class WorkerRunner:
                     {"type": "Cancelled", "message": reason or "cancelled before it started"},
                 )
                 continue
+            if deliveries > self.config.max_deliveries:
+                await self._give_up(running, raw, deliveries)
+                continue
             self._running[command.header.message_id] = running
             running.task = asyncio.create_task(self._run(running), name=f"byway-task-{entry_id}")
+
+    async def _give_up(self, running: _Running, raw: bytes, deliveries: int) -> None:
+        """A task that keeps killing its workers: dead-letter it and end it FAILED."""
+        record = self.recovery.dead_letter_record(running.stream, running.entry_id, raw, deliveries)
+        await self.redis.xadd(
+            self.keys.dead_letters(), {"data": record}, maxlen=10_000, approximate=True
+        )
+        log.error("dead-lettered %s after %d deliveries", running.context.message_id, deliveries)
+        message = f"delivered {deliveries} times without finishing; moved to the dead-letter stream"
+        await self._finish(
+            running,
+            AgentTaskResult(status=AgentState.FAILED, content=message),
+            {"type": "DeadLettered", "message": message},
+        )
 
     # -- running a task --------------------------------------------------------------------
 

@@ -1,0 +1,161 @@
+"""Nothing is lost: a dead worker's tasks are taken over by live workers.
+
+A task's stream entry stays pending (unacknowledged) until its end is written. While a
+worker lives it keeps its pending entries fresh (XCLAIM to itself, which resets their
+idle time) every lease/3 seconds, however long the tasks run. Every worker looks for
+entries idle longer than twice the lease whose owner has no lease any more, claims them
+(XCLAIM with that minimum idle time, so two workers never both get one) and runs them
+again; the START script makes that safe (a finished execution is only acknowledged, an
+interrupted one runs again). A task delivered more than ``max_deliveries`` times — one
+that keeps killing its workers — goes to the dead-letter stream and ends FAILED.
+
+A worker restarted with the same id first takes back what it held before it died. On a
+clean stop, what did not finish within the drain timeout is handed back at once (marked
+idle), so other workers take it without waiting for the lease to lapse.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+from redis.exceptions import ResponseError
+
+from byway.protocol import now_ms
+
+if TYPE_CHECKING:
+    from byway.runner import WorkerRunner
+
+__all__ = ["Recovery"]
+
+log = logging.getLogger("byway.recovery")
+_json = msgspec.json.Encoder()
+
+#: entries one reclaim pass looks at per stream
+_BATCH = 100
+
+
+class Recovery:
+    """Reclaim and hand-back for one runner."""
+
+    def __init__(self, runner: WorkerRunner) -> None:
+        self.runner = runner
+        self.group = runner.config.consumer_group
+        self.consumer = runner.worker.worker_id
+        self.claim_idle_ms = int(runner.config.lease_seconds * 2000)
+        #: deliveries seen per entry id when it was claimed (for the dead-letter rule)
+        self.deliveries: dict[str, int] = {}
+
+    def _in_flight(self) -> dict[str, list[str]]:
+        by_stream: dict[str, list[str]] = defaultdict(list)
+        for running in self.runner._running.values():
+            by_stream[running.stream].append(running.entry_id)
+        for stream, entry_id, *_ in self.runner._backlog:
+            by_stream[stream].append(entry_id)
+        return by_stream
+
+    async def refresh(self) -> None:
+        """Reset the idle time of every entry this worker holds (it is alive)."""
+        in_flight = self._in_flight()
+        if not in_flight:
+            return
+        async with self.runner.redis.pipeline(transaction=False) as pipe:
+            for stream, ids in in_flight.items():
+                pipe.xclaim(stream, self.group, self.consumer, 0, list[Any](ids), justid=True)
+            await pipe.execute(raise_on_error=False)
+
+    async def own_pending(self) -> list[Any]:
+        """What an earlier process with this worker id held when it died (XREADGROUP 0)."""
+        streams: dict[Any, Any] = {
+            **dict.fromkeys(self.runner._streams, "0"),
+            self.runner._own_stream: "0",
+        }
+        reply: Any = await self.runner.redis.xreadgroup(
+            self.group, self.consumer, streams, count=self.runner.config.max_concurrency
+        )
+        found = [(s, [e for e in entries if e[1]]) for s, entries in reply or []]
+        found = [(s, entries) for s, entries in found if entries]
+        if found:
+            count = sum(len(entries) for _, entries in found)
+            log.info("taking back %d task(s) this worker id held before a restart", count)
+        return found
+
+    async def reclaim(self) -> list[Any]:
+        """Claim entries whose owner's lease lapsed; returns them like an XREADGROUP reply."""
+        redis, keys = self.runner.redis, self.runner.keys
+        claimed: list[Any] = []
+        for stream in self.runner._streams:
+            try:
+                pending: Any = await redis.xpending_range(
+                    stream, self.group, min="-", max="+", count=_BATCH, idle=self.claim_idle_ms
+                )
+            except ResponseError:
+                continue  # the stream or group is gone
+            owners = sorted({p["consumer"].decode() for p in pending} - {self.consumer})
+            if not owners:
+                continue
+            async with redis.pipeline(transaction=False) as pipe:
+                for owner in owners:
+                    pipe.exists(keys.worker_online(owner))
+                alive = dict(zip(owners, await pipe.execute(), strict=True))
+            orphans = [p for p in pending if not alive.get(p["consumer"].decode(), True)]
+            if not orphans:
+                continue
+            ids = [p["message_id"] for p in orphans]
+            entries: Any = await redis.xclaim(
+                stream, self.group, self.consumer, self.claim_idle_ms, ids
+            )
+            for p in orphans:
+                self.deliveries[p["message_id"].decode()] = int(p["times_delivered"]) + 1
+            gone = set(ids) - {e[0] for e in entries}
+            if gone:  # trimmed from the stream while pending: nothing left to run
+                await redis.xack(stream, self.group, *gone)
+            live = [e for e in entries if e[1]]
+            if live:
+                owners_of = sorted({p["consumer"].decode() for p in orphans})
+                log.warning(
+                    "took over %d task(s) from dead worker(s) %s on %s",
+                    len(live),
+                    ", ".join(owners_of),
+                    stream,
+                )
+                claimed.append((stream.encode(), live))
+        return claimed
+
+    def delivery_count(self, entry_id: str) -> int:
+        return self.deliveries.pop(entry_id, 1)
+
+    async def hand_back(self, items: list[tuple[str, str]]) -> None:
+        """Mark entries this worker gives up as long idle: others claim them at once."""
+        by_stream: dict[str, list[str]] = defaultdict(list)
+        for stream, entry_id in items:
+            by_stream[stream].append(entry_id)
+        async with self.runner.redis.pipeline(transaction=False) as pipe:
+            for stream, ids in by_stream.items():
+                pipe.xclaim(
+                    stream,
+                    self.group,
+                    self.consumer,
+                    0,
+                    list[Any](ids),
+                    idle=self.claim_idle_ms * 10,
+                    justid=True,
+                )
+            await pipe.execute(raise_on_error=False)
+        log.info("handed back %d unfinished task(s) for other workers", len(items))
+
+    def dead_letter_record(self, stream: str, entry_id: str, raw: bytes, deliveries: int) -> bytes:
+        return _json.encode(
+            {
+                "stream": stream,
+                "entry_id": entry_id,
+                "reason": f"delivered {deliveries} times without finishing "
+                f"(max_deliveries={self.runner.config.max_deliveries}): it may crash its worker",
+                "deliveries": deliveries,
+                "worker_id": self.consumer,
+                "timestamp": now_ms(),
+                "raw": raw.decode("utf-8", "replace"),
+            }
+        )
