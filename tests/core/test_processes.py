@@ -176,3 +176,53 @@ async def test_cli_resume_answers_a_question_and_cancel_stops_a_task(
         assert final.data["status"] == "CANCELLED" and final.data["error"]["message"] == "enough"
     finally:
         stop_process(worker)
+
+
+async def test_cli_dlq_lists_and_replays_dead_letters(
+    client: GatewayClient, settings: RedisSettings
+) -> None:
+    from byway import AskAgentCommand, MessageHeader
+    from byway.protocol import encode_command
+
+    keys = settings.keys
+    worker = spawn_worker("tests.agents.basic:echo", settings)
+    try:
+        await wait_online(client, "echo")
+        await client.redis.xadd(keys.agent_stream("echo"), {"data": b"{broken"})
+        command = AskAgentCommand(
+            header=MessageHeader(
+                message_id="msg-dead", session_id="dlq-s", trace_id="t", target_agent_type="echo"
+            ),
+            content="second chance",
+        )
+        letter = {
+            "stream": keys.agent_stream("echo"),
+            "reason": "crashed its workers",
+            "raw": encode_command(command).decode(),
+        }
+        replayable = (
+            await client.redis.xadd(keys.dead_letters(), {"data": json.dumps(letter)})
+        ).decode()
+        for _ in range(100):  # the broken entry reaches the dead-letter stream too
+            if await client.redis.xlen(keys.dead_letters()) == 2:
+                break
+            await asyncio.sleep(0.05)
+
+        listed = _cli(settings, "dlq", "list", "--json")
+        assert listed.returncode == 0, listed.stderr
+        letters = json.loads(listed.stdout)
+        assert len(letters) == 2 and {x["id"] for x in letters} >= {replayable}
+        broken = next(x for x in letters if x["id"] != replayable)
+        assert "not JSON" in broken["reason"]
+
+        refused = _cli(settings, "dlq", "replay", broken["id"])
+        assert refused.returncode == 2 and "cannot be replayed" in refused.stderr
+        replayed = _cli(settings, "dlq", "replay", replayable)
+        assert replayed.returncode == 0, replayed.stderr
+        new_id = json.loads(replayed.stdout)["message_id"]
+        assert new_id != "msg-dead"
+        final = await client.wait_for_final("dlq-s", new_id, timeout=10)
+        assert final.data["content"] == "second chance"
+        assert await client.redis.xlen(keys.dead_letters()) == 1  # the replayed one is gone
+    finally:
+        stop_process(worker)

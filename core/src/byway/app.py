@@ -105,11 +105,19 @@ async def serve(
     settings: RedisSettings | None = None,
     config: RunnerConfig | None = None,
     handle_signals: bool = True,
+    health_port: int | None = None,
 ) -> None:
-    """Run ``worker`` until stopped (SIGTERM/SIGINT drain it)."""
+    """Run ``worker`` until stopped (SIGTERM/SIGINT drain it); with ``health_port``,
+    serve ``/healthz`` and ``/readyz`` meanwhile."""
     runner = WorkerRunner(worker, settings=settings, config=config)
     try:
-        await runner.start(handle_signals=handle_signals)
+        if health_port is None:
+            await runner.start(handle_signals=handle_signals)
+        else:
+            from byway.health import HealthServer
+
+            async with HealthServer(runner, health_port):
+                await runner.start(handle_signals=handle_signals)
     finally:
         await runner.release()
 

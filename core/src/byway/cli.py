@@ -108,7 +108,9 @@ def _cmd_worker(args: argparse.Namespace) -> int:
         max_deliveries=args.max_deliveries,
         multitask_strategy=args.multitask_strategy,
     )
-    asyncio.run(serve(worker, settings=_settings(args), config=config))
+    asyncio.run(
+        serve(worker, settings=_settings(args), config=config, health_port=args.health_port)
+    )
     return 0
 
 
@@ -192,6 +194,35 @@ async def _cancel(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _dlq(args: argparse.Namespace) -> int:
+    from byway.client import GatewayClient
+
+    async with GatewayClient(settings=_settings(args)) as client:
+        if args.action == "replay":
+            if not args.entry_id:
+                print("error: dlq replay needs an ENTRY_ID (see `byway dlq list`)", file=sys.stderr)
+                return 2
+            sent = await client.replay_dead_letter(args.entry_id)
+            print(
+                json.dumps(
+                    {
+                        "replayed": args.entry_id,
+                        "session_id": sent.session_id,
+                        "message_id": sent.message_id,
+                    }
+                )
+            )
+            return 0
+        letters = await client.dead_letters(args.count)
+    if args.json:
+        print(json.dumps(letters, indent=2))
+    else:
+        for letter in letters:
+            print(f"{letter['id']}  {letter.get('stream', '')}  {letter.get('reason', '')}")
+        print(f"{len(letters)} dead letter(s)")
+    return 0
+
+
 async def _status(args: argparse.Namespace) -> int:
     from byway.client import GatewayClient
     from byway.status import collect_status, print_status
@@ -264,6 +295,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--consumer-group", default="agent_engines")
     p.add_argument("--lease-seconds", type=float, default=15.0, help="heartbeat lease (15)")
+    p.add_argument(
+        "--health-port",
+        type=int,
+        help="serve /healthz and /readyz on this port (off by default)",
+    )
     p.add_argument(
         "--max-deliveries",
         type=int,
@@ -344,6 +380,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=["graceful", "force"], default="graceful")
     _add_redis_options(p)
     p.set_defaults(func=lambda a: asyncio.run(_cancel(a)))
+
+    p = sub.add_parser(
+        "dlq",
+        help="dead letters: list them, replay one",
+        description=(
+            "Tasks no worker could decode or finish. `list` shows the newest; `replay ID` "
+            "sends that task again as a new message of its session."
+        ),
+    )
+    p.add_argument("action", choices=["list", "replay"])
+    p.add_argument("entry_id", metavar="ENTRY_ID", nargs="?")
+    p.add_argument("--count", type=int, default=100)
+    p.add_argument("--json", action="store_true")
+    _add_redis_options(p)
+    p.set_defaults(func=lambda a: asyncio.run(_dlq(a)))
 
     p = sub.add_parser(
         "status",

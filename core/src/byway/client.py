@@ -20,9 +20,10 @@ from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Any, Protocol
 
+import msgspec
 import redis.asyncio as aioredis
 
-from byway.errors import ConfigurationError, NoOnlineWorkerError, SessionBusyError
+from byway.errors import ConfigurationError, NoOnlineWorkerError, ProtocolError, SessionBusyError
 from byway.flow import STRATEGIES, CancelOutcome, Flow
 from byway.keys import Keys
 from byway.protocol import (
@@ -35,6 +36,7 @@ from byway.protocol import (
     EventType,
     MessageHeader,
     ResumeCommand,
+    decode_command,
     decode_event,
     encode_command,
     new_id,
@@ -418,6 +420,38 @@ class GatewayClient:
         return await self.flow.cancel_tree(
             session_id, "", reason=reason or "session cancelled", mode=mode
         )
+
+    # -- dead letters ----------------------------------------------------------------------
+
+    async def dead_letters(self, count: int = 100) -> list[dict[str, Any]]:
+        """The newest dead-lettered entries: ``id``, ``stream``, ``reason``, ``raw``..."""
+        entries: Any = await self.redis.xrevrange(self.keys.dead_letters(), count=count)
+        return [{"id": eid.decode(), **msgspec.json.decode(f[b"data"])} for eid, f in entries]
+
+    async def replay_dead_letter(self, entry_id: str) -> SendMessageResponse:
+        """Send a dead-lettered task again, as a new message of the same session (the old
+        execution stays FAILED), and remove it from the dead-letter stream."""
+        _check_id("entry_id", entry_id)
+        key = self.keys.dead_letters()
+        found: Any = await self.redis.xrange(key, min=entry_id, max=entry_id)
+        if not found:
+            raise ConfigurationError(f"entry_id: no dead letter {entry_id!r}")
+        letter = msgspec.json.decode(found[0][1][b"data"])
+        try:
+            command = decode_command(letter["raw"])
+        except ProtocolError as exc:
+            raise ConfigurationError(f"entry_id: {entry_id!r} cannot be replayed: {exc}") from None
+        if not isinstance(command, AskAgentCommand):
+            raise ConfigurationError(
+                f"entry_id: {entry_id!r} holds a {command.action_type} command; only "
+                "AskAgent tasks are replayed"
+            )
+        header = msgspec.structs.replace(command.header, message_id=new_id("msg"))
+        sent = await self.send_command(
+            msgspec.structs.replace(command, header=header), require_online_worker=False
+        )
+        await self.redis.xdel(key, entry_id)
+        return sent
 
     # -- reading ---------------------------------------------------------------------------
 

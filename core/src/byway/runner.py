@@ -19,6 +19,7 @@ import logging
 import os
 import signal
 import socket
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -208,6 +209,8 @@ class WorkerRunner:
         self._flushing = False
         self.completed = 0
         self.failed = 0
+        #: monotonic time Redis last answered a read or a heartbeat (readiness)
+        self.redis_ok_at = 0.0
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -231,6 +234,7 @@ class WorkerRunner:
                 if "BUSYGROUP" not in str(exc):
                     raise
         await self.registry.register_worker(self.info)
+        self.redis_ok_at = time.monotonic()
         async with self.redis.pipeline(transaction=False) as pipe:
             for agent_type in self.agent_types:
                 pipe.set(self.keys.agent_type_strategy(agent_type), self.config.multitask_strategy)
@@ -280,6 +284,18 @@ class WorkerRunner:
             return
         log.info("%s received: draining (up to %.0fs)", sig.name, self.config.drain_timeout)
         self._stopping.set()
+
+    def readiness(self) -> tuple[bool, str]:
+        """Whether this worker consumes and Redis answered recently, and if not, why."""
+        if not self._initialized:
+            return False, "starting"
+        if self._stopping.is_set():
+            return False, "stopping"
+        limit = max(5.0, self.config.block_ms / 1000 * 2.5)
+        silent = time.monotonic() - self.redis_ok_at
+        if silent > limit:
+            return False, f"redis has not answered for {silent:.0f}s"
+        return True, "ready"
 
     async def stop(self) -> None:
         """Stop consuming; running tasks get ``drain_timeout`` seconds to finish."""
@@ -332,7 +348,9 @@ class WorkerRunner:
                 self.info.running = len(self._running)
                 await self._renew_session_locks()
                 await self.recovery.refresh()
-                if not await self.registry.renew_lease(self.info):
+                lease_ok = await self.registry.renew_lease(self.info)
+                self.redis_ok_at = time.monotonic()
+                if not lease_ok:
                     log.error(
                         "worker id %s was taken by another process; stopping",
                         self.worker.worker_id,
@@ -460,6 +478,7 @@ class WorkerRunner:
                     count=count,
                     block=block,
                 )
+                self.redis_ok_at = time.monotonic()
                 backoff = 0.1
             except RedisError as exc:
                 log.warning("read failed (%s); retrying in %.1fs", exc, backoff)
