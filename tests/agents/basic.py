@@ -36,3 +36,14 @@ async def crasher(command: Command, context: AgentContext) -> str:
         await asyncio.sleep(0.2)
         os._exit(13)
     return "fine"
+
+
+@agent("chaos")
+async def chaos(command: Command, context: AgentContext) -> str:
+    """Sleeps for the seconds in the message; "poison" kills its process every time."""
+    text = str(getattr(command, "content", "0"))
+    if text == "poison":
+        os._exit(13)
+    await context.emit_chunk(f"working {text}s")
+    await asyncio.sleep(float(text))
+    return text

@@ -441,3 +441,26 @@ async def test_work_goes_on_when_redis_forgets_its_scripts() -> None:
             second = await own.send_message("echo", "f2", "after flush")
             events = await collect(own, "f2", second.message_id)
     assert finals(events, second.message_id)[0].data["content"] == "after flush"
+
+
+async def test_control_streams_are_trimmed_below_what_is_still_needed(
+    client: GatewayClient, settings: RedisSettings, redis: aioredis.Redis
+) -> None:
+    stream = settings.keys.agent_stream("slow")
+    async with running(slow, settings, max_concurrency=1) as runner:
+        done = [await client.send_message("slow", f"t{i}", "0") for i in range(20)]
+        for i, s in enumerate(done):
+            await collect(client, f"t{i}", s.message_id)
+        busy = await client.send_message("slow", "busy", "3")  # pending while it runs
+        waiting = await client.send_message("slow", "waiting", "0")  # not read yet
+        for _ in range(100):
+            record = await client.registry.get_execution("busy", busy.execution_id)
+            if record and record.status == "RUNNING":
+                break
+            await asyncio.sleep(0.02)
+        assert await redis.xlen(stream) == 22
+        removed = await runner.recovery.trim()
+        left = [e.decode() for e, _ in await redis.xrange(stream)]
+        assert removed == 20
+        assert left == [busy.stream_entry_id, waiting.stream_entry_id]
+        await runner.stop()

@@ -215,14 +215,16 @@ return false
 #       7 stream entry id, 8 control stream name, 9 kind ('ask' | 'resume'),
 #       10 resume: the callee's message id ('' = the user), 11 resume: wait id of a timeout,
 #       12 resume: task group id, 13 the command json, 14 session id, 15 registry ttl s,
-#       16 lock grace ms
+#       16 lock grace ms, 17 runs of one step before it is called poisonous
 # Returns {'run', exec_id, record, state} | {'done', exec_id, status} |
 #         {'cancelled', exec_id, reason} | {'stale', exec_id, status} |
-#         {'deferred', exec_id, holder}
+#         {'deferred', exec_id, holder} | {'poison', exec_id, record, runs}
 # A resume runs only if the execution waits for exactly that reply; anything else (a
 # duplicate, a late reply after a timeout, an answer to a question no longer open) is
 # 'stale'. A root execution takes its session's lock with a lease; if another root holds
-# the session, it is queued behind it ('deferred').
+# the session, it is queued behind it ('deferred'). An entry that comes back while its
+# execution still says RUNNING was interrupted (its worker died): it runs again, until one
+# step has been started ARGV[17] times ('poison': it keeps killing its workers).
 START = Script(
     LIB
     + """
@@ -256,7 +258,16 @@ end
 local now = tonumber(ARGV[4])
 local step = 'RUNNING'
 local detail = nil
-if kind == 'resume' then
+-- the same entry again while its run is still marked RUNNING: that run died with its
+-- worker (or the worker let it go); run it again, unless it keeps dying
+local rerun = status == 'RUNNING' and rec['redis_message_id'] == ARGV[7]
+if rerun or (kind == 'ask' and status == 'RUNNING') then
+  if (rec['step_attempts'] or 1) >= tonumber(ARGV[17]) then
+    return {'poison', exec_id, cjson.encode(rec), rec['step_attempts'] or 1}
+  end
+  rec['step_attempts'] = (rec['step_attempts'] or 1) + 1
+  detail = {retry = rec['step_attempts']}
+elseif kind == 'resume' then
   if status ~= 'WAITING_AGENT' and status ~= 'WAITING_USER' then
     return {'stale', exec_id, status}
   end
@@ -282,16 +293,20 @@ if kind == 'resume' then
   if ARGV[11] ~= '' then by = 'timeout' elseif ARGV[12] ~= '' then by = 'group'
   elseif ARGV[10] ~= '' then by = ARGV[10] end
   detail = {by = by}
-elseif root then
-  local holder = redis.call('GET', KEYS[2])
-  if holder and holder ~= ARGV[1] then
-    enqueue(KEYS[3], KEYS[4], ARGV[14], ARGV[8], ARGV[13], ARGV[1], tonumber(ARGV[15]), false)
-    return {'deferred', exec_id, holder}
+  rec['step_attempts'] = 1
+else
+  rec['step_attempts'] = 1
+  if root then
+    local holder = redis.call('GET', KEYS[2])
+    if holder and holder ~= ARGV[1] then
+      enqueue(KEYS[3], KEYS[4], ARGV[14], ARGV[8], ARGV[13], ARGV[1], tonumber(ARGV[15]), false)
+      return {'deferred', exec_id, holder}
+    end
   end
 end
+rec['redis_message_id'] = ARGV[7]
 if kind ~= 'resume' then
   rec['stream_name'] = ARGV[8]
-  rec['redis_message_id'] = ARGV[7]
   rec['attempts'] = (rec['attempts'] or 0) + 1
 end
 rec['status'] = 'RUNNING'
@@ -577,5 +592,17 @@ RENEW_LOCK = Script("""
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]))
 end
+return 0
+""")
+
+# KEYS: 1 session registry; ARGV: 1 message id, 2 stream entry id
+# 1 if this entry's last run was interrupted (its execution still says RUNNING for this
+# very entry: its worker died), else 0. Read-only: deciding how to run it changes nothing.
+INTERRUPTED = Script("""
+local ex = redis.call('HGET', KEYS[1], 'msg_map:' .. ARGV[1])
+local raw = ex and redis.call('HGET', KEYS[1], 'exec:' .. ex)
+if not raw then return 0 end
+local rec = cjson.decode(raw)
+if rec['status'] == 'RUNNING' and rec['redis_message_id'] == ARGV[2] then return 1 end
 return 0
 """)

@@ -114,7 +114,7 @@ class GatewayClient:
         redis: aioredis.Redis | None = None,
         *,
         settings: RedisSettings | None = None,
-        stream_maxlen: int = 100_000,
+        stream_maxlen: int = 0,
     ) -> None:
         self.settings = settings or RedisSettings.from_env()
         self._owns_redis = redis is None
@@ -260,7 +260,7 @@ class GatewayClient:
             entry: Any = await self.redis.xadd(
                 stream,
                 {"data": encode_command(command)},
-                maxlen=self.stream_maxlen,
+                maxlen=self.stream_maxlen or None,
                 approximate=True,
             )
             return SendMessageResponse(

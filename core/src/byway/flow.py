@@ -93,7 +93,7 @@ class Flow:
         keys: Keys,
         *,
         record_ttl_s: int,
-        stream_maxlen: int = 100_000,
+        stream_maxlen: int = 0,
         session_stream_maxlen: int = 10_000,
         lock_grace_ms: int = 600_000,
     ) -> None:

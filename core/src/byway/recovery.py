@@ -6,8 +6,9 @@ idle time) every lease/3 seconds, however long the tasks run. Every worker looks
 entries idle longer than twice the lease whose owner has no lease any more, claims them
 (XCLAIM with that minimum idle time, so two workers never both get one) and runs them
 again; the START script makes that safe (a finished execution is only acknowledged, an
-interrupted one runs again). A task delivered more than ``max_deliveries`` times — one
-that keeps killing its workers — goes to the dead-letter stream and ends FAILED.
+interrupted one runs again). A step started ``max_deliveries`` times whose worker died
+each time — a task that keeps killing its workers — goes to the dead-letter stream and
+ends FAILED.
 
 A worker restarted with the same id first takes back what it held before it died. On a
 clean stop, what did not finish within the drain timeout is handed back at once (marked
@@ -45,8 +46,6 @@ class Recovery:
         self.group = runner.config.consumer_group
         self.consumer = runner.worker.worker_id
         self.claim_idle_ms = int(runner.config.lease_seconds * 2000)
-        #: deliveries seen per entry id when it was claimed (for the dead-letter rule)
-        self.deliveries: dict[str, int] = {}
 
     def _in_flight(self) -> dict[str, list[str]]:
         by_stream: dict[str, list[str]] = defaultdict(list)
@@ -54,6 +53,8 @@ class Recovery:
             by_stream[running.stream].append(running.entry_id)
         for stream, entry_id, *_ in self.runner._backlog:
             by_stream[stream].append(entry_id)
+        for waiting in self.runner._quarantine:
+            by_stream[waiting.stream].append(waiting.entry_id)
         return by_stream
 
     async def refresh(self) -> None:
@@ -107,8 +108,6 @@ class Recovery:
             entries: Any = await redis.xclaim(
                 stream, self.group, self.consumer, self.claim_idle_ms, ids
             )
-            for p in orphans:
-                self.deliveries[p["message_id"].decode()] = int(p["times_delivered"]) + 1
             gone = set(ids) - {e[0] for e in entries}
             if gone:  # trimmed from the stream while pending: nothing left to run
                 await redis.xack(stream, self.group, *gone)
@@ -124,8 +123,32 @@ class Recovery:
                 claimed.append((stream.encode(), live))
         return claimed
 
-    def delivery_count(self, entry_id: str) -> int:
-        return self.deliveries.pop(entry_id, 1)
+    async def trim(self) -> int:
+        """Trim this worker's control streams below the oldest entry any group still needs
+        (its oldest pending entry, or the first it has not read); never an unacknowledged
+        one. Returns how many entries went."""
+        redis = self.runner.redis
+        removed = 0
+        for stream in [*self.runner._streams, self.runner._own_stream]:
+            try:
+                groups: Any = await redis.xinfo_groups(stream)
+            except ResponseError:
+                continue
+            if not groups:
+                continue  # nobody consumes it (yet): keep everything
+            floor: tuple[int, int] | None = None
+            for group in groups:
+                name = group["name"]
+                oldest = _next_id(group["last-delivered-id"])
+                if int(group["pending"]):
+                    summary: Any = await redis.xpending(stream, name)
+                    oldest = min(oldest, _parse_id(summary["min"]))
+                floor = oldest if floor is None else min(floor, oldest)
+            if floor is not None and floor > (0, 0):
+                removed += int(
+                    await redis.xtrim(stream, minid=f"{floor[0]}-{floor[1]}", approximate=False)
+                )
+        return removed
 
     async def hand_back(self, items: list[tuple[str, str]]) -> None:
         """Mark entries this worker gives up as long idle: others claim them at once."""
@@ -146,16 +169,27 @@ class Recovery:
             await pipe.execute(raise_on_error=False)
         log.info("handed back %d unfinished task(s) for other workers", len(items))
 
-    def dead_letter_record(self, stream: str, entry_id: str, raw: bytes, deliveries: int) -> bytes:
+    def dead_letter_record(self, stream: str, entry_id: str, raw: bytes, runs: int) -> bytes:
         return _json.encode(
             {
                 "stream": stream,
                 "entry_id": entry_id,
-                "reason": f"delivered {deliveries} times without finishing "
-                f"(max_deliveries={self.runner.config.max_deliveries}): it may crash its worker",
-                "deliveries": deliveries,
+                "reason": f"started {runs} times and its worker died each time "
+                f"(max_deliveries={self.runner.config.max_deliveries})",
+                "deliveries": runs,
                 "worker_id": self.consumer,
                 "timestamp": now_ms(),
                 "raw": raw.decode("utf-8", "replace"),
             }
         )
+
+
+def _parse_id(value: bytes | str) -> tuple[int, int]:
+    text = value.decode() if isinstance(value, bytes) else value
+    ms, _, seq = text.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def _next_id(value: bytes | str) -> tuple[int, int]:
+    ms, seq = _parse_id(value)
+    return ms, seq + 1

@@ -81,7 +81,8 @@ class RunnerConfig:
     max_fanout: int = 1_000
     #: how often this worker looks for waits whose deadline passed
     sweep_interval: float = 0.5
-    #: deliveries after which a task that never finishes goes to the dead-letter stream
+    #: times one step of a task may be started and die with its worker before the task
+    #: goes to the dead-letter stream (ends FAILED)
     max_deliveries: int = 5
 
     def __post_init__(self) -> None:
@@ -110,8 +111,8 @@ class RunnerConfig:
             raise WorkerError("consumer_group: expected a non-empty name")
 
 
-#: an entry to start: stream, entry id, command, the command's JSON as read, deliveries
-_Start = tuple[str, str, "AskAgentCommand | ResumeCommand", bytes, int]
+#: an entry to start: stream, entry id, command, the command's JSON as read
+_Start = tuple[str, str, "AskAgentCommand | ResumeCommand", bytes]
 
 
 @dataclass(slots=True)
@@ -126,6 +127,8 @@ class _Running:
     #: the handler returned (or raised): from here on only bookkeeping runs, and a cancel
     #: must not interrupt it
     handler_done: bool = False
+    #: its previous run died with its worker: it runs alone
+    suspect: bool = False
 
 
 @dataclass(slots=True)
@@ -206,6 +209,8 @@ class WorkerRunner:
         self._timers: set[asyncio.Task[None]] = set()
         self._ending: list[_EndWrite] = []
         self._backlog: list[_Start] = []
+        self._quarantine: list[_Running] = []
+        self._suspect_running = False
         self._flushing = False
         self.completed = 0
         self.failed = 0
@@ -320,7 +325,9 @@ class WorkerRunner:
     async def _drain(self) -> None:
         tasks = [r.task for r in self._running.values() if r.task]
         unfinished: list[tuple[str, str]] = [(s, e) for s, e, *_ in self._backlog]
+        unfinished += [(r.stream, r.entry_id) for r in self._quarantine]
         self._backlog.clear()
+        self._quarantine.clear()
         if tasks:
             log.info("waiting for %d running task(s)", len(tasks))
             _, pending = await asyncio.wait(tasks, timeout=self.config.drain_timeout)
@@ -397,6 +404,10 @@ class WorkerRunner:
                     await self.redis.zrem(self.keys.deadlines(), raw)
                 if sweeps % 10 == 0:
                     await self._kick_orphaned_sessions()
+                if sweeps % 20 == 0:
+                    trimmed = await self.recovery.trim()
+                    if trimmed:
+                        log.debug("trimmed %d acknowledged entries", trimmed)
             except RedisError as exc:
                 log.warning("deadline sweep failed (%s); retrying", exc)
 
@@ -455,7 +466,10 @@ class WorkerRunner:
         group, consumer = self.config.consumer_group, self.worker.worker_id
         backoff = 0.1
         while not self._stopping.is_set():
-            free = self.config.max_concurrency - len(self._running)
+            if self._quarantine and not self._running:
+                self._launch(self._quarantine.pop(0), suspect=True)
+                continue
+            free = self._free_slots()
             if free > 0 and self._backlog:
                 batch, self._backlog = self._backlog[:free], self._backlog[free:]
                 await self._start_batch(batch)
@@ -500,7 +514,7 @@ class WorkerRunner:
 
     async def _dispatch(self, reply: list[Any]) -> None:
         starts = await self._decode(reply)
-        free = max(0, self.config.max_concurrency - len(self._running))
+        free = self._free_slots()
         if len(starts) > free:  # tasks sent straight to this busy worker wait their turn
             self._backlog.extend(starts[free:])
             starts = starts[:free]
@@ -521,8 +535,7 @@ class WorkerRunner:
                     await self._dead_letter(stream, entry_id, fields, str(exc))
                     continue
                 if isinstance(command, (AskAgentCommand, ResumeCommand)):
-                    deliveries = self.recovery.delivery_count(entry_id)
-                    starts.append((stream, entry_id, command, data, deliveries))
+                    starts.append((stream, entry_id, command, data))
                 elif isinstance(command, CancelTaskCommand):
                     await self._on_cancel(command)
                     await self._ack(stream, entry_id)
@@ -537,7 +550,7 @@ class WorkerRunner:
         lease_ms = self.info.lease_ms
         k = self.keys
         async with self.redis.pipeline(transaction=False) as pipe:
-            for stream, entry_id, command, raw, _ in starts:
+            for stream, entry_id, command, raw in starts:
                 h = command.header
                 record = new_record(
                     execution_id="",
@@ -579,12 +592,11 @@ class WorkerRunner:
                         h.session_id,
                         self.config.session_ttl_seconds,
                         self.flow.lock_grace_ms,
+                        self.config.max_deliveries,
                     ],
                 )
             results = await _scripts.execute(self.redis, pipe)
-        for (stream, entry_id, command, raw, deliveries), result in zip(
-            starts, results, strict=True
-        ):
+        for (stream, entry_id, command, raw), result in zip(starts, results, strict=True):
             if isinstance(result, Exception):
                 log.error("could not start %s: %s", command.header.message_id, result)
                 continue  # stays pending: recovered later
@@ -601,9 +613,10 @@ class WorkerRunner:
             agent_type = self._streams.get(stream) or command.header.target_agent_type
             origin: dict[str, Any] | None = None
             state: dict[str, Any] | None = None
-            if verdict == "run":
+            if verdict in ("run", "poison"):
                 origin = msgspec.json.decode(result[2])
-                state = msgspec.json.decode(result[3]) if result[3] else None
+            if verdict == "run" and result[3]:
+                state = msgspec.json.decode(result[3])
             running = _Running(
                 context=AgentContext(
                     self,
@@ -625,20 +638,42 @@ class WorkerRunner:
                     {"type": "Cancelled", "message": reason or "cancelled before it started"},
                 )
                 continue
-            if deliveries > self.config.max_deliveries:
-                await self._give_up(running, raw, deliveries)
+            if verdict == "poison":
+                await self._give_up(running, raw, int(result[3]))
                 continue
-            self._running[command.header.message_id] = running
-            running.task = asyncio.create_task(self._run(running), name=f"byway-task-{entry_id}")
+            if int((origin or {}).get("step_attempts") or 1) > 1:
+                # its last run died with its worker: it runs alone, so that if it is what
+                # kills workers it takes no other task with it
+                log.warning(
+                    "%s was interrupted before: running it alone", running.context.message_id
+                )
+                self._quarantine.append(running)
+                continue
+            self._launch(running)
 
-    async def _give_up(self, running: _Running, raw: bytes, deliveries: int) -> None:
+    def _free_slots(self) -> int:
+        """Slots for new tasks: none while a suspect runs alone or waits to."""
+        if self._suspect_running or self._quarantine:
+            return 0
+        return max(0, self.config.max_concurrency - len(self._running))
+
+    def _launch(self, running: _Running, *, suspect: bool = False) -> None:
+        self._running[running.context.message_id] = running
+        running.suspect = suspect
+        if suspect:
+            self._suspect_running = True
+        running.task = asyncio.create_task(
+            self._run(running), name=f"byway-task-{running.entry_id}"
+        )
+
+    async def _give_up(self, running: _Running, raw: bytes, runs: int) -> None:
         """A task that keeps killing its workers: dead-letter it and end it FAILED."""
-        record = self.recovery.dead_letter_record(running.stream, running.entry_id, raw, deliveries)
+        record = self.recovery.dead_letter_record(running.stream, running.entry_id, raw, runs)
         await self.redis.xadd(
             self.keys.dead_letters(), {"data": record}, maxlen=10_000, approximate=True
         )
-        log.error("dead-lettered %s after %d deliveries", running.context.message_id, deliveries)
-        message = f"delivered {deliveries} times without finishing; moved to the dead-letter stream"
+        log.error("dead-lettered %s after %d runs died", running.context.message_id, runs)
+        message = f"started {runs} times, never finished; moved to the dead-letter stream"
         await self._finish(
             running,
             AgentTaskResult(status=AgentState.FAILED, content=message),
@@ -682,6 +717,8 @@ class WorkerRunner:
         finally:
             if self._running.get(ctx.message_id) is running:
                 del self._running[ctx.message_id]
+            if running.suspect:
+                self._suspect_running = False
 
     async def _suspend(self, running: _Running) -> None:
         """Record the wait, then send what it waits for, then acknowledge (SPEC §6)."""
