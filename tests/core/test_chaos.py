@@ -19,7 +19,7 @@ from tests.conftest import spawn_worker, stop_process, wait_online
 pytestmark = [pytest.mark.redis, pytest.mark.slow, pytest.mark.timeout(300)]
 
 TASKS = 500
-SESSIONS = 500
+SESSIONS = 50
 WORKERS = 3
 ARGS = ("--lease-seconds", "1", "--max-deliveries", "5", "--concurrency", "20")
 

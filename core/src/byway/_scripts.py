@@ -262,6 +262,17 @@ local detail = nil
 -- worker (or the worker let it go); run it again, unless it keeps dying
 local rerun = status == 'RUNNING' and rec['redis_message_id'] == ARGV[7]
 if rerun or (kind == 'ask' and status == 'RUNNING') then
+  if root then
+    local holder = redis.call('GET', KEYS[2])
+    if holder and holder ~= ARGV[1] then
+      -- its session moved on while it was down: it runs next, after the current one
+      enqueue(KEYS[3], KEYS[4], ARGV[14], ARGV[8], ARGV[13], ARGV[1], tonumber(ARGV[15]), true)
+      rec['status'] = 'QUEUED'
+      push_timeline(rec, 'QUEUED', now, ARGV[3], {interrupted = true})
+      redis.call('HSET', KEYS[1], 'exec:' .. exec_id, cjson.encode(rec))
+      return {'deferred', exec_id, holder}
+    end
+  end
   if (rec['step_attempts'] or 1) >= tonumber(ARGV[17]) then
     return {'poison', exec_id, cjson.encode(rec), rec['step_attempts'] or 1}
   end
@@ -295,7 +306,6 @@ elseif kind == 'resume' then
   detail = {by = by}
   rec['step_attempts'] = 1
 else
-  rec['step_attempts'] = 1
   if root then
     local holder = redis.call('GET', KEYS[2])
     if holder and holder ~= ARGV[1] then
@@ -303,6 +313,13 @@ else
       return {'deferred', exec_id, holder}
     end
   end
+  -- a first start, or the next start of a run interrupted and queued again
+  local runs = rec['step_attempts'] or 0
+  if runs >= tonumber(ARGV[17]) then
+    return {'poison', exec_id, cjson.encode(rec), runs}
+  end
+  rec['step_attempts'] = runs + 1
+  if runs > 0 then detail = {retry = runs + 1} end
 end
 rec['redis_message_id'] = ARGV[7]
 if kind ~= 'resume' then
