@@ -24,11 +24,11 @@ install: .venv/.synced  ## create .venv with every workspace member and dev tool
 demo: install  ## embedded Redis, a worker process, one task, its answer streamed
 	$(RUN) byway demo
 
-test: install  ## the whole suite against real Redis (configured, local, else embedded)
-	$(RUN) pytest $(PYTEST_ARGS)
-
-test-fast: install  ## skip the slow tests
+test: install  ## the suite against real Redis (configured, local, else embedded)
 	$(RUN) pytest $(PYTEST_ARGS) -m "not slow"
+
+test-slow: install  ## the slow tests too (chaos: workers SIGKILLed while 500 tasks run)
+	$(RUN) pytest $(PYTEST_ARGS)
 
 bench: install  ## throughput and latency beside the raw redis-py floor
 	$(RUN) byway bench --workers 1
