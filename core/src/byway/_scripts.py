@@ -215,16 +215,18 @@ return false
 #       7 stream entry id, 8 control stream name, 9 kind ('ask' | 'resume'),
 #       10 resume: the callee's message id ('' = the user), 11 resume: wait id of a timeout,
 #       12 resume: task group id, 13 the command json, 14 session id, 15 registry ttl s,
-#       16 lock grace ms, 17 runs of one step before it is called poisonous
+#       16 lock grace ms, 17 runs alone that died before a task is called poisonous,
+#       18 '1' when this start runs the task alone (a retry after its worker died)
 # Returns {'run', exec_id, record, state} | {'done', exec_id, status} |
 #         {'cancelled', exec_id, reason} | {'stale', exec_id, status} |
-#         {'deferred', exec_id, holder} | {'poison', exec_id, record, runs}
+#         {'deferred', exec_id, holder} | {'poison', exec_id, record, runs} |
+#         {'suspect', exec_id, '', 0} (a retry: start it again with ARGV[18] = '1', alone)
 # A resume runs only if the execution waits for exactly that reply; anything else (a
 # duplicate, a late reply after a timeout, an answer to a question no longer open) is
 # 'stale'. A root execution takes its session's lock with a lease; if another root holds
 # the session, it is queued behind it ('deferred'). An entry that comes back while its
-# execution still says RUNNING was interrupted (its worker died): it runs again, until one
-# step has been started ARGV[17] times ('poison': it keeps killing its workers).
+# execution still says RUNNING was interrupted (its worker died): it runs again — alone, and
+# after ARGV[17] such runs that died too it is 'poison' (it keeps killing its workers).
 START = Script(
     LIB
     + """
@@ -273,9 +275,7 @@ if rerun or (kind == 'ask' and status == 'RUNNING') then
       return {'deferred', exec_id, holder}
     end
   end
-  if (rec['step_attempts'] or 1) >= tonumber(ARGV[17]) then
-    return {'poison', exec_id, cjson.encode(rec), rec['step_attempts'] or 1}
-  end
+  if ARGV[18] ~= '1' then return {'suspect', exec_id, '', 0} end
   rec['step_attempts'] = (rec['step_attempts'] or 1) + 1
   detail = {retry = rec['step_attempts']}
 elseif kind == 'resume' then
@@ -315,11 +315,17 @@ else
   end
   -- a first start, or the next start of a run interrupted and queued again
   local runs = rec['step_attempts'] or 0
-  if runs >= tonumber(ARGV[17]) then
-    return {'poison', exec_id, cjson.encode(rec), runs}
-  end
+  if runs > 0 and ARGV[18] ~= '1' then return {'suspect', exec_id, '', 0} end
   rec['step_attempts'] = runs + 1
   if runs > 0 then detail = {retry = runs + 1} end
+end
+if ARGV[18] == '1' then
+  -- a retry run alone: if the worker died every time it ran alone, it is the killer
+  local solo = rec['solo_runs'] or 0
+  if solo >= tonumber(ARGV[17]) then
+    return {'poison', exec_id, cjson.encode(rec), solo}
+  end
+  rec['solo_runs'] = solo + 1
 end
 rec['redis_message_id'] = ARGV[7]
 if kind ~= 'resume' then
@@ -609,17 +615,5 @@ RENEW_LOCK = Script("""
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]))
 end
-return 0
-""")
-
-# KEYS: 1 session registry; ARGV: 1 message id, 2 stream entry id
-# 1 if this entry's last run was interrupted (its execution still says RUNNING for this
-# very entry: its worker died), else 0. Read-only: deciding how to run it changes nothing.
-INTERRUPTED = Script("""
-local ex = redis.call('HGET', KEYS[1], 'msg_map:' .. ARGV[1])
-local raw = ex and redis.call('HGET', KEYS[1], 'exec:' .. ex)
-if not raw then return 0 end
-local rec = cjson.decode(raw)
-if rec['status'] == 'RUNNING' and rec['redis_message_id'] == ARGV[2] then return 1 end
 return 0
 """)

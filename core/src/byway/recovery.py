@@ -6,9 +6,9 @@ idle time) every lease/3 seconds, however long the tasks run. Every worker looks
 entries idle longer than twice the lease whose owner has no lease any more, claims them
 (XCLAIM with that minimum idle time, so two workers never both get one) and runs them
 again; the START script makes that safe (a finished execution is only acknowledged, an
-interrupted one runs again). A step started ``max_deliveries`` times whose worker died
-each time — a task that keeps killing its workers — goes to the dead-letter stream and
-ends FAILED.
+interrupted one runs again — alone, so that a task which kills its worker takes no other
+with it. After ``max_deliveries`` runs alone whose worker died each time, it goes to the
+dead-letter stream and ends FAILED.
 
 A worker restarted with the same id first takes back what it held before it died. On a
 clean stop, what did not finish within the drain timeout is handed back at once (marked
@@ -53,8 +53,8 @@ class Recovery:
             by_stream[running.stream].append(running.entry_id)
         for stream, entry_id, *_ in self.runner._backlog:
             by_stream[stream].append(entry_id)
-        for waiting in self.runner._quarantine:
-            by_stream[waiting.stream].append(waiting.entry_id)
+        for stream, entry_id, *_ in self.runner._quarantine:
+            by_stream[stream].append(entry_id)
         return by_stream
 
     async def refresh(self) -> None:
@@ -174,7 +174,7 @@ class Recovery:
             {
                 "stream": stream,
                 "entry_id": entry_id,
-                "reason": f"started {runs} times and its worker died each time "
+                "reason": f"its worker died each of the {runs} times it ran alone "
                 f"(max_deliveries={self.runner.config.max_deliveries})",
                 "deliveries": runs,
                 "worker_id": self.consumer,

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import random
 import signal
 import socket
 import time
@@ -81,8 +82,8 @@ class RunnerConfig:
     max_fanout: int = 1_000
     #: how often this worker looks for waits whose deadline passed
     sweep_interval: float = 0.5
-    #: times one step of a task may be started and die with its worker before the task
-    #: goes to the dead-letter stream (ends FAILED)
+    #: a task whose worker died is retried alone; after this many such runs that died
+    #: too it goes to the dead-letter stream (ends FAILED)
     max_deliveries: int = 5
 
     def __post_init__(self) -> None:
@@ -209,7 +210,8 @@ class WorkerRunner:
         self._timers: set[asyncio.Task[None]] = set()
         self._ending: list[_EndWrite] = []
         self._backlog: list[_Start] = []
-        self._quarantine: list[_Running] = []
+        #: tasks whose last run died with its worker, each to run alone
+        self._quarantine: list[_Start] = []
         self._suspect_running = False
         self._flushing = False
         self.completed = 0
@@ -325,7 +327,7 @@ class WorkerRunner:
     async def _drain(self) -> None:
         tasks = [r.task for r in self._running.values() if r.task]
         unfinished: list[tuple[str, str]] = [(s, e) for s, e, *_ in self._backlog]
-        unfinished += [(r.stream, r.entry_id) for r in self._quarantine]
+        unfinished += [(s, e) for s, e, *_ in self._quarantine]
         self._backlog.clear()
         self._quarantine.clear()
         if tasks:
@@ -467,7 +469,10 @@ class WorkerRunner:
         backoff = 0.1
         while not self._stopping.is_set():
             if self._quarantine and not self._running:
-                self._launch(self._quarantine.pop(0), suspect=True)
+                # in random order: suspects moved from a dead worker must not always line
+                # up the same way, or the first would take every blow
+                pick = self._quarantine.pop(random.randrange(len(self._quarantine)))
+                await self._start_batch([pick], alone=True)
                 continue
             free = self._free_slots()
             if free > 0 and self._backlog:
@@ -544,7 +549,7 @@ class WorkerRunner:
                     await self._ack(stream, entry_id)
         return starts
 
-    async def _start_batch(self, starts: list[_Start]) -> None:
+    async def _start_batch(self, starts: list[_Start], *, alone: bool = False) -> None:
         now = now_ms()
         worker_id = self.worker.worker_id
         lease_ms = self.info.lease_ms
@@ -593,6 +598,7 @@ class WorkerRunner:
                         self.config.session_ttl_seconds,
                         self.flow.lock_grace_ms,
                         self.config.max_deliveries,
+                        "1" if alone else "0",
                     ],
                 )
             results = await _scripts.execute(self.redis, pipe)
@@ -601,6 +607,14 @@ class WorkerRunner:
                 log.error("could not start %s: %s", command.header.message_id, result)
                 continue  # stays pending: recovered later
             verdict, execution_id = result[0].decode(), result[1].decode()
+            if verdict == "suspect":
+                # its last run died with its worker: it runs alone, so that if it is what
+                # kills workers it takes no other task with it
+                log.warning(
+                    "%s was interrupted before: it will run alone", command.header.message_id
+                )
+                self._quarantine.append((stream, entry_id, command, raw))
+                continue
             if verdict in ("done", "stale", "deferred"):
                 log.debug(
                     "%s is %s (%s): acknowledged",
@@ -641,15 +655,7 @@ class WorkerRunner:
             if verdict == "poison":
                 await self._give_up(running, raw, int(result[3]))
                 continue
-            if int((origin or {}).get("step_attempts") or 1) > 1:
-                # its last run died with its worker: it runs alone, so that if it is what
-                # kills workers it takes no other task with it
-                log.warning(
-                    "%s was interrupted before: running it alone", running.context.message_id
-                )
-                self._quarantine.append(running)
-                continue
-            self._launch(running)
+            self._launch(running, suspect=alone)
 
     def _free_slots(self) -> int:
         """Slots for new tasks: none while a suspect runs alone or waits to."""
@@ -673,7 +679,10 @@ class WorkerRunner:
             self.keys.dead_letters(), {"data": record}, maxlen=10_000, approximate=True
         )
         log.error("dead-lettered %s after %d runs died", running.context.message_id, runs)
-        message = f"started {runs} times, never finished; moved to the dead-letter stream"
+        message = (
+            f"its worker died each of the {runs} times it ran alone; "
+            "moved to the dead-letter stream"
+        )
         await self._finish(
             running,
             AgentTaskResult(status=AgentState.FAILED, content=message),
