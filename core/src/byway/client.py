@@ -95,6 +95,15 @@ def _check_id(field: str, value: object) -> str:
     return value
 
 
+def _cancel_mode(value: object) -> CancelMode:
+    try:
+        return CancelMode(value)
+    except ValueError:
+        raise ConfigurationError(
+            f"cancel_mode: expected 'graceful' or 'force', got {value!r}"
+        ) from None
+
+
 def _check_content(content: object) -> Content:
     if isinstance(content, str) and content.strip():
         return content
@@ -392,12 +401,7 @@ class GatewayClient:
         """
         _check_id("message_id", message_id)
         _check_id("session_id", session_id)
-        try:
-            mode = CancelMode(cancel_mode)
-        except ValueError:
-            raise ConfigurationError(
-                f"cancel_mode: expected 'graceful' or 'force', got {cancel_mode!r}"
-            ) from None
+        mode = _cancel_mode(cancel_mode)
         if await self.registry.get_execution_by_message(session_id, message_id) is None:
             raise ConfigurationError(
                 f"message_id: no execution of {message_id!r} in session {session_id!r}"
@@ -411,12 +415,7 @@ class GatewayClient:
     ) -> CancelOutcome:
         """Cancel every task of the session, and the messages queued behind them."""
         _check_id("session_id", session_id)
-        try:
-            mode = CancelMode(cancel_mode)
-        except ValueError:
-            raise ConfigurationError(
-                f"cancel_mode: expected 'graceful' or 'force', got {cancel_mode!r}"
-            ) from None
+        mode = _cancel_mode(cancel_mode)
         return await self.flow.cancel_tree(
             session_id, "", reason=reason or "session cancelled", mode=mode
         )
