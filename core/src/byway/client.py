@@ -95,7 +95,7 @@ def _check_id(field: str, value: object) -> str:
     return value
 
 
-def _cancel_mode(value: object) -> CancelMode:
+def _cancel_mode(value: CancelMode | str) -> CancelMode:
     try:
         return CancelMode(value)
     except ValueError:
