@@ -9,7 +9,7 @@ endif
 RUN := $(UV) run --frozen
 PYTEST_ARGS ?= -n 2
 
-.PHONY: install demo test test-fast bench lint typecheck fmt clean
+.PHONY: install demo test test-cluster test-fast bench lint typecheck fmt clean
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -24,8 +24,12 @@ install: .venv/.synced  ## create .venv with every workspace member and dev tool
 demo: install  ## embedded Redis, a worker process, one task, its answer streamed
 	$(RUN) byway demo
 
-test: install  ## the suite against real Redis (configured, local, else embedded)
+test: install  ## the suite against real Redis (configured, local, else embedded), then the core suite on a local 3-master Redis Cluster
 	$(RUN) pytest $(PYTEST_ARGS) -m "not slow"
+	BYWAY_TEST_CLUSTER=1 $(RUN) pytest $(PYTEST_ARGS) -m "not slow" tests/core
+
+test-cluster: install  ## the core suite on a local 3-master Redis Cluster only
+	BYWAY_TEST_CLUSTER=1 $(RUN) pytest $(PYTEST_ARGS) -m "not slow" tests/core
 
 test-slow: install  ## the slow tests too (chaos: workers SIGKILLed while 500 tasks run)
 	$(RUN) pytest $(PYTEST_ARGS)

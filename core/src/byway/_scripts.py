@@ -2,7 +2,14 @@
 
 Each script touches only the keys it is given, and the keys of one call share a slot
 under schema v2 (session stream and session registry are tagged with the session id).
-Scripts use only commands Redis 6.2 has. Execution records are JSON in the session
+Scripts use only commands Redis 6.2 has.
+
+Under schema v1 a script also writes to other entities' keys it names in its arguments
+(a handed-on message's control stream, the set of queued sessions): one round trip, all
+atomic. A Redis Cluster forbids that, so under schema v2 scripts run in *outbox* mode:
+they write only their own slot and return the rest, which the caller writes next (see
+``Flow.forward``). A message handed on stays at the head of its session's queue until it
+starts, so if the caller dies before forwarding it the orphan sweep sends it again. Execution records are JSON in the session
 registry hash; ``timeline`` always holds at least one entry, so cjson never sees an
 empty array (which it would re-encode as ``{}``).
 """
@@ -47,8 +54,10 @@ class Script:
         if queued is None:
             queued = []
             setattr(pipe, _QUEUED, queued)
-        queued.append((len(pipe.command_stack), self, keys, args))
-        pipe.evalsha(self.sha, len(keys), *keys, *args)
+        queued.append((len(pipe), self, keys, args))
+        # the raw command: a cluster pipeline refuses its evalsha() method, but routes a
+        # raw EVALSHA by its first key's slot
+        pipe.execute_command("EVALSHA", self.sha, len(keys), *keys, *args)
 
 
 async def execute(redis: Any, pipe: Any, *, raise_on_error: bool = False) -> list[Any]:
@@ -70,8 +79,10 @@ async def execute(redis: Any, pipe: Any, *, raise_on_error: bool = False) -> lis
     return results
 
 
-# Shared Lua helpers, prepended to the scripts that use them.
+# Shared Lua helpers, prepended to the scripts that use them. A script sets OUTBOX (schema
+# v2) before calling them.
 LIB = """
+local OUTBOX = false
 local TERMINAL = {COMPLETED = true, FAILED = true, CANCELLED = true}
 local function is_terminal(s) return TERMINAL[string.upper(s or '')] == true end
 local function push_timeline(rec, status, now, worker, detail)
@@ -93,26 +104,31 @@ local function record_of(registry, message_id)
   return nil
 end
 -- Hand the session to its next queued message that has not ended: the lock goes to it
--- and its command goes to its stream (a key named by the queue item: schema v1 only).
--- Returns the message id, or false when nothing is queued.
+-- and its command goes to its stream (a key named by the queue item). In OUTBOX mode the
+-- item stays at the head of the queue (START removes it) and is returned for the caller
+-- to send. Returns the message id and the item, or false when nothing is queued.
 local function hand_on(registry, lock, queue, grace_ms)
   while true do
-    local item = redis.call('LPOP', queue)
-    if not item then return false end
+    local item
+    if OUTBOX then item = redis.call('LINDEX', queue, 0) else item = redis.call('LPOP', queue) end
+    if not item then return false, '' end
     local it = cjson.decode(item)
     local rec = record_of(registry, it['message_id'])
     if not (rec and is_terminal(rec['status'])) then
       redis.call('SET', lock, it['message_id'], 'PX', grace_ms)
+      if OUTBOX then return it['message_id'], item end
       redis.call('XADD', it['stream'], '*', 'data', it['data'])
-      return it['message_id']
+      return it['message_id'], ''
     end
+    if OUTBOX then redis.call('LPOP', queue) end
   end
 end
+-- In OUTBOX mode the caller adds the session to the set of queued sessions.
 local function enqueue(queue, sessions, session_id, stream, data, message_id, ttl, first)
   local item = cjson.encode({stream = stream, data = data, message_id = message_id})
   if first then redis.call('LPUSH', queue, item) else redis.call('RPUSH', queue, item) end
   redis.call('EXPIRE', queue, ttl)
-  redis.call('SADD', sessions, session_id)
+  if not OUTBOX then redis.call('SADD', sessions, session_id) end
 end
 """
 
@@ -123,9 +139,12 @@ end
 #       6 stream maxlen (0 = none), 7 online-lease key prefix ('' = no online check),
 #       8 target worker id ('' = any worker of the type), 9 '1' for a root message (one
 #       writer per session applies), 10 multitask strategy ('' = the agent type's, else
-#       enqueue), 11 lock grace ms, 12 session id
+#       enqueue), 11 lock grace ms, 12 session id, 13 '1' for OUTBOX mode (schema v2: KEYS
+#       1, 3, 6 and 7 are not touched, the strategy must be given, nothing is XADDed),
+#       14 the target stream's name
 # Returns {0, code, holder} when refused (AGENT_TYPE_UNAVAILABLE, WORKER_NOT_ONLINE,
-# SESSION_BUSY), else {entry id or '', execution id, disposition, holder} where
+# SESSION_BUSY), else {entry id or '', execution id, disposition, holder, handed item}
+# (the item is for the caller to forward in OUTBOX mode, else '') where
 # disposition is 'sent', 'queued' (waits for the session's running root), 'interrupt'
 # (queued first; the caller cancels the holder) or 'duplicate' (this message id already
 # ended: nothing is sent again). The online check reads lease keys by name: schema v1
@@ -133,6 +152,7 @@ end
 SEND = Script(
     LIB
     + """
+OUTBOX = ARGV[13] == '1'
 if ARGV[7] ~= '' then
   local online = false
   if ARGV[8] ~= '' then
@@ -149,7 +169,7 @@ local mapped = redis.call('HGET', KEYS[2], 'msg_map:' .. ARGV[3])
 if mapped then
   local raw = redis.call('HGET', KEYS[2], 'exec:' .. mapped)
   if raw and is_terminal(cjson.decode(raw)['status']) then
-    return {'', mapped, 'duplicate', ''}
+    return {'', mapped, 'duplicate', '', ''}
   end
 end
 local ttl = tonumber(ARGV[5])
@@ -164,7 +184,7 @@ if ARGV[9] == '1' then
     if holder ~= '' and strategy == 'reject' then return {0, 'SESSION_BUSY', holder} end
     disposition = 'queued'
     if holder ~= '' and strategy == 'interrupt' then disposition = 'interrupt' end
-    enqueue(KEYS[5], KEYS[7], ARGV[12], KEYS[1], ARGV[1], ARGV[3], ttl,
+    enqueue(KEYS[5], KEYS[7], ARGV[12], ARGV[14], ARGV[1], ARGV[3], ttl,
             disposition == 'interrupt')
   else
     redis.call('SET', KEYS[4], ARGV[3], 'PX', tonumber(ARGV[11]))
@@ -178,7 +198,10 @@ else
 end
 redis.call('EXPIRE', KEYS[2], ttl)
 local entry = ''
-if disposition == 'sent' then
+local handed = ''
+if disposition == 'sent' and OUTBOX then
+  entry = ''  -- the caller sends it
+elseif disposition == 'sent' then
   if tonumber(ARGV[6]) > 0 then
     entry = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[6], '*', 'data', ARGV[1])
   else
@@ -186,9 +209,10 @@ if disposition == 'sent' then
   end
 elseif holder == '' then
   -- a free session with messages still queued (the last holder died): keep their order
-  hand_on(KEYS[2], KEYS[4], KEYS[5], tonumber(ARGV[11]))
+  local _
+  _, handed = hand_on(KEYS[2], KEYS[4], KEYS[5], tonumber(ARGV[11]))
 end
-return {entry, exec_id, disposition, holder}
+return {entry, exec_id, disposition, holder, handed}
 """
 )
 
@@ -216,8 +240,9 @@ return false
 #       10 resume: the callee's message id ('' = the user), 11 resume: wait id of a timeout,
 #       12 resume: task group id, 13 the command json, 14 session id, 15 registry ttl s,
 #       16 lock grace ms, 17 runs alone that died before a task is called poisonous,
-#       18 '1' when this start runs the task alone (a retry after its worker died)
-# Returns {'run', exec_id, record, state} | {'done', exec_id, status} |
+#       18 '1' when this start runs the task alone (a retry after its worker died),
+#       19 '1' for OUTBOX mode (KEYS[4] untouched: the caller adds a deferred session)
+# Returns {'run', exec_id, record, state} | {'done', exec_id, status, handed item} |
 #         {'cancelled', exec_id, reason} | {'stale', exec_id, status} |
 #         {'deferred', exec_id, holder} | {'poison', exec_id, record, runs} |
 #         {'suspect', exec_id, '', 0} (a retry: start it again with ARGV[18] = '1', alone)
@@ -230,6 +255,7 @@ return false
 START = Script(
     LIB
     + """
+OUTBOX = ARGV[19] == '1'
 local exec_id = redis.call('HGET', KEYS[1], 'msg_map:' .. ARGV[1])
 local rec
 if exec_id then
@@ -248,11 +274,13 @@ end
 local status = rec['status']
 local root = is_root(rec)
 if is_terminal(status) then
+  local handed = ''
   if root and redis.call('GET', KEYS[2]) == ARGV[1] then
     redis.call('DEL', KEYS[2])
-    hand_on(KEYS[1], KEYS[2], KEYS[3], tonumber(ARGV[16]))
+    local _
+    _, handed = hand_on(KEYS[1], KEYS[2], KEYS[3], tonumber(ARGV[16]))
   end
-  return {'done', exec_id, status}
+  return {'done', exec_id, status, handed}
 end
 if rec['cancel_requested'] == true and kind ~= 'resume' then
   return {'cancelled', exec_id, rec['cancel_reason'] or ''}
@@ -337,7 +365,13 @@ rec['worker_id'] = ARGV[3]
 if not rec['started_at'] or rec['started_at'] == 0 then rec['started_at'] = now end
 rec['updated_at'] = now
 push_timeline(rec, step, now, ARGV[3], detail)
-if root then redis.call('SET', KEYS[2], ARGV[1], 'PX', tonumber(ARGV[6])) end
+if root then
+  redis.call('SET', KEYS[2], ARGV[1], 'PX', tonumber(ARGV[6]))
+  if OUTBOX then  -- it was handed on: it leaves the head of the queue now it runs
+    local head = redis.call('LINDEX', KEYS[3], 0)
+    if head and cjson.decode(head)['message_id'] == ARGV[1] then redis.call('LPOP', KEYS[3]) end
+  end
+end
 local out = cjson.encode(rec)
 redis.call('HSET', KEYS[1], 'exec:' .. exec_id, out)
 local state = ''
@@ -349,17 +383,19 @@ return {'run', exec_id, out, state}
 # KEYS: 1 session registry, 2 session stream, 3 session lock, 4 session queue
 # ARGV: 1 execution id, 2 terminal status, 3 now ms, 4 worker id, 5 result json (kept in
 #       the record under 'result'; no arrays), 6 stream maxlen, 7 ttl s, 8 message id,
-#       9 lock grace ms, 10.. event jsons to XADD
-# Returns {1, next} when this call ended the execution, {0, ''} when it had already ended
-# (nothing written: a duplicate end never emits a second final event). ``next`` is the
-# message id the session was handed on to (its command is on its stream already).
+#       9 lock grace ms, 10 '1' for OUTBOX mode, 11.. event jsons to XADD
+# Returns {1, next, item} when this call ended the execution, {0, '', ''} when it had
+# already ended (nothing written: a duplicate end never emits a second final event).
+# ``next`` is the message id the session was handed on to: its command is on its stream
+# already, or (OUTBOX mode) ``item`` is for the caller to forward.
 FINISH = Script(
     LIB
     + """
+OUTBOX = ARGV[10] == '1'
 local raw = redis.call('HGET', KEYS[1], 'exec:' .. ARGV[1])
 local rec
 if raw then rec = cjson.decode(raw) else rec = {execution_id = ARGV[1]} end
-if is_terminal(rec['status']) then return {0, ''} end
+if is_terminal(rec['status']) then return {0, '', ''} end
 local now = tonumber(ARGV[3])
 rec['status'] = ARGV[2]
 rec['finished_at'] = now
@@ -371,16 +407,16 @@ rec['waited'] = nil
 redis.call('HSET', KEYS[1], 'exec:' .. ARGV[1], cjson.encode(rec))
 if waited then redis.call('HDEL', KEYS[1], 'wait:' .. ARGV[1], 'state:' .. ARGV[1]) end
 local ttl = tonumber(ARGV[7])
-for i = 10, #ARGV do
+for i = 11, #ARGV do
   redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[6], '*', 'data', ARGV[i])
 end
-if #ARGV >= 10 then redis.call('EXPIRE', KEYS[2], ttl) end
-local nxt = ''
+if #ARGV >= 11 then redis.call('EXPIRE', KEYS[2], ttl) end
+local nxt, handed = '', ''
 if redis.call('GET', KEYS[3]) == ARGV[8] then
   redis.call('DEL', KEYS[3])
-  nxt = hand_on(KEYS[1], KEYS[3], KEYS[4], tonumber(ARGV[9])) or ''
+  nxt, handed = hand_on(KEYS[1], KEYS[3], KEYS[4], tonumber(ARGV[9]))
 end
-return {1, nxt}
+return {1, nxt or '', handed}
 """
 )
 
@@ -418,11 +454,11 @@ return 1
 )
 
 # KEYS: 1 task group hash, 2 its results hash
-# ARGV: 1 child message id, 2 result json, 3 ttl s, 4 group id
+# ARGV: 1 child message id, 2 result json, 3 ttl s, 4 group id, 5 '1' for OUTBOX mode
 # Keeps the child's result under its own message id (once) and counts it. When the last
 # child reports, the waiting caller (if any) gets one Resume on its stream (named in the
-# group hash: schema v1) with reply_data = the results in task order. Returns 1 then,
-# else 0.
+# group hash) with reply_data = the results in task order. Returns {1, stream, resume}
+# then (OUTBOX mode: the caller sends ``resume`` to ``stream``), else {0}.
 GROUP_RESULT = Script("""
 if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2]) == 1 then
   redis.call('HINCRBY', KEYS[1], 'completed', 1)
@@ -431,9 +467,9 @@ redis.call('EXPIRE', KEYS[2], tonumber(ARGV[3]))
 local g = redis.call('HMGET', KEYS[1], 'total', 'completed', 'caller_stream', 'order',
                      'source_agent_type', 'parent_message_id', 'session_id', 'trace_id')
 local total, done = tonumber(g[1] or '0'), tonumber(g[2] or '0')
-if total == 0 or done < total then return 0 end
-if redis.call('HSETNX', KEYS[1], 'resumed', '1') == 0 then return 0 end
-if (g[3] or '') == '' then return 0 end
+if total == 0 or done < total then return {0} end
+if redis.call('HSETNX', KEYS[1], 'resumed', '1') == 0 then return {0} end
+if (g[3] or '') == '' then return {0} end
 local parts = {}
 for i, id in ipairs(cjson.decode(g[4])) do
   parts[i] = redis.call('HGET', KEYS[2], id) or 'null'
@@ -442,23 +478,28 @@ local group_id = ARGV[4]
 local header = cjson.encode({message_id = g[6], session_id = g[7], trace_id = g[8],
   source_agent_type = '', target_agent_type = g[5], parent_message_id = '',
   task_group_id = group_id, user_code = '', user_name = '', metadata = {}})
-redis.call('XADD', g[3], '*', 'data', '{"action_type":"RESUME","header":' .. header ..
+local resume = '{"action_type":"RESUME","header":' .. header ..
   ',"body":{"content":"","status":"COMPLETED","reply_data":[' .. table.concat(parts, ',') ..
-  '],"extra_payload":{}}}')
-return 1
+  '],"extra_payload":{}}}'
+if ARGV[5] == '1' then return {1, g[3], resume} end
+redis.call('XADD', g[3], '*', 'data', resume)
+return {1, '', ''}
 """)
 
 # KEYS: 1 session registry, 2 session stream, 3 session lock, 4 session queue
 # ARGV: 1 message id to cancel ('' = every root of the session), 2 reason, 3 now ms,
-#       4 requested by, 5 maxlen, 6 ttl s, 7 lock grace ms
+#       4 requested by, 5 maxlen, 6 ttl s, 7 lock grace ms, 8 '1' for OUTBOX mode
 # Breadth-first over the message's descendants (by parent_message_id): each execution that
 # has not ended gets cancel_requested; queued and waiting ones end CANCELLED here (a root
 # also gets its final and end events), running ones are marked CANCELLING for their worker
 # to stop; a session whose running root ended here goes to its next queued message.
-# Returns json {"items": [...]}, in BFS order.
+# Returns json {"items": [...], "handed": item}, items in BFS order; ``handed`` (OUTBOX mode)
+# is the message the session went to, for the caller to forward.
 CANCEL_TREE = Script(
     LIB
     + """
+OUTBOX = ARGV[8] == '1'
+local handed = ''
 local flat = redis.call('HGETALL', KEYS[1])
 local by_msg, children = {}, {}
 for i = 1, #flat, 2 do
@@ -515,7 +556,8 @@ while head <= #todo do
         end
         if redis.call('GET', KEYS[3]) == m then
           redis.call('DEL', KEYS[3])
-          hand_on(KEYS[1], KEYS[3], KEYS[4], tonumber(ARGV[7]))
+          local _
+          _, handed = hand_on(KEYS[1], KEYS[3], KEYS[4], tonumber(ARGV[7]))
         end
       else
         rec['status'] = 'CANCELLING'
@@ -531,9 +573,9 @@ while head <= #todo do
     end
   end
 end
-if ARGV[1] == '' then redis.call('DEL', KEYS[4]) end
-if #items == 0 then return '{"items": []}' end
-return cjson.encode({items = items})
+if ARGV[1] == '' then redis.call('DEL', KEYS[4]); handed = '' end
+if #items == 0 then return '{"items": [], "handed": ""}' end
+return cjson.encode({items = items, handed = handed})
 """
 )
 
@@ -547,14 +589,19 @@ for _, m in ipairs(due) do redis.call('ZADD', KEYS[1], until_ms, m) end
 return due
 """)
 
-# KEYS: 1 session registry, 2 session lock, 3 session queue; ARGV: 1 lock grace ms
-# A session with queued messages and no lock (its last root's worker died): hand it on.
-# Returns 'busy', 'empty' or the message id it was handed to.
+# KEYS: 1 session registry, 2 session lock, 3 session queue
+# ARGV: 1 lock grace ms, 2 '1' for OUTBOX mode
+# A session with queued messages and no lock (its last root's worker died, or the worker
+# that handed it on died before forwarding): hand it on. Returns {'busy', ''},
+# {'empty', ''} or {message id, item to forward ('' unless OUTBOX mode)}.
 KICK_SESSION = Script(
     LIB
     + """
-if redis.call('EXISTS', KEYS[2]) == 1 then return 'busy' end
-return hand_on(KEYS[1], KEYS[2], KEYS[3], tonumber(ARGV[1])) or 'empty'
+OUTBOX = ARGV[2] == '1'
+if redis.call('EXISTS', KEYS[2]) == 1 then return {'busy', ''} end
+local m, item = hand_on(KEYS[1], KEYS[2], KEYS[3], tonumber(ARGV[1]))
+if not m then return {'empty', ''} end
+return {m, item}
 """
 )
 

@@ -95,7 +95,7 @@ def worker_command(target: str, settings: RedisSettings, *extra: str) -> list[st
     return [
         sys.executable, "-m", "byway", "--log-level", "WARNING", "worker", target,
         "--redis-url", settings.resolved_url(), "--namespace", settings.namespace,
-        "--key-schema", settings.schema, *extra,
+        "--key-schema", settings.keys.schema, *extra,
     ]  # fmt: skip
 
 

@@ -37,10 +37,15 @@ def _add_redis_options(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--redis-url",
         metavar="URL",
-        help="redis://, rediss:// or unix:// URL (default: $BYWAY_REDIS_URL, else embedded)",
+        help="redis://, rediss:// or unix:// URL, or redis+cluster://NODE for a Redis Cluster "
+        "(default: $BYWAY_REDIS_URL, else embedded)",
     )
     g.add_argument("--namespace", help="key namespace (default: $BYWAY_NAMESPACE or byai_gateway)")
-    g.add_argument("--key-schema", choices=["v1", "v2"], help="v2 for Redis Cluster")
+    g.add_argument(
+        "--key-schema",
+        choices=["v1", "v2"],
+        help="key layout (default: v2 on a Redis Cluster, which needs it, else v1)",
+    )
 
 
 # -- rendering ---------------------------------------------------------------------------

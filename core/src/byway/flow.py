@@ -5,7 +5,8 @@ Everything here is shared by the client (sends, cancels), the agent context (cal
 groups) and the runner (replies, hand-overs, the deadline sweeper), so that each rule is
 written once. Every state change is one Lua script on the session's (or group's) slot;
 what crosses slots (a reply to another agent type's stream) is a separate command in the
-same pipeline or the next one.
+same pipeline or the next one. Under schema v2 (Redis Cluster) the scripts run in outbox
+mode and :meth:`Flow.forward` sends on what they return.
 """
 
 from __future__ import annotations
@@ -103,6 +104,34 @@ class Flow:
         self.stream_maxlen = stream_maxlen
         self.session_stream_maxlen = session_stream_maxlen
         self.lock_grace_ms = lock_grace_ms
+        #: schema v2: scripts write their own slot only and return what goes elsewhere
+        self.outbox = keys.schema == "v2"
+        self._outbox_flag = "1" if self.outbox else "0"
+
+    # -- outbox (schema v2) ----------------------------------------------------------------
+
+    @staticmethod
+    def handed_item(raw: Any) -> tuple[str, bytes] | None:
+        """(stream, command) of a queue item a script handed on, or None for ''."""
+        if not raw:
+            return None
+        item = msgspec.json.decode(raw)
+        return str(item["stream"]), str(item["data"]).encode()
+
+    async def forward(
+        self, sends: list[tuple[str, bytes]], queued_sessions: list[str] | None = None
+    ) -> list[Any]:
+        """Send what outbox-mode scripts returned: commands to their streams, and the
+        sessions that now have queued messages to the set the orphan sweep reads."""
+        if not sends and not queued_sessions:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for stream, data in sends:
+                pipe.xadd(stream, {"data": data})
+            if queued_sessions:
+                pipe.sadd(self.keys.queued_sessions(), *queued_sessions)
+            result: list[Any] = await pipe.execute()
+            return result
 
     # -- sending ---------------------------------------------------------------------------
 
@@ -132,14 +161,24 @@ class Flow:
             depth=header_depth(h.metadata),
         )
         k = self.keys
+        registry = k.session_registry(h.session_id)
+        if self.outbox:  # every key of one call must share the session's slot
+            other = [registry, registry, registry, registry]
+        else:
+            other = [
+                stream,
+                k.agent_type_workers(h.target_agent_type),
+                k.agent_type_strategy(h.target_agent_type),
+                k.queued_sessions(),
+            ]
         keys = [
-            stream,
-            k.session_registry(h.session_id),
-            k.agent_type_workers(h.target_agent_type),
+            other[0],
+            registry,
+            other[1],
             k.session_lock(h.session_id),
             k.session_queue(h.session_id),
-            k.agent_type_strategy(h.target_agent_type),
-            k.queued_sessions(),
+            other[2],
+            other[3],
         ]
         args = [
             encode_command(command),
@@ -154,6 +193,8 @@ class Flow:
             strategy,
             self.lock_grace_ms,
             h.session_id,
+            self._outbox_flag,
+            stream,
         ]
         return keys, args, execution_id
 
@@ -167,8 +208,14 @@ class Flow:
         check_online: bool = False,
         target_worker: str = "",
     ) -> SendOutcome:
-        """Queue ``command`` (record + XADD, or the session's queue) in one script call."""
+        """Queue ``command`` (record + XADD, or the session's queue) in one script call
+        (schema v2: the script, then the XADD)."""
         prefix = self.keys.worker_online("") if check_online else ""
+        if self.outbox and root and not strategy:
+            raw_strategy: Any = await self.redis.get(
+                self.keys.agent_type_strategy(command.header.target_agent_type)
+            )
+            strategy = raw_strategy.decode() if raw_strategy else "enqueue"
         keys, args, _ = self._send_call(
             command,
             stream=stream,
@@ -182,20 +229,34 @@ class Flow:
             return SendOutcome(
                 accepted=False, error_code=reply[1].decode(), holder=reply[2].decode()
             )
+        disposition = reply[2].decode()
+        entry_id = reply[0].decode()
+        if self.outbox:
+            sends = [(stream, args[0])] if disposition == "sent" else []
+            handed = self.handed_item(reply[4])
+            if handed:
+                sends.append(handed)
+            queued = [command.header.session_id] if disposition in ("queued", "interrupt") else []
+            written = await self.forward(sends, queued)
+            if disposition == "sent":
+                entry_id = written[0].decode()
         return SendOutcome(
             accepted=True,
-            entry_id=reply[0].decode(),
+            entry_id=entry_id,
             execution_id=reply[1].decode(),
-            disposition=reply[2].decode(),
+            disposition=disposition,
             holder=reply[3].decode(),
         )
 
     def queue_child(self, pipe: Any, command: AskAgentCommand) -> None:
         """Queue a called agent's task (record + XADD) in ``pipe``."""
-        keys, args, _ = self._send_call(
-            command, stream=self.keys.agent_stream(command.header.target_agent_type), root=False
-        )
+        stream = self.keys.agent_stream(command.header.target_agent_type)
+        keys, args, _ = self._send_call(command, stream=stream, root=False)
         _scripts.SEND.queue(pipe, keys, args)
+        if self.outbox:
+            # a child is never queued behind its session, so it can go in the same round
+            # trip; whichever lands first, START and SEND agree on one record
+            pipe.xadd(stream, {"data": args[0]})
 
     def queue_group(
         self,
@@ -279,8 +340,22 @@ class Flow:
         _scripts.GROUP_RESULT.queue(
             pipe,
             [self.keys.task_group(group_id), self.keys.task_group_results(group_id)],
-            [child_message_id, _json.encode(result), self.record_ttl_s, group_id],
+            [
+                child_message_id,
+                _json.encode(result),
+                self.record_ttl_s,
+                group_id,
+                self._outbox_flag,
+            ],
         )
+
+    @staticmethod
+    def group_resume(result: Any) -> tuple[str, bytes] | None:
+        """(stream, resume) that a GROUP_RESULT call left to its caller (outbox mode)."""
+        if isinstance(result, list) and len(result) == 3 and result[1]:
+            stream = result[1].decode() if isinstance(result[1], bytes) else str(result[1])
+            return stream, bytes(result[2])
+        return None
 
     async def group_results(self, group_id: str) -> tuple[list[str], dict[str, Any]]:
         """The group's children in task order and the results reported so far."""
@@ -327,13 +402,17 @@ class Flow:
                 self.session_stream_maxlen,
                 self.record_ttl_s,
                 self.lock_grace_ms,
+                self._outbox_flag,
             ],
         )
         decoded = msgspec.json.decode(raw)
         items = decoded["items"] if isinstance(decoded["items"], list) else []  # {} when empty
         outcome = CancelOutcome(items=items)
         cancelled = set(outcome.message_ids)
+        handed = self.handed_item(decoded.get("handed"))
         async with self.redis.pipeline(transaction=False) as pipe:
+            if handed:
+                pipe.xadd(handed[0], {"data": handed[1]})
             for item in items:
                 if not item["ended"] and item["worker_id"]:
                     cancel = CancelTaskCommand(
@@ -355,7 +434,9 @@ class Flow:
             top = items[0] if items else None
             if notify_caller and top is not None and top["ended"]:
                 self._queue_cancelled_reply(pipe, session_id, top, cancelled, reason)
-            await _scripts.execute(self.redis, pipe, raise_on_error=True)
+            results = await _scripts.execute(self.redis, pipe, raise_on_error=True)
+        if self.outbox:
+            await self.forward([r for r in map(self.group_resume, results) if r])
         return outcome
 
     def _queue_cancelled_reply(

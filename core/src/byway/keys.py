@@ -1,11 +1,13 @@
 """Every Redis key name Byway uses, for both key schemas, and nowhere else.
 
 Schema v1 (standalone Redis) is the by-framework layout: ``<ns>:ctrl:agent_type:<T>``,
-``<ns>:session:<S>:data_stream`` and so on. Schema v2 (Redis Cluster) prefixes
-``<ns>:v2:`` and wraps the per-worker, per-session, per-group and per-agent-type id in
-a hash tag (``{...}``), so that every key one script touches lives in one slot:
-``byai_gateway:v2:session:{S}:data_stream`` and ``byai_gateway:v2:session:{S}:registry``
-share the slot of ``S``.
+``<ns>:session:<S>:data_stream`` and so on. Schema v2 (Redis Cluster) is by-framework's v2
+layout: it prefixes ``<ns>:v2:`` and wraps per-worker, per-session, per-group and
+per-agent-type ids in a hash tag (``{...}``), so that the keys of one entity share a slot
+and every script touches one slot: ``byai_gateway:v2:session:{S}:data_stream`` and
+``byai_gateway:v2:session:{S}:registry`` live with ``S``. Registry keys put the tagged id
+before their suffix (``registry:worker:{W}:online``), and the agent-type control stream
+is untagged (``ctrl:agent_type:<T>``), as by-framework writes them.
 """
 
 from __future__ import annotations
@@ -60,7 +62,7 @@ class Keys:
 
     def agent_stream(self, agent_type: str) -> str:
         """Control queue of one agent type (stream, consumer group per worker pool)."""
-        return f"{self.prefix}:ctrl:agent_type:{self._id(agent_type)}"
+        return f"{self.prefix}:ctrl:agent_type:{agent_type}"
 
     def worker_stream(self, worker_id: str) -> str:
         """Direct control queue of one worker (cancel, reload, debug routing)."""
@@ -100,25 +102,30 @@ class Keys:
 
     # -- registry --------------------------------------------------------------------------
 
+    def _registry(self, entity: str, value: str, name: str) -> str:
+        if self.schema == "v2":
+            return f"{self.prefix}:registry:{entity}:{{{value}}}:{name}"
+        return f"{self.prefix}:registry:{entity}:{name}:{value}"
+
     def known_workers(self) -> str:
         """Set of every worker id that ever registered (enumeration for ``byway status``)."""
         return f"{self.prefix}:registry:workers"
 
     def worker_online(self, worker_id: str) -> str:
         """Heartbeat lease (string with TTL, JSON with a token). Present = online."""
-        return f"{self.prefix}:registry:worker:online:{self._id(worker_id)}"
+        return self._registry("worker", worker_id, "online")
 
     def agent_type_workers(self, agent_type: str) -> str:
         """Set: agent type → worker ids."""
-        return f"{self.prefix}:registry:agent_type:workers:{self._id(agent_type)}"
+        return self._registry("agent_type", agent_type, "workers")
 
     def worker_agent_types(self, worker_id: str) -> str:
         """Set: worker → agent types."""
-        return f"{self.prefix}:registry:worker:agent_types:{self._id(worker_id)}"
+        return self._registry("worker", worker_id, "agent_types")
 
     def agent_type_strategy(self, agent_type: str) -> str:
         """The agent type's multitask strategy (enqueue, reject, interrupt), set by workers."""
-        return f"{self.prefix}:registry:agent_type:strategy:{self._id(agent_type)}"
+        return self._registry("agent_type", agent_type, "strategy")
 
     def deadlines(self) -> str:
         """Sorted set of waits with a deadline (score: ms), swept by every worker."""
@@ -132,4 +139,4 @@ class Keys:
         return f"{self.prefix}:agent_configs_snapshot:{snapshot_key}"
 
     def plugin_reload_ack(self, reload_id: str) -> str:
-        return f"{self.prefix}:plugin_reload:{self._id(reload_id)}:ack"
+        return f"{self.prefix}:plugin_reload:{reload_id}:ack"

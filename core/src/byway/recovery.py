@@ -25,6 +25,7 @@ import msgspec
 from redis.exceptions import ResponseError
 
 from byway.protocol import now_ms
+from byway.settings import is_cluster
 
 if TYPE_CHECKING:
     from byway.runner import WorkerRunner
@@ -73,9 +74,17 @@ class Recovery:
             **dict.fromkeys(self.runner._streams, "0"),
             self.runner._own_stream: "0",
         }
-        reply: Any = await self.runner.redis.xreadgroup(
-            self.group, self.consumer, streams, count=self.runner.config.max_concurrency
-        )
+        redis, count = self.runner.redis, self.runner.config.max_concurrency
+        reply: Any
+        if is_cluster(redis):  # one read per stream: they live in different slots
+            reply = []
+            for stream in streams:
+                reply += (
+                    await redis.xreadgroup(self.group, self.consumer, {stream: "0"}, count=count)
+                    or []
+                )
+        else:
+            reply = await redis.xreadgroup(self.group, self.consumer, streams, count=count)
         found = [(s, [e for e in entries if e[1]]) for s, entries in reply or []]
         found = [(s, entries) for s, entries in found if entries]
         if found:

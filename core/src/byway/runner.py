@@ -51,7 +51,7 @@ from byway.protocol import (
 )
 from byway.recovery import Recovery
 from byway.registry import DEFAULT_RECORD_TTL_S, WorkerInfo, WorkerRegistry, new_record
-from byway.settings import RedisSettings
+from byway.settings import RedisSettings, is_cluster
 from byway.worker import GatewayWorker, normalize_result
 
 __all__ = ["RunnerConfig", "WorkerRunner"]
@@ -143,15 +143,36 @@ class _EndWrite:
     done: asyncio.Future[None]
     reply: bytes | None = None
     group_result: dict[str, Any] | None = None
+    #: where its FINISH and GROUP_RESULT calls sit in the pipeline (for outbox mode)
+    positions: tuple[int, int] = (-1, -1)
 
     def queue(self, pipe: Any, flow: Flow, group: str) -> None:
+        finish_at, group_at = len(pipe), -1
         _scripts.FINISH.queue(pipe, self.keys, self.args)
         ctx = self.context
         if self.group_result is not None:
+            group_at = len(pipe)
             flow.queue_group_result(pipe, ctx.task_group_id, ctx.message_id, self.group_result)
         elif self.reply is not None:
             flow.queue_reply(pipe, ctx.reply_to, self.reply)
         pipe.xack(self.ack[0], group, self.ack[1])
+        self.positions = (finish_at, group_at)
+
+    def forwards(self, results: list[Any]) -> list[tuple[str, bytes]]:
+        """What its scripts left to forward (outbox mode): the session's next message,
+        the group's Resume to its caller."""
+        out: list[tuple[str, bytes]] = []
+        finish_at, group_at = self.positions
+        finished = results[finish_at]
+        if isinstance(finished, list) and len(finished) > 2:
+            handed = Flow.handed_item(finished[2])
+            if handed:
+                out.append(handed)
+        if group_at >= 0:
+            resume = Flow.group_resume(results[group_at])
+            if resume:
+                out.append(resume)
+        return out
 
 
 class WorkerRunner:
@@ -214,6 +235,7 @@ class WorkerRunner:
         self._quarantine: list[_Start] = []
         self._suspect_running = False
         self._flushing = False
+        self._readers: _StreamReaders | None = None
         self.completed = 0
         self.failed = 0
         #: monotonic time Redis last answered a read or a heartbeat (readiness)
@@ -451,14 +473,16 @@ class WorkerRunner:
             result: Any = await _scripts.KICK_SESSION.run(
                 self.redis,
                 [k.session_registry(session), k.session_lock(session), k.session_queue(session)],
-                [self.flow.lock_grace_ms],
+                [self.flow.lock_grace_ms, "1" if self.flow.outbox else "0"],
             )
-            if result == b"empty":
+            verdict = result[0].decode()
+            if verdict == "empty":
                 await self.redis.srem(k.queued_sessions(), session)
-            elif result != b"busy":
-                log.info(
-                    "session %s had no running task: handed on to %s", session, result.decode()
-                )
+            elif verdict != "busy":
+                handed = Flow.handed_item(result[1])
+                if handed:
+                    await self.flow.forward([handed])
+                log.info("session %s had no running task: handed on to %s", session, verdict)
 
     # -- consuming -------------------------------------------------------------------------
 
@@ -467,6 +491,20 @@ class WorkerRunner:
         own = {self._own_stream: ">"}
         group, consumer = self.config.consumer_group, self.worker.worker_id
         backoff = 0.1
+        if is_cluster(self.redis) and len(every) > 1:
+            # one XREADGROUP cannot span slots: a reader per stream feeds this loop
+            self._readers = _StreamReaders(self, list(every))
+        try:
+            await self._consume(every, own, group, consumer, backoff)
+        finally:
+            if self._readers is not None:
+                await self._readers.close()
+                self._readers = None
+
+    async def _consume(
+        self, every: dict[str, str], own: dict[str, str], group: str, consumer: str, backoff: float
+    ) -> None:
+        reply: Any
         while not self._stopping.is_set():
             if self._quarantine and not self._running:
                 # in random order: suspects moved from a dead worker must not always line
@@ -490,13 +528,16 @@ class WorkerRunner:
                 # look at the slots again soon
                 streams, count, block = own, self.config.fetch_count, _SATURATED_BLOCK_MS
             try:
-                reply: Any = await self.redis.xreadgroup(
-                    group,
-                    consumer,
-                    streams,  # type: ignore[arg-type]
-                    count=count,
-                    block=block,
-                )
+                if self._readers is not None:
+                    reply = await self._readers.next(block)
+                else:
+                    reply = await self.redis.xreadgroup(
+                        group,
+                        consumer,
+                        streams,  # type: ignore[arg-type]
+                        count=count,
+                        block=block,
+                    )
                 self.redis_ok_at = time.monotonic()
                 backoff = 0.1
             except RedisError as exc:
@@ -554,6 +595,7 @@ class WorkerRunner:
         worker_id = self.worker.worker_id
         lease_ms = self.info.lease_ms
         k = self.keys
+        outbox = self.flow.outbox
         async with self.redis.pipeline(transaction=False) as pipe:
             for stream, entry_id, command, raw in starts:
                 h = command.header
@@ -578,7 +620,8 @@ class WorkerRunner:
                         k.session_registry(h.session_id),
                         k.session_lock(h.session_id),
                         k.session_queue(h.session_id),
-                        k.queued_sessions(),
+                        # outbox mode: we add a deferred session to the set ourselves
+                        k.session_registry(h.session_id) if outbox else k.queued_sessions(),
                     ],
                     [
                         h.message_id,
@@ -599,6 +642,7 @@ class WorkerRunner:
                         self.flow.lock_grace_ms,
                         self.config.max_deliveries,
                         "1" if alone else "0",
+                        "1" if outbox else "0",
                     ],
                 )
             results = await _scripts.execute(self.redis, pipe)
@@ -622,6 +666,12 @@ class WorkerRunner:
                     verdict,
                     result[2].decode(),
                 )
+                if outbox:  # what the script left for us: a hand-on, a queued session
+                    handed = Flow.handed_item(result[3]) if verdict == "done" else None
+                    await self.flow.forward(
+                        [handed] if handed else [],
+                        [command.header.session_id] if verdict == "deferred" else None,
+                    )
                 await self._ack(stream, entry_id)
                 continue
             agent_type = self._streams.get(stream) or command.header.target_agent_type
@@ -912,6 +962,7 @@ class WorkerRunner:
                 self.config.session_ttl_seconds,
                 ctx.message_id,
                 self.flow.lock_grace_ms,
+                "1" if self.flow.outbox else "0",
                 *payloads,
             ],
             ack=(running.stream, running.entry_id),
@@ -980,6 +1031,8 @@ class WorkerRunner:
                 for item in results:
                     if isinstance(item, Exception):
                         log.error("ending a task failed: %s", item)
+                if self.flow.outbox:
+                    await self.flow.forward([f for w in batch for f in w.forwards(results)])
                 return
             except RedisError as exc:
                 delay = 0.1 * 2**attempt
@@ -1071,3 +1124,69 @@ class WorkerRunner:
             )
             pipe.xack(stream, self.config.consumer_group, entry_id)
             await pipe.execute()
+
+
+class _StreamReaders:
+    """One blocking reader per control stream, for a Redis Cluster (where one XREADGROUP
+    cannot span streams of different slots). Each reader reads only while the runner has
+    free slots (its own stream always, for cancels) and waits until what it read has been
+    dispatched before it reads again, so the runner never takes more than it can start."""
+
+    def __init__(self, runner: WorkerRunner, streams: list[str]) -> None:
+        self.runner = runner
+        self.inbox: asyncio.Queue[tuple[Any, asyncio.Future[None]]] = asyncio.Queue()
+        self._handed: list[asyncio.Future[None]] = []
+        self.tasks = [
+            asyncio.create_task(self._read(s, s == runner._own_stream), name=f"byway-read-{s}")
+            for s in streams
+        ]
+
+    async def _read(self, stream: str, own: bool) -> None:
+        runner = self.runner
+        config = runner.config
+        group, consumer = config.consumer_group, runner.worker.worker_id
+        backoff = 0.1
+        while True:
+            free = runner._free_slots()
+            if not own and free <= 0:
+                await asyncio.sleep(_SATURATED_BLOCK_MS / 1000)
+                continue
+            count = config.fetch_count if own else min(config.fetch_count, free)
+            try:
+                reply: Any = await runner.redis.xreadgroup(
+                    group, consumer, {stream: ">"}, count=count, block=config.block_ms
+                )
+                runner.redis_ok_at = time.monotonic()
+                backoff = 0.1
+            except RedisError as exc:
+                log.warning("read of %s failed (%s); retrying in %.1fs", stream, exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            if reply:
+                dispatched = asyncio.get_running_loop().create_future()
+                await self.inbox.put((reply, dispatched))
+                await dispatched
+
+    async def next(self, block_ms: int) -> list[Any]:
+        """What the readers got (merged), waiting up to ``block_ms`` for something."""
+        for done in self._handed:  # the loop dispatched the previous batch
+            if not done.done():
+                done.set_result(None)
+        self._handed = []
+        try:
+            first = await asyncio.wait_for(self.inbox.get(), block_ms / 1000)
+        except TimeoutError:
+            return []
+        batch = [first]
+        while not self.inbox.empty():
+            batch.append(self.inbox.get_nowait())
+        self._handed = [done for _, done in batch]
+        return [entry for reply, _ in batch for entry in reply]
+
+    async def close(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

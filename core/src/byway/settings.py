@@ -5,24 +5,34 @@
 URL at all, Byway starts or attaches the machine's embedded Redis (see
 :mod:`byway.embedded`). URLs may be ``redis://``, ``rediss://`` (TLS) or ``unix://``,
 with an ACL user and password: ``redis://user:secret@host:6379/0``.
+
+A Redis Cluster is named by ``redis+cluster://`` (or ``rediss+cluster://``) and the
+address of any one of its nodes; the client finds the others. A cluster uses key schema
+v2 unless told otherwise, and refuses v1 (whose keys cannot be kept within one slot).
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Any, Literal, cast
 from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 
 from byway.embedded import ensure_embedded_redis
 from byway.errors import ConfigurationError
 from byway.keys import DEFAULT_NAMESPACE, Keys
 
-__all__ = ["RedisSettings"]
+__all__ = ["RedisSettings", "is_cluster"]
 
-_SCHEMES = ("redis", "rediss", "unix")
+_SCHEMES = ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster")
+
+
+def is_cluster(redis: object) -> bool:
+    """Whether ``redis`` is a Redis Cluster client (commands must keep to one slot)."""
+    return isinstance(redis, RedisCluster)
 
 
 def _env_int(name: str, default: int) -> int:
@@ -44,11 +54,12 @@ class RedisSettings:
 
     ``url=None`` means the embedded server. ``max_connections`` bounds the connection
     pool of one process (a worker holds one connection in its blocking read).
+    ``schema=None`` means v2 on a cluster and v1 elsewhere.
     """
 
     url: str | None = None
     namespace: str = DEFAULT_NAMESPACE
-    schema: Literal["v1", "v2"] = "v1"
+    schema: Literal["v1", "v2"] | None = None
     max_connections: int = 64
     socket_timeout: float | None = None
     health_check_interval: int = 30
@@ -58,13 +69,23 @@ class RedisSettings:
             scheme = urlsplit(self.url).scheme
             if scheme not in _SCHEMES:
                 raise ConfigurationError(
-                    f"redis_url: expected a redis://, rediss:// or unix:// URL, got {self.url!r}"
+                    "redis_url: expected a redis://, rediss://, unix://, redis+cluster:// or "
+                    f"rediss+cluster:// URL, got {self.url!r}"
+                )
+            if self.cluster and self.schema == "v1":
+                raise ConfigurationError(
+                    "schema: a Redis Cluster needs key schema v2 (hash-tagged keys), got 'v1'"
                 )
         if self.max_connections < 2:
             raise ConfigurationError(
                 f"max_connections: expected at least 2, got {self.max_connections}"
             )
-        Keys(self.namespace, self.schema)  # validates both
+        _ = self.keys  # validates namespace and schema
+
+    @property
+    def cluster(self) -> bool:
+        """Whether the URL names a Redis Cluster (``redis+cluster://``)."""
+        return self.url is not None and urlsplit(self.url).scheme.endswith("+cluster")
 
     @classmethod
     def from_url(cls, url: str | None, **overrides: object) -> RedisSettings:
@@ -73,8 +94,8 @@ class RedisSettings:
     @classmethod
     def from_env(cls) -> RedisSettings:
         url = os.environ.get("BYWAY_REDIS_URL") or os.environ.get("REDIS_URL") or None
-        schema = os.environ.get("BYWAY_KEY_SCHEMA", "v1")
-        if schema not in ("v1", "v2"):
+        schema = os.environ.get("BYWAY_KEY_SCHEMA") or None
+        if schema not in (None, "v1", "v2"):
             raise ConfigurationError(f"BYWAY_KEY_SCHEMA: expected v1 or v2, got {schema!r}")
         return cls(
             url=url,
@@ -85,7 +106,8 @@ class RedisSettings:
 
     @property
     def keys(self) -> Keys:
-        return Keys(self.namespace, self.schema)
+        schema = self.schema or ("v2" if self.cluster else "v1")
+        return Keys(self.namespace, schema)
 
     def resolved_url(self) -> str:
         """The URL to connect to, starting the embedded server when none is configured."""
@@ -102,7 +124,21 @@ class RedisSettings:
         return self.url
 
     def client(self) -> aioredis.Redis:
-        """A new asyncio client with its own pool (bytes in, bytes out)."""
+        """A new asyncio client with its own pool (bytes in, bytes out).
+
+        For a cluster this is a :class:`redis.asyncio.RedisCluster`, which offers the same
+        commands (each routed to the node of its key's slot)."""
+        if self.cluster:
+            assert self.url is not None
+            plain = self.url.replace("+cluster://", "://", 1)
+            cluster: Any = RedisCluster.from_url(
+                plain,
+                max_connections=self.max_connections,
+                socket_timeout=self.socket_timeout,
+                health_check_interval=self.health_check_interval,
+                decode_responses=False,
+            )
+            return cast(aioredis.Redis, cluster)
         return aioredis.Redis.from_url(
             self.resolved_url(),
             max_connections=self.max_connections,
