@@ -11,13 +11,24 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
 import redis as sync_redis
 
-from byway import ConfigurationError, EventType, GatewayClient, RedisSettings, _scripts
+from byway import (
+    ConfigurationError,
+    EventType,
+    GatewayClient,
+    RedisSettings,
+    RunnerConfig,
+    WorkerRunner,
+    _scripts,
+)
 from byway.protocol import decode_event
+from byway.worker import FunctionWorker
 from tests.agents.basic import echo, slow
+from tests.agents.flows import fan, kid
 from tests.conftest import local_cluster, running
 
 pytestmark = [pytest.mark.redis, pytest.mark.timeout(120)]
@@ -123,3 +134,55 @@ async def test_a_message_handed_on_but_never_forwarded_is_sent_by_the_sweep(
         record = await cluster_client.registry.get_execution_by_message(session, queued.message_id)
         assert record is not None and record.attempts == 1
         assert await redis.llen(k.session_queue(session)) == 0
+
+
+async def test_a_group_resume_lost_with_its_worker_is_sent_by_the_taker_over(
+    cluster_client: GatewayClient, cluster_settings: RedisSettings
+) -> None:
+    """The last child of a group ends, but its worker dies before it sends the group's
+    Resume to the caller (another slot). The child's entry is acknowledged only after that
+    send, so a live worker takes it over, finds it ended, reports it again and sends the
+    Resume: the caller still ends, with every child's result."""
+    kids = FunctionWorker(kid.handler, ["kid"], worker_id=f"kid-a-{uuid.uuid4().hex[:6]}")
+    async with running(fan, cluster_settings):
+        dying = WorkerRunner(kids, settings=cluster_settings, config=RunnerConfig(lease_seconds=1))
+        await dying.initialize()
+        consume = asyncio.create_task(dying.start(handle_signals=False))
+
+        async def die(sends: list[object], *_: object, **__: object) -> list[object]:
+            if sends:  # the Resume: the process is gone before it reaches Redis
+                raise RuntimeError("the worker died here")
+            return []
+
+        dying.flow.forward = die  # type: ignore[method-assign]
+        sent = await cluster_client.send_message("fan", "lost-resume", "one two")
+        records = await _until_ended_kids(cluster_client, "lost-resume", 2)
+        assert {r.worker_id for r in records} == {kids.worker_id}
+        await asyncio.sleep(0.5)
+        caller = await cluster_client.registry.get_execution_by_message(
+            "lost-resume", sent.message_id
+        )
+        assert caller is not None and caller.status == "WAITING_AGENT"  # no Resume came
+        await dying.stop()  # its lease goes with it; the child entry is still pending
+        await consume
+        await dying.release()
+        fresh = FunctionWorker(kid.handler, ["kid"], worker_id=f"kid-b-{uuid.uuid4().hex[:6]}")
+        async with running(fresh, cluster_settings, lease_seconds=1, sweep_interval=0.1):
+            final = await cluster_client.wait_for_final("lost-resume", sent.message_id, timeout=30)
+    assert final.data["status"] == "COMPLETED"
+    results = final.data["reply_data"]["results"]
+    assert [r["status"] for r in results] == ["COMPLETED", "COMPLETED"]
+    assert [r["content"] for r in results] == ["ONE", "TWO"]
+
+
+async def _until_ended_kids(client: GatewayClient, session: str, count: int) -> list[Any]:
+    for _ in range(200):
+        records = [
+            r
+            for r in await client.registry.list_executions(session)
+            if r.target_agent_type == "kid" and r.status == "COMPLETED"
+        ]
+        if len(records) == count:
+            return records
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{count} kid task(s) did not end")

@@ -235,3 +235,27 @@ async def test_a_redis_restart_makes_the_worker_unready_then_ready_and_loses_not
     finally:
         stop_process(worker)
         server.stop()
+
+
+async def test_an_entry_another_worker_just_took_over_is_not_mistaken_for_a_deleted_one(
+    settings: RedisSettings, redis: aioredis.Redis
+) -> None:
+    """Two workers reclaim the same dead worker's entry at once: the one whose XCLAIM comes
+    second gets nothing back (the entry is no longer idle). It must leave the entry pending
+    for the first, not acknowledge it as if it had been trimmed (which lost tasks whose
+    new owner then died too)."""
+    from byway import WorkerRunner
+    from tests.agents.basic import slow
+
+    runner = WorkerRunner(slow, settings=settings)
+    stream, group = runner.keys.agent_stream("slow"), runner.config.consumer_group
+    await redis.xgroup_create(stream, group, id="0", mkstream=True)
+    kept = await redis.xadd(stream, {"data": b"{}"})
+    trimmed = await redis.xadd(stream, {"data": b"{}"})
+    await redis.xreadgroup(group, "dead-worker", {stream: ">"})
+    await redis.xclaim(stream, group, "first-taker", 0, [kept], justid=True)  # just now
+    await redis.xdel(stream, trimmed)
+    claimed = await redis.xclaim(stream, group, "second-taker", 60_000, [kept, trimmed])
+    gone = await runner.recovery._deleted(stream, [kept, trimmed], claimed)
+    assert gone == [trimmed]
+    await runner.redis.aclose()

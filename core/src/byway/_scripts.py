@@ -458,7 +458,8 @@ return 1
 # Keeps the child's result under its own message id (once) and counts it. When the last
 # child reports, the waiting caller (if any) gets one Resume on its stream (named in the
 # group hash) with reply_data = the results in task order. Returns {1, stream, resume}
-# then (OUTBOX mode: the caller sends ``resume`` to ``stream``), else {0}.
+# then (OUTBOX mode: the caller sends ``resume`` to ``stream`` and then sets 'resumed', so
+# that a caller dying in between leaves the Resume to the next report), else {0}.
 GROUP_RESULT = Script("""
 if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2]) == 1 then
   redis.call('HINCRBY', KEYS[1], 'completed', 1)
@@ -468,7 +469,9 @@ local g = redis.call('HMGET', KEYS[1], 'total', 'completed', 'caller_stream', 'o
                      'source_agent_type', 'parent_message_id', 'session_id', 'trace_id')
 local total, done = tonumber(g[1] or '0'), tonumber(g[2] or '0')
 if total == 0 or done < total then return {0} end
-if redis.call('HSETNX', KEYS[1], 'resumed', '1') == 0 then return {0} end
+if ARGV[5] == '1' then  -- the caller marks 'resumed' once it has sent the Resume
+  if redis.call('HEXISTS', KEYS[1], 'resumed') == 1 then return {0} end
+elseif redis.call('HSETNX', KEYS[1], 'resumed', '1') == 0 then return {0} end
 if (g[3] or '') == '' then return {0} end
 local parts = {}
 for i, id in ipairs(cjson.decode(g[4])) do

@@ -119,10 +119,14 @@ class Flow:
         return str(item["stream"]), str(item["data"]).encode()
 
     async def forward(
-        self, sends: list[tuple[str, bytes]], queued_sessions: list[str] | None = None
+        self,
+        sends: list[tuple[str, bytes]],
+        queued_sessions: list[str] | None = None,
+        resumed_groups: list[str] | None = None,
     ) -> list[Any]:
         """Send what outbox-mode scripts returned: commands to their streams, and the
-        sessions that now have queued messages to the set the orphan sweep reads."""
+        sessions that now have queued messages to the set the orphan sweep reads; then
+        mark the task groups whose Resume went out."""
         if not sends and not queued_sessions:
             return []
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -131,7 +135,12 @@ class Flow:
             if queued_sessions:
                 pipe.sadd(self.keys.queued_sessions(), *queued_sessions)
             result: list[Any] = await pipe.execute()
-            return result
+        if resumed_groups:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for group_id in resumed_groups:
+                    pipe.hset(self.keys.task_group(group_id), "resumed", "1")
+                await pipe.execute()
+        return result
 
     # -- sending ---------------------------------------------------------------------------
 
@@ -435,8 +444,9 @@ class Flow:
             if notify_caller and top is not None and top["ended"]:
                 self._queue_cancelled_reply(pipe, session_id, top, cancelled, reason)
             results = await _scripts.execute(self.redis, pipe, raise_on_error=True)
-        if self.outbox:
-            await self.forward([r for r in map(self.group_resume, results) if r])
+        if self.outbox and top is not None and top["task_group_id"]:
+            resumes = [r for r in map(self.group_resume, results) if r]
+            await self.forward(resumes, resumed_groups=[top["task_group_id"]] if resumes else None)
         return outcome
 
     def _queue_cancelled_reply(

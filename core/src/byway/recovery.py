@@ -104,33 +104,56 @@ class Recovery:
             except ResponseError:
                 continue  # the stream or group is gone
             owners = sorted({p["consumer"].decode() for p in pending} - {self.consumer})
-            if not owners:
-                continue
-            async with redis.pipeline(transaction=False) as pipe:
-                for owner in owners:
-                    pipe.exists(keys.worker_online(owner))
-                alive = dict(zip(owners, await pipe.execute(), strict=True))
-            orphans = [p for p in pending if not alive.get(p["consumer"].decode(), True)]
+            alive: dict[str, Any] = {}
+            if owners:
+                async with redis.pipeline(transaction=False) as pipe:
+                    for owner in owners:
+                        pipe.exists(keys.worker_online(owner))
+                    alive = dict(zip(owners, await pipe.execute(), strict=True))
+            # ours but idle: not running here (its end could not be written): run it again
+            held = {entry_id for ids in self._in_flight().values() for entry_id in ids}
+            alive[self.consumer] = False
+            orphans = [
+                p
+                for p in pending
+                if not alive.get(p["consumer"].decode(), True)
+                and (p["consumer"].decode() != self.consumer or _text(p["message_id"]) not in held)
+            ]
             if not orphans:
                 continue
             ids = [p["message_id"] for p in orphans]
             entries: Any = await redis.xclaim(
                 stream, self.group, self.consumer, self.claim_idle_ms, ids
             )
-            gone = set(ids) - {e[0] for e in entries}
-            if gone:  # trimmed from the stream while pending: nothing left to run
+            gone = await self._deleted(stream, ids, entries)
+            if gone:  # deleted from the stream while pending: nothing left to run
                 await redis.xack(stream, self.group, *gone)
             live = [e for e in entries if e[1]]
             if live:
                 owners_of = sorted({p["consumer"].decode() for p in orphans})
                 log.warning(
-                    "took over %d task(s) from dead worker(s) %s on %s",
+                    "took over %d task(s) from dead worker(s) or stalled ends %s on %s",
                     len(live),
                     ", ".join(owners_of),
                     stream,
                 )
                 claimed.append((stream.encode(), live))
         return claimed
+
+    async def _deleted(self, stream: str, ids: list[Any], claimed: list[Any]) -> list[Any]:
+        """Which of ``ids`` no longer exist in the stream. An id XCLAIM did not return is
+        not necessarily deleted: another worker may have claimed it a moment earlier (its
+        idle time is short again), and must keep it pending. So ask the stream."""
+        gone = [e[0] for e in claimed if not e[1]]  # Redis 6.2: a deleted entry, no fields
+        returned = {e[0] for e in claimed}
+        missing = [i for i in ids if i not in returned]
+        if missing:
+            async with self.runner.redis.pipeline(transaction=False) as pipe:
+                for entry_id in missing:
+                    pipe.xrange(stream, entry_id, entry_id, count=1)
+                found = await pipe.execute()
+            gone += [i for i, hit in zip(missing, found, strict=True) if not hit]
+        return gone
 
     async def trim(self) -> int:
         """Trim this worker's control streams below the oldest entry any group still needs
@@ -191,6 +214,10 @@ class Recovery:
                 "raw": raw.decode("utf-8", "replace"),
             }
         )
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def _parse_id(value: bytes | str) -> tuple[int, int]:

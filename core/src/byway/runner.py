@@ -155,8 +155,14 @@ class _EndWrite:
             flow.queue_group_result(pipe, ctx.task_group_id, ctx.message_id, self.group_result)
         elif self.reply is not None:
             flow.queue_reply(pipe, ctx.reply_to, self.reply)
-        pipe.xack(self.ack[0], group, self.ack[1])
+        if not self.ack_after_forward(flow):
+            pipe.xack(self.ack[0], group, self.ack[1])
         self.positions = (finish_at, group_at)
+
+    def ack_after_forward(self, flow: Flow) -> bool:
+        """Outbox mode: a group child is acknowledged only once its group's Resume is sent
+        (if its worker dies before, the entry comes back and sends it; see _start_batch)."""
+        return flow.outbox and self.group_result is not None
 
     def forwards(self, results: list[Any]) -> list[tuple[str, bytes]]:
         """What its scripts left to forward (outbox mode): the session's next message,
@@ -668,9 +674,15 @@ class WorkerRunner:
                 )
                 if outbox:  # what the script left for us: a hand-on, a queued session
                     handed = Flow.handed_item(result[3]) if verdict == "done" else None
+                    sends = [handed] if handed else []
+                    group_id = command.header.task_group_id
+                    again = None
+                    if verdict == "done" and group_id and isinstance(command, AskAgentCommand):
+                        again = await self._group_report_again(command, result[2].decode())
                     await self.flow.forward(
-                        [handed] if handed else [],
+                        sends + ([again] if again else []),
                         [command.header.session_id] if verdict == "deferred" else None,
+                        [group_id] if again else None,
                     )
                 await self._ack(stream, entry_id)
                 continue
@@ -1032,7 +1044,7 @@ class WorkerRunner:
                     if isinstance(item, Exception):
                         log.error("ending a task failed: %s", item)
                 if self.flow.outbox:
-                    await self.flow.forward([f for w in batch for f in w.forwards(results)])
+                    await self._forward_ends(batch, results)
                 return
             except RedisError as exc:
                 delay = 0.1 * 2**attempt
@@ -1044,6 +1056,39 @@ class WorkerRunner:
             "gave up ending %s: left pending for recovery",
             ", ".join(w.context.message_id for w in batch),
         )
+
+    async def _forward_ends(self, batch: list[_EndWrite], results: list[Any]) -> None:
+        """Outbox mode: send what the end scripts left (next messages, group Resumes), then
+        acknowledge the group children that waited for it."""
+        sends: list[tuple[str, bytes]] = []
+        resumed: list[str] = []
+        for write in batch:
+            forwards = write.forwards(results)
+            sends += forwards
+            if write.positions[1] >= 0 and Flow.group_resume(results[write.positions[1]]):
+                resumed.append(write.context.task_group_id)
+        await self.flow.forward(sends, resumed_groups=resumed)
+        late = [w.ack for w in batch if w.ack_after_forward(self.flow)]
+        if late:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for stream, entry_id in late:
+                    pipe.xack(stream, self.config.consumer_group, entry_id)
+                await pipe.execute()
+
+    async def _group_report_again(
+        self, command: AskAgentCommand, status: str
+    ) -> tuple[str, bytes] | None:
+        """Outbox mode: a group child that had ended comes back (its worker died before
+        its group's Resume went out): report it again; the last report sends the Resume.
+        The result it reported first is kept; this one only stands in if that was lost."""
+        h = command.header
+        result = {"message_id": h.message_id, "target_agent_type": h.target_agent_type}
+        async with self.redis.pipeline(transaction=False) as pipe:
+            self.flow.queue_group_result(
+                pipe, h.task_group_id, h.message_id, {**result, "status": status}
+            )
+            results = await _scripts.execute(self.redis, pipe)
+        return Flow.group_resume(results[0])
 
     async def emit_event(self, ctx: AgentContext, event_type: str, data: dict[str, Any]) -> None:
         """Append one event to the task's session stream."""
