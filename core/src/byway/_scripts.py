@@ -250,8 +250,9 @@ return false
 # duplicate, a late reply after a timeout, an answer to a question no longer open) is
 # 'stale'. A root execution takes its session's lock with a lease; if another root holds
 # the session, it is queued behind it ('deferred'). An entry that comes back while its
-# execution still says RUNNING was interrupted (its worker died): it runs again — alone, and
-# after ARGV[17] such runs that died too it is 'poison' (it keeps killing its workers).
+# execution still says RUNNING was interrupted (its worker died): it runs again, the first
+# time beside other tasks, after that alone ('suspect'); after ARGV[17] runs alone that
+# died too it is 'poison' (it keeps killing its workers).
 START = Script(
     LIB
     + """
@@ -303,7 +304,11 @@ if rerun or (kind == 'ask' and status == 'RUNNING') then
       return {'deferred', exec_id, holder}
     end
   end
-  if ARGV[18] ~= '1' then return {'suspect', exec_id, '', 0} end
+  -- the first retry runs beside other tasks (a survivor busy with long tasks takes it over
+  -- at once); if that run dies too, it is a suspect and runs alone
+  if ARGV[18] ~= '1' and (rec['step_attempts'] or 1) >= 2 then
+    return {'suspect', exec_id, '', 0}
+  end
   rec['step_attempts'] = (rec['step_attempts'] or 1) + 1
   detail = {retry = rec['step_attempts']}
 elseif kind == 'resume' then
@@ -343,7 +348,7 @@ else
   end
   -- a first start, or the next start of a run interrupted and queued again
   local runs = rec['step_attempts'] or 0
-  if runs > 0 and ARGV[18] ~= '1' then return {'suspect', exec_id, '', 0} end
+  if runs >= 2 and ARGV[18] ~= '1' then return {'suspect', exec_id, '', 0} end
   rec['step_attempts'] = runs + 1
   if runs > 0 then detail = {retry = runs + 1} end
 end

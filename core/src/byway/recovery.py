@@ -3,12 +3,13 @@
 A task's stream entry stays pending (unacknowledged) until its end is written. While a
 worker lives it keeps its pending entries fresh (XCLAIM to itself, which resets their
 idle time) every lease/3 seconds, however long the tasks run. Every worker looks for
-entries idle longer than twice the lease whose owner has no lease any more, claims them
+entries idle longer than a lease whose owner has no lease any more, claims them
 (XCLAIM with that minimum idle time, so two workers never both get one) and runs them
-again; the START script makes that safe (a finished execution is only acknowledged, an
-interrupted one runs again — alone, so that a task which kills its worker takes no other
-with it. After ``max_deliveries`` runs alone whose worker died each time, it goes to the
-dead-letter stream and ends FAILED.
+again. The START script makes that safe: a finished execution is only acknowledged; an
+interrupted one runs again at once, beside other tasks (a survivor busy with long tasks
+does not make it wait), and if that run dies too, alone, so that a task which kills its
+worker takes no more tasks with it. After ``max_deliveries`` runs alone whose worker died
+each time, it goes to the dead-letter stream and ends FAILED.
 
 A worker restarted with the same id first takes back what it held before it died. On a
 clean stop, what did not finish within the drain timeout is handed back at once (marked
@@ -46,7 +47,8 @@ class Recovery:
         self.runner = runner
         self.group = runner.config.consumer_group
         self.consumer = runner.worker.worker_id
-        self.claim_idle_ms = int(runner.config.lease_seconds * 2000)
+        # a live owner refreshes its entries every lease/3, and its lease is checked too
+        self.claim_idle_ms = int(runner.config.lease_seconds * 1000)
 
     def _in_flight(self) -> dict[str, list[str]]:
         by_stream: dict[str, list[str]] = defaultdict(list)
