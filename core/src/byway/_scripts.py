@@ -241,7 +241,8 @@ return false
 #       12 resume: task group id, 13 the command json, 14 session id, 15 registry ttl s,
 #       16 lock grace ms, 17 runs alone that died before a task is called poisonous,
 #       18 '1' when this start runs the task alone (a retry after its worker died),
-#       19 '1' for OUTBOX mode (KEYS[4] untouched: the caller adds a deferred session)
+#       19 '1' for OUTBOX mode (KEYS[4] untouched: the caller adds a deferred session),
+#       20 the worker's agent-config snapshot version (kept from the first start on)
 # Returns {'run', exec_id, record, state} | {'done', exec_id, status, handed item} |
 #         {'cancelled', exec_id, reason} | {'stale', exec_id, status} |
 #         {'deferred', exec_id, holder} | {'poison', exec_id, record, runs} |
@@ -361,6 +362,7 @@ if ARGV[18] == '1' then
   rec['solo_runs'] = solo + 1
 end
 rec['redis_message_id'] = ARGV[7]
+if ARGV[20] ~= '' and (rec['config_version'] or '') == '' then rec['config_version'] = ARGV[20] end
 if kind ~= 'resume' then
   rec['stream_name'] = ARGV[8]
   rec['attempts'] = (rec['attempts'] or 0) + 1

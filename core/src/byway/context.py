@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from byway import events
+from byway import events, tracing
 from byway.errors import (
     ConfigurationError,
     LimitExceededError,
@@ -33,6 +33,7 @@ from byway.protocol import (
 )
 
 if TYPE_CHECKING:
+    from byway.plugins import AgentConfig
     from byway.runner import WorkerRunner
 
 __all__ = ["AgentContext", "Suspension"]
@@ -85,6 +86,11 @@ class AgentContext:
         header = command.header
         origin = record or {}
         self._runner = runner
+        #: the execution record as it stood when this run started
+        self.record: dict[str, Any] = origin
+        #: the agent config plugins registered for this agent type, as of the snapshot the
+        #: execution started with (a resumed execution sees the same one); None if none
+        self.agent_config: AgentConfig | None = None
         self.command = command
         self.execution_id = execution_id
         self.current_agent_id = agent_type
@@ -205,6 +211,12 @@ class AgentContext:
                 f"call depth {depth} exceeds max_call_depth={limit} "
                 f"({self.current_agent_id} → {target_agent_type}); is the call tree recursing?"
             )
+        child_metadata = {**(metadata or {}), DEPTH_KEY: depth}
+        with tracing.span(
+            f"byway.call {target_agent_type}",
+            {"byway.agent_type": self.current_agent_id, "byway.target": target_agent_type},
+        ):
+            tracing.inject(child_metadata)  # the callee's span is a child of this one
         return AskAgentCommand(
             header=MessageHeader(
                 message_id=new_id("msg"),
@@ -215,7 +227,7 @@ class AgentContext:
                 parent_message_id=self.message_id,
                 task_group_id=group_id,
                 user_code=self.user_code,
-                metadata={**(metadata or {}), DEPTH_KEY: depth},
+                metadata=child_metadata,
             ),
             content=content,
             wait_for_reply=wait,
@@ -254,6 +266,7 @@ class AgentContext:
             target_agent_type, content, wait=wait_for_reply, payload=payload, metadata=metadata
         )
         await self._require_online([target_agent_type])
+        await self._runner.plugins.fire("on_call_agent_start", self, command)
         mid = command.header.message_id
         if not wait_for_reply:
             await self._runner.flow.send(
@@ -300,6 +313,9 @@ class AgentContext:
                 )
             )
         await self._require_online([c.header.target_agent_type for c in children])
+        if self._runner.plugins.has("on_call_agent_start"):
+            for child in children:
+                await self._runner.plugins.fire("on_call_agent_start", self, child)
         dispatched = [
             {"message_id": c.header.message_id, "target_agent_type": c.header.target_agent_type}
             for c in children

@@ -90,6 +90,10 @@ class Keys:
         """Root messages waiting for the session to be free (list of queue items)."""
         return f"{self.prefix}:session:{self._id(session_id)}:queue"
 
+    def session_history(self, session_id: str) -> str:
+        """The session's conversation history (list of JSON turns, capped)."""
+        return f"{self.prefix}:session:{self._id(session_id)}:history"
+
     def queued_sessions(self) -> str:
         """Set of session ids that have root messages waiting (swept for orphans)."""
         return f"{self.prefix}:queued_sessions"

@@ -21,6 +21,7 @@ import random
 import signal
 import socket
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,11 +29,23 @@ import msgspec
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
-from byway import _scripts, events
+from byway import _scripts, events, tracing
 from byway.context import AgentContext
 from byway.errors import LimitExceededError, ProtocolError, TaskCancelledError, WorkerError
 from byway.flow import STRATEGIES, TIMEOUT_STATUS, WAIT_ID_KEY, Flow, header_depth
+from byway.history import HistoryEntry, HistoryStore, RedisHistoryStore
 from byway.keys import Keys
+from byway.plugins import (
+    AgentConfig,
+    Plugin,
+    PluginBuildContext,
+    PluginError,
+    PluginManager,
+    configs_from_snapshot,
+    discover_plugins,
+    snapshot_body,
+    snapshot_version,
+)
 from byway.protocol import (
     AgentState,
     AgentTaskResult,
@@ -85,6 +98,10 @@ class RunnerConfig:
     #: a task whose worker died is retried alone; after this many such runs that died
     #: too it goes to the dead-letter stream (ends FAILED)
     max_deliveries: int = 5
+    #: longest a plugin hook may take before it is skipped (the task goes on)
+    plugin_hook_timeout_seconds: float = 5.0
+    #: turns of the session's history handed to a root task (extra_payload.history); 0: none
+    history_limit: int = 20
 
     def __post_init__(self) -> None:
         if self.multitask_strategy not in STRATEGIES:
@@ -110,6 +127,19 @@ class RunnerConfig:
             raise WorkerError(f"lease_seconds: expected at least 1, got {self.lease_seconds}")
         if not self.consumer_group:
             raise WorkerError("consumer_group: expected a non-empty name")
+        if self.plugin_hook_timeout_seconds <= 0:
+            raise WorkerError("plugin_hook_timeout_seconds: expected a positive number")
+        if not isinstance(self.history_limit, int) or self.history_limit < 0:
+            raise WorkerError(
+                f"history_limit: expected an integer >= 0, got {self.history_limit!r}"
+            )
+
+
+def _is_root_ask(command: Any) -> bool:
+    h = command.header
+    return isinstance(command, AskAgentCommand) and (
+        h.source_agent_type in ("", "client") and not h.parent_message_id
+    )
 
 
 #: an entry to start: stream, entry id, command, the command's JSON as read
@@ -143,6 +173,9 @@ class _EndWrite:
     done: asyncio.Future[None]
     reply: bytes | None = None
     group_result: dict[str, Any] | None = None
+    #: turns for the session's history, written with the end when history is in Redis
+    history: list[HistoryEntry] | None = None
+    history_store: RedisHistoryStore | None = None
     #: where its FINISH and GROUP_RESULT calls sit in the pipeline (for outbox mode)
     positions: tuple[int, int] = (-1, -1)
 
@@ -157,6 +190,8 @@ class _EndWrite:
             flow.queue_reply(pipe, ctx.reply_to, self.reply)
         if not self.ack_after_forward(flow):
             pipe.xack(self.ack[0], group, self.ack[1])
+        if self.history and self.history_store is not None:
+            self.history_store.queue_append(pipe, ctx.session_id, self.history)
         self.positions = (finish_at, group_at)
 
     def ack_after_forward(self, flow: Flow) -> bool:
@@ -194,8 +229,11 @@ class WorkerRunner:
         redis: aioredis.Redis | None = None,
         settings: RedisSettings | None = None,
         config: RunnerConfig | None = None,
+        plugins: Iterable[Plugin] | None = None,
         **overrides: Any,
     ) -> None:
+        """``plugins=None`` discovers them (entry points, ``BYWAY_DISABLED_PLUGINS``);
+        pass a list to choose, or ``[]`` for none."""
         if not isinstance(worker, GatewayWorker):
             raise WorkerError(f"worker: expected a GatewayWorker, got {type(worker).__name__}")
         agent_types = worker.get_agent_types()
@@ -242,6 +280,16 @@ class WorkerRunner:
         self._suspect_running = False
         self._flushing = False
         self._readers: _StreamReaders | None = None
+        self._plugin_source = plugins
+        self.plugins = PluginManager(hook_timeout=self.config.plugin_hook_timeout_seconds)
+        #: where conversation history goes (Redis unless a plugin sets another store)
+        self.history: HistoryStore = RedisHistoryStore(
+            self.redis, self.keys, ttl_seconds=self.config.session_ttl_seconds
+        )
+        #: agent configs the plugins registered, and their snapshot version
+        self.agent_configs: dict[str, AgentConfig] = {}
+        self.config_version = ""
+        self._snapshots: dict[str, dict[str, AgentConfig]] = {}
         self.completed = 0
         self.failed = 0
         #: monotonic time Redis last answered a read or a heartbeat (readiness)
@@ -268,6 +316,7 @@ class WorkerRunner:
             except ResponseError as exc:
                 if "BUSYGROUP" not in str(exc):
                     raise
+        await self._load_plugins()
         await self.registry.register_worker(self.info)
         self.redis_ok_at = time.monotonic()
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -276,6 +325,7 @@ class WorkerRunner:
             await pipe.execute()
         self._initialized = True
         await self.worker.on_startup()
+        await self.plugins.fire("on_worker_startup", self.info)
         log.info(
             "worker %s ready: agent types %s, concurrency %d, redis %s",
             self.worker.worker_id,
@@ -283,6 +333,117 @@ class WorkerRunner:
             self.config.max_concurrency,
             self.settings.describe(),
         )
+
+    # -- plugins ---------------------------------------------------------------------------
+
+    def _build_context(self) -> PluginBuildContext:
+        return PluginBuildContext(
+            worker_id=self.worker.worker_id,
+            agent_types=list(self.agent_types),
+            redis=self.redis,
+            keys=self.keys,
+        )
+
+    def _pool_key(self) -> str:
+        """Snapshot pointer of this worker's pool (its set of agent types)."""
+        return self.keys.agent_configs_snapshot("current:" + ",".join(sorted(self.agent_types)))
+
+    async def _load_plugins(self) -> None:
+        """Discover and set up plugins; install what they provide; publish the configs."""
+        source = self._plugin_source
+        plugins = discover_plugins() if source is None else list(source)
+        self.plugins.set_plugins(plugins)
+        ctx = self._build_context()
+        try:
+            await self.plugins.build(ctx)
+        except PluginError as exc:
+            # a config that does not build: start from the last good one, if there is one
+            last = await self._last_good_configs()
+            if last is None:
+                raise
+            log.error("%s; starting from the last good agent configs (%s)", exc, last[0])
+            self.agent_configs, self.config_version = last[1], last[0]
+            self.plugins.set_plugins([])
+            return
+        if ctx.tracer_provider is not None:
+            from opentelemetry import trace
+
+            trace.set_tracer_provider(ctx.tracer_provider)
+        if ctx.history_store is not None:
+            self.history = ctx.history_store
+        await self._publish_configs(ctx.agent_configs)
+
+    async def _last_good_configs(self) -> tuple[str, dict[str, AgentConfig]] | None:
+        version: Any = await self.redis.get(self._pool_key())
+        if not version:
+            return None
+        raw: Any = await self.redis.get(self.keys.agent_configs_snapshot(version.decode()))
+        return (version.decode(), configs_from_snapshot(raw)) if raw else None
+
+    async def _publish_configs(self, configs: dict[str, AgentConfig]) -> None:
+        """Store the configs' snapshot (JSON, by content version) and point the pool at it."""
+        self.agent_configs = configs
+        self.config_version = snapshot_version(configs)
+        if not self.config_version:
+            return
+        self._snapshots[self.config_version] = configs
+        ttl = self.config.session_ttl_seconds
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.set(
+                self.keys.agent_configs_snapshot(self.config_version),
+                snapshot_body(configs, self.worker.worker_id),
+                ex=ttl,
+            )
+            pipe.set(self._pool_key(), self.config_version)
+            await pipe.execute()
+
+    async def configs_of(self, version: str) -> dict[str, AgentConfig]:
+        """The agent configs of snapshot ``version`` (what an execution started with)."""
+        if not version or version == self.config_version:
+            return self.agent_configs
+        if version not in self._snapshots:
+            raw: Any = await self.redis.get(self.keys.agent_configs_snapshot(version))
+            if raw is None:
+                log.warning("agent-config snapshot %s is gone; using the current one", version)
+                return self.agent_configs
+            self._snapshots[version] = configs_from_snapshot(raw)
+        return self._snapshots[version]
+
+    async def _reload(self, command: ReloadPluginsCommand) -> None:
+        """Hot reload: every plugin re-reads its configuration; ack on the reload's stream."""
+        before = self.config_version
+        status, error = "ok", ""
+        ctx = self._build_context()
+        try:
+            await self.plugins.build(ctx, reload=True)
+            if ctx.history_store is not None:
+                self.history = ctx.history_store
+            await self._publish_configs(ctx.agent_configs)
+        except Exception as exc:  # the old configs stay
+            status, error = "error", f"{type(exc).__name__}: {exc}"
+            log.error("reload %s failed: %s", command.reload_id, error)
+        else:
+            log.info("reload %s: agent configs %s -> %s", command.reload_id, before or "-",
+                     self.config_version or "-")  # fmt: skip
+        ack = self.keys.plugin_reload_ack(command.reload_id)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.xadd(
+                ack,
+                {
+                    "data": _json.encode(
+                        {
+                            "worker_id": self.worker.worker_id,
+                            "status": status,
+                            "version_before": before,
+                            "version_after": self.config_version,
+                            "error": error,
+                            "timestamp": now_ms(),
+                        }
+                    )
+                },
+            )
+            pipe.expire(ack, 3600)
+            await pipe.execute()
 
     async def start(self, handle_signals: bool = True) -> None:
         """Consume until :meth:`stop` (or SIGTERM/SIGINT), then drain."""
@@ -339,6 +500,8 @@ class WorkerRunner:
     async def release(self) -> None:
         """Leave the registry, release the lease and close the connection pool."""
         if self._initialized:
+            await self.plugins.fire("on_worker_shutdown", self.info)
+            self.plugins.log_summary()
             with contextlib.suppress(RedisError):
                 await self.registry.unregister_worker(self.info)
             await self.worker.on_shutdown()
@@ -592,7 +755,7 @@ class WorkerRunner:
                     await self._on_cancel(command)
                     await self._ack(stream, entry_id)
                 elif isinstance(command, ReloadPluginsCommand):
-                    log.info("reload %s requested: no plugins to reload", command.reload_id)
+                    await self._reload(command)
                     await self._ack(stream, entry_id)
         return starts
 
@@ -602,6 +765,11 @@ class WorkerRunner:
         lease_ms = self.info.lease_ms
         k = self.keys
         outbox = self.flow.outbox
+        # the session's history rides along with the start (Redis store: no extra trip)
+        fetch_history = self.config.history_limit > 0 and isinstance(
+            self.history, RedisHistoryStore
+        )
+        history_at: dict[str, int] = {}
         async with self.redis.pipeline(transaction=False) as pipe:
             for stream, entry_id, command, raw in starts:
                 h = command.header
@@ -649,9 +817,20 @@ class WorkerRunner:
                         self.config.max_deliveries,
                         "1" if alone else "0",
                         "1" if outbox else "0",
+                        self.config_version,
                     ],
                 )
+                if fetch_history and _is_root_ask(command):
+                    history_at[entry_id] = len(pipe)
+                    assert isinstance(self.history, RedisHistoryStore)
+                    self.history.queue_list(pipe, h.session_id, self.config.history_limit)
             results = await _scripts.execute(self.redis, pipe)
+        history = {
+            entry_id: results[at]
+            for entry_id, at in history_at.items()
+            if not isinstance(results[at], Exception)
+        }
+        results = [r for i, r in enumerate(results) if i not in set(history_at.values())]
         for (stream, entry_id, command, raw), result in zip(starts, results, strict=True):
             if isinstance(result, Exception):
                 log.error("could not start %s: %s", command.header.message_id, result)
@@ -717,6 +896,9 @@ class WorkerRunner:
             if verdict == "poison":
                 await self._give_up(running, raw, int(result[3]))
                 continue
+            if entry_id in history and isinstance(command, AskAgentCommand):
+                turns = RedisHistoryStore.decode_list(history[entry_id])
+                command.extra_payload["history"] = [msgspec.to_builtins(t) for t in turns]
             self._launch(running, suspect=alone)
 
     def _free_slots(self) -> int:
@@ -755,9 +937,55 @@ class WorkerRunner:
 
     async def _run(self, running: _Running) -> None:
         ctx = running.context
+        command = ctx.command
+        resumed = isinstance(command, ResumeCommand)
+        with tracing.task_span(
+            f"byway.{'resume' if resumed else 'task'} {running.agent_type}",
+            command.header.metadata,
+            {
+                "byway.agent_type": running.agent_type,
+                "byway.session_id": ctx.session_id,
+                "byway.message_id": ctx.message_id,
+                "byway.execution_id": ctx.execution_id,
+                "byway.trace_id": ctx.trace_id,
+                "byway.worker_id": self.worker.worker_id,
+            },
+        ):
+            await self._run_traced(running)
+
+    async def _before(self, ctx: AgentContext) -> None:
+        """What a task gets before its handler: its agent config, its session's history
+        (stores other than Redis), and the plugins' start hooks."""
+        command = ctx.command
+        version = str(ctx.record.get("config_version") or "")
+        configs = await self.configs_of(version) if self.agent_configs or version else {}
+        ctx.agent_config = configs.get(ctx.current_agent_id)
+        if (
+            self.config.history_limit > 0
+            and not isinstance(self.history, RedisHistoryStore)
+            and _is_root_ask(command)
+            and isinstance(command, AskAgentCommand)
+        ):
+            try:
+                turns = await self.history.list(ctx.session_id, self.config.history_limit)
+                command.extra_payload["history"] = [msgspec.to_builtins(t) for t in turns]
+            except Exception as exc:
+                log.warning("history of %s unavailable: %s", ctx.session_id, exc)
+        if self.plugins.has("on_task_start"):
+            await self.plugins.fire("on_task_start", ctx)
+        if (
+            isinstance(command, ResumeCommand)
+            and command.header.parent_message_id
+            and self.plugins.has("on_call_agent_complete")
+        ):
+            await self.plugins.fire("on_call_agent_complete", ctx, command)
+
+    async def _run_traced(self, running: _Running) -> None:
+        ctx = running.context
         error: dict[str, str] | None = None
         result: AgentTaskResult | None = None
         try:
+            await self._before(ctx)
             raw = await self.worker.process_command(ctx.command, ctx)
             if ctx.suspension is None:
                 result = normalize_result(raw)
@@ -785,11 +1013,81 @@ class WorkerRunner:
                 await self._suspend(running)
             else:
                 await self._finish(running, result, error)
+                await self._after(ctx, result, error)
         finally:
             if self._running.get(ctx.message_id) is running:
                 del self._running[ctx.message_id]
             if running.suspect:
                 self._suspect_running = False
+
+    async def _after(
+        self, ctx: AgentContext, result: AgentTaskResult, error: dict[str, str] | None
+    ) -> None:
+        """Once the end is written: the plugins' end hooks, the history of other stores."""
+        turns = self._history_turns(ctx, result) if ctx.is_root else None
+        if turns and not isinstance(self.history, RedisHistoryStore):
+            try:
+                await self.history.append(ctx.session_id, turns)
+            except Exception as exc:
+                log.warning("history of %s not written: %s", ctx.session_id, exc)
+        status = str(result.status).upper()
+        if status == AgentState.CANCELLED:
+            if self.plugins.has("on_task_cancel"):
+                reason = (error or {}).get("message", "") or ctx.cancel_reason
+                await self.plugins.fire("on_task_cancel", ctx, reason)
+        elif error is not None or status == AgentState.FAILED:
+            if self.plugins.has("on_task_error"):
+                await self.plugins.fire(
+                    "on_task_error",
+                    ctx,
+                    error or {"type": "Failed", "message": str(result.content)},
+                )
+        elif self.plugins.has("on_task_complete"):
+            await self.plugins.fire("on_task_complete", ctx, result)
+
+    def _history_turns(
+        self, ctx: AgentContext, result: AgentTaskResult | None, question: str = ""
+    ) -> list[HistoryEntry]:
+        """The turns a root task adds to its session's history: what the user said in
+        this run (the ask, or an answer to a question) and what the agent said back."""
+        command, now = ctx.command, now_ms()
+        turns = []
+        from_user = isinstance(command, AskAgentCommand) or (
+            isinstance(command, ResumeCommand) and not command.header.parent_message_id
+        )
+        if from_user and isinstance(command, (AskAgentCommand, ResumeCommand)):
+            turns.append(
+                HistoryEntry(
+                    role="user",
+                    content=command.content,
+                    message_id=ctx.message_id,
+                    agent_type=ctx.current_agent_id,
+                    timestamp=now,
+                )
+            )
+        if result is not None:
+            turns.append(
+                HistoryEntry(
+                    role="assistant",
+                    content=result.content,
+                    message_id=ctx.message_id,
+                    agent_type=ctx.current_agent_id,
+                    status=str(result.status).upper(),
+                    timestamp=now,
+                )
+            )
+        elif question:
+            turns.append(
+                HistoryEntry(
+                    role="assistant",
+                    content=question,
+                    message_id=ctx.message_id,
+                    agent_type=ctx.current_agent_id,
+                    status=AgentState.WAITING_USER,
+                    timestamp=now,
+                )
+            )
+        return turns
 
     async def _suspend(self, running: _Running) -> None:
         """Record the wait, then send what it waits for, then acknowledge (SPEC §6)."""
@@ -874,7 +1172,16 @@ class WorkerRunner:
                         },
                     )
             pipe.xack(running.stream, self.config.consumer_group, running.entry_id)
+            turns: list[HistoryEntry] = []
+            if verdict == 1 and ctx.is_root and suspension.question is not None:
+                turns = self._history_turns(ctx, None, suspension.question.prompt)
+                if isinstance(self.history, RedisHistoryStore):
+                    self.history.queue_append(pipe, ctx.session_id, turns)
+                    turns = []
             await _scripts.execute(self.redis, pipe, raise_on_error=True)
+        if turns:
+            with contextlib.suppress(Exception):
+                await self.history.append(ctx.session_id, turns)
 
     def _queue_group(
         self,
@@ -981,6 +1288,9 @@ class WorkerRunner:
             context=ctx,
             done=asyncio.get_running_loop().create_future(),
         )
+        if ctx.is_root and isinstance(self.history, RedisHistoryStore):
+            write.history = self._history_turns(ctx, final)
+            write.history_store = self.history
         if ctx.task_group_id:
             write.group_result = {
                 "message_id": ctx.message_id,
