@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from byway import GatewayClient, GatewayWorker, RedisSettings, RunnerConfig, WorkerRunner
+from byway import GatewayClient, GatewayWorker, Plugin, RedisSettings, RunnerConfig, WorkerRunner
 from byway.app import worker_command
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -189,10 +189,19 @@ async def client(settings: RedisSettings, redis: aioredis.Redis) -> AsyncIterato
 
 @contextlib.asynccontextmanager
 async def running(
-    worker: GatewayWorker, settings: RedisSettings, **config: object
+    worker: GatewayWorker,
+    settings: RedisSettings,
+    plugins: list[Plugin] | None = None,
+    **config: object,
 ) -> AsyncIterator[WorkerRunner]:
-    """Run ``worker`` in this event loop for the duration of the block."""
-    runner = WorkerRunner(worker, settings=settings, config=RunnerConfig(**config))  # type: ignore[arg-type]
+    """Run ``worker`` in this event loop for the duration of the block (``plugins``: as
+    given, else discovered)."""
+    runner = WorkerRunner(
+        worker,
+        settings=settings,
+        config=RunnerConfig(**config),  # type: ignore[arg-type]
+        plugins=plugins,
+    )
     await runner.initialize()
     task = asyncio.create_task(runner.start(handle_signals=False))
     try:

@@ -8,7 +8,7 @@ and read each session's event stream. See the repository README for a tour.
 from __future__ import annotations
 
 from byway.app import load_worker, run_worker, serve
-from byway.client import ClientInterceptor, GatewayClient, SendMessageResponse
+from byway.client import ClientInterceptor, GatewayClient, ReloadAck, SendMessageResponse
 from byway.context import AgentContext
 from byway.errors import (
     BywayError,
@@ -25,7 +25,17 @@ from byway.errors import (
     WorkerIdInUseError,
 )
 from byway.flow import CancelOutcome
+from byway.history import HistoryEntry, HistoryStore, InMemoryHistoryStore, RedisHistoryStore
 from byway.keys import Keys
+from byway.plugins import (
+    AgentConfig,
+    Plugin,
+    PluginBuildContext,
+    PluginDeclined,
+    PluginError,
+    PluginManager,
+    PluginManifest,
+)
 from byway.protocol import (
     ActionType,
     AgentState,
@@ -47,12 +57,13 @@ from byway.protocol import (
 from byway.registry import ExecutionRecord, WorkerInfo, WorkerRegistry
 from byway.runner import RunnerConfig, WorkerRunner
 from byway.settings import RedisSettings
-from byway.worker import GatewayWorker, agent
+from byway.worker import FunctionWorker, GatewayWorker, agent
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ActionType",
+    "AgentConfig",
     "AgentContext",
     "AgentState",
     "AgentTaskResult",
@@ -70,14 +81,26 @@ __all__ = [
     "Event",
     "EventType",
     "ExecutionRecord",
+    "FunctionWorker",
     "GatewayClient",
     "GatewayWorker",
+    "HistoryEntry",
+    "HistoryStore",
+    "InMemoryHistoryStore",
     "Keys",
     "LimitExceededError",
     "MessageHeader",
     "NoOnlineWorkerError",
+    "Plugin",
+    "PluginBuildContext",
+    "PluginDeclined",
+    "PluginError",
+    "PluginManager",
+    "PluginManifest",
     "ProtocolError",
+    "RedisHistoryStore",
     "RedisSettings",
+    "ReloadAck",
     "ReloadPluginsCommand",
     "ResumeCommand",
     "RoutingError",

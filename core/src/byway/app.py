@@ -11,6 +11,7 @@ from dataclasses import fields, replace
 from typing import Any
 
 from byway.errors import ConfigurationError
+from byway.plugins import Plugin, adapt, discover_plugins
 from byway.runner import RunnerConfig, WorkerRunner
 from byway.settings import RedisSettings
 from byway.worker import FunctionWorker, GatewayWorker
@@ -80,9 +81,15 @@ def load_worker(
             obj.agent_types = list(agent_types)
         instance: GatewayWorker = obj
         return instance
+    adapted = adapt(obj)
+    if adapted is not None:
+        if worker_id:
+            adapted.worker_id = worker_id
+        return adapted
     raise ConfigurationError(
         f"worker: {target!r} is a {type(obj).__name__}; expected a GatewayWorker subclass or "
-        "instance, or a function decorated with @byway.agent(...)"
+        "instance, a function decorated with @byway.agent(...), or an object an installed "
+        "adapter serves (pip install byway-langgraph / byway-adk)"
     )
 
 
@@ -106,10 +113,11 @@ async def serve(
     config: RunnerConfig | None = None,
     handle_signals: bool = True,
     health_port: int | None = None,
+    plugins: list[Plugin] | None = None,
 ) -> None:
     """Run ``worker`` until stopped (SIGTERM/SIGINT drain it); with ``health_port``,
-    serve ``/healthz`` and ``/readyz`` meanwhile."""
-    runner = WorkerRunner(worker, settings=settings, config=config)
+    serve ``/healthz`` and ``/readyz`` meanwhile. ``plugins=None`` discovers them."""
+    runner = WorkerRunner(worker, settings=settings, config=config, plugins=plugins)
     try:
         if health_port is None:
             await runner.start(handle_signals=handle_signals)
@@ -141,8 +149,6 @@ def run_worker(
     ``BYAI_REDIS_MAX_CONNECTIONS`` override the matching arguments. Other keyword
     options are :class:`RunnerConfig` fields (``lease_seconds``, ``drain_timeout``...).
     """
-    if plugin_list or plugin_configurator or plugin_dir or plugin_hook_timeout_seconds:
-        log.warning("plugins are not supported by this version of byway; ignoring them")
     known = {f.name for f in fields(RunnerConfig)}
     unknown = set(options) - known - {"agent_types", "namespace", "key_schema"}
     if unknown:
@@ -153,6 +159,8 @@ def run_worker(
         consumer_group=consumer_group,
         **{k: v for k, v in options.items() if k in known},
     )
+    if plugin_hook_timeout_seconds:
+        config = replace(config, plugin_hook_timeout_seconds=plugin_hook_timeout_seconds)
     settings = RedisSettings.from_env()
     overrides: dict[str, Any] = {}
     if redis_url is not None:
@@ -164,4 +172,5 @@ def run_worker(
     if overrides:
         settings = replace(settings, **overrides)
     worker = load_worker(worker_class, worker_id=worker_id, agent_types=options.get("agent_types"))
-    asyncio.run(serve(worker, settings=settings, config=config))
+    plugins = discover_plugins(plugin_list, plugin_configurator, plugin_dir)
+    asyncio.run(serve(worker, settings=settings, config=config, plugins=plugins))

@@ -101,6 +101,7 @@ def _event_dict(event: Event) -> dict[str, Any]:
 
 def _cmd_worker(args: argparse.Namespace) -> int:
     from byway.app import load_worker, serve
+    from byway.plugins import discover_plugins
     from byway.runner import RunnerConfig
 
     worker = load_worker(args.target, worker_id=args.worker_id, agent_types=args.agent_type)
@@ -112,11 +113,38 @@ def _cmd_worker(args: argparse.Namespace) -> int:
         drain_timeout=args.drain_timeout,
         max_deliveries=args.max_deliveries,
         multitask_strategy=args.multitask_strategy,
+        plugin_hook_timeout_seconds=args.plugin_hook_timeout,
+        history_limit=args.history_limit,
     )
+    plugins = discover_plugins(args.plugin or None, None, args.plugin_dir)
     asyncio.run(
-        serve(worker, settings=_settings(args), config=config, health_port=args.health_port)
+        serve(
+            worker,
+            settings=_settings(args),
+            config=config,
+            health_port=args.health_port,
+            plugins=plugins,
+        )
     )
     return 0
+
+
+async def _reload(args: argparse.Namespace) -> int:
+    from byway.client import GatewayClient
+
+    async with GatewayClient(settings=_settings(args)) as client:
+        acks = await client.reload_plugins(reason=args.reason, timeout=args.timeout)
+        workers = len(await client.registry.list_workers())
+    if args.json:
+        import msgspec
+
+        print(json.dumps([msgspec.to_builtins(a) for a in acks], indent=2))
+    else:
+        for ack in acks:
+            change = f"{ack.version_before or '-'} -> {ack.version_after or '-'}"
+            print(f"{ack.worker_id:36} {ack.status:6} {change} {ack.error}")
+        print(f"{len(acks)} of {workers} worker(s) answered")
+    return 0 if len(acks) == workers and all(a.status == "ok" for a in acks) else 1
 
 
 async def _send(args: argparse.Namespace) -> int:
@@ -323,8 +351,41 @@ def build_parser() -> argparse.ArgumentParser:
         default=30.0,
         help="seconds to finish running tasks on SIGTERM (30)",
     )
+    p.add_argument(
+        "--plugin",
+        action="append",
+        metavar="MODULE:CLASS",
+        help="run this plugin instead of the installed ones (repeatable)",
+    )
+    p.add_argument("--plugin-dir", metavar="DIR", help="also load the plugins in DIR/*.py")
+    p.add_argument(
+        "--plugin-hook-timeout",
+        type=float,
+        default=5.0,
+        help="seconds a plugin hook may take before it is skipped (5)",
+    )
+    p.add_argument(
+        "--history-limit",
+        type=int,
+        default=20,
+        help="turns of session history handed to each root task, 0 for none (20)",
+    )
     _add_redis_options(p)
     p.set_defaults(func=_cmd_worker)
+
+    p = sub.add_parser(
+        "reload",
+        help="reload every live worker's plugins",
+        description=(
+            "Send a reload to every live worker; each re-reads its plugins' configuration, "
+            "publishes its agent configs and acknowledges. Exit 1 unless all succeed."
+        ),
+    )
+    p.add_argument("--reason", default="", help="recorded with the reload")
+    p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for acks (10)")
+    p.add_argument("--json", action="store_true")
+    _add_redis_options(p)
+    p.set_defaults(func=lambda a: asyncio.run(_reload(a)))
 
     p = sub.add_parser(
         "send",

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 import msgspec
 import redis.asyncio as aioredis
 
+from byway import tracing
 from byway.errors import ConfigurationError, NoOnlineWorkerError, ProtocolError, SessionBusyError
 from byway.flow import STRATEGIES, CancelOutcome, Flow
 from byway.keys import Keys
@@ -35,6 +36,7 @@ from byway.protocol import (
     Event,
     EventType,
     MessageHeader,
+    ReloadPluginsCommand,
     ResumeCommand,
     decode_command,
     decode_event,
@@ -45,7 +47,7 @@ from byway.protocol import (
 from byway.registry import WorkerRegistry
 from byway.settings import RedisSettings
 
-__all__ = ["ClientInterceptor", "GatewayClient", "SendMessageResponse"]
+__all__ = ["ClientInterceptor", "GatewayClient", "ReloadAck", "SendMessageResponse"]
 
 DEFAULT_STREAM_BLOCK_MS = 5_000
 
@@ -54,6 +56,17 @@ class ClientInterceptor(Protocol):
     """Sees (and may replace) every command before it is written to Redis."""
 
     async def before_send(self, command: Command) -> Command: ...
+
+
+class ReloadAck(msgspec.Struct, kw_only=True):
+    """One worker's answer to :meth:`GatewayClient.reload_plugins`."""
+
+    worker_id: str
+    status: str  # "ok" | "error"
+    version_before: str = ""
+    version_after: str = ""
+    error: str = ""
+    timestamp: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,7 +236,8 @@ class GatewayClient:
                 target_agent_type=target_agent_type,
                 user_code=user_code,
                 user_name=user_name,
-                metadata=dict(metadata or {}),
+                # the task's span joins the caller's trace when it runs inside a span
+                metadata=tracing.inject(dict(metadata or {})),
             ),
             content=_check_content(content),
             wait_for_reply=wait_for_reply,
@@ -419,6 +433,45 @@ class GatewayClient:
         return await self.flow.cancel_tree(
             session_id, "", reason=reason or "session cancelled", mode=mode
         )
+
+    # -- plugins ---------------------------------------------------------------------------
+
+    async def reload_plugins(self, reason: str = "", timeout: float = 10.0) -> list[ReloadAck]:
+        """Ask every live worker to reload its plugins and agent configs; wait up to
+        ``timeout`` seconds for their acknowledgements and return them (workers that did
+        not answer in time are missing from the list)."""
+        if timeout <= 0:
+            raise ConfigurationError(f"timeout: expected a positive number, got {timeout}")
+        workers = [w.worker_id for w in await self.registry.list_workers()]
+        reload_id = new_id("reload")
+        ack_stream = self.keys.plugin_reload_ack(reload_id)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for worker_id in workers:
+                command = ReloadPluginsCommand(
+                    header=MessageHeader(
+                        message_id=new_id("msg-reload"),
+                        session_id=f"reload-{reload_id}",
+                        trace_id=uuid.uuid4().hex,
+                    ),
+                    reload_id=reload_id,
+                    reason=reason,
+                )
+                pipe.xadd(self.keys.worker_stream(worker_id), {"data": encode_command(command)})
+            await pipe.execute()
+        acks: list[ReloadAck] = []
+        last: bytes | str = "0"
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while len(acks) < len(workers):
+            left = deadline - loop.time()
+            if left <= 0:
+                break
+            reply: Any = await self.redis.xread({ack_stream: last}, block=max(1, int(left * 1000)))
+            for _, entries in reply or []:
+                for entry_id, fields in entries:
+                    last = entry_id
+                    acks.append(msgspec.json.decode(fields[b"data"], type=ReloadAck))
+        return acks
 
     # -- dead letters ----------------------------------------------------------------------
 

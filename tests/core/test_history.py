@@ -1,0 +1,81 @@
+"""History: both stores pass the conformance suite; root tasks see their session's turns."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as aioredis
+
+from byway import GatewayClient, InMemoryHistoryStore, RedisHistoryStore, RedisSettings
+from byway.testing import HistoryStoreSuite
+from tests.agents.plugged import remember
+from tests.conftest import running
+
+pytestmark = [pytest.mark.redis]
+
+
+class TestRedisHistoryStore(HistoryStoreSuite):
+    @pytest.fixture
+    async def history_store(
+        self, settings: RedisSettings, redis: aioredis.Redis
+    ) -> AsyncIterator[RedisHistoryStore]:
+        yield RedisHistoryStore(redis, settings.keys)
+
+
+class TestInMemoryHistoryStore(HistoryStoreSuite):
+    @pytest.fixture
+    def history_store(self) -> InMemoryHistoryStore:
+        return InMemoryHistoryStore()
+
+
+async def test_redis_history_is_capped(settings: RedisSettings, redis: aioredis.Redis) -> None:
+    from byway.history import HistoryEntry
+
+    store = RedisHistoryStore(redis, settings.keys, max_entries=5)
+    await store.append("capped", [HistoryEntry(role="user", content=str(i)) for i in range(12)])
+    assert [t.content for t in await store.list("capped", limit=50)] == [
+        "7", "8", "9", "10", "11",
+    ]  # fmt: skip
+    assert 0 < await redis.ttl(settings.keys.session_history("capped")) <= store.ttl_seconds
+
+
+async def test_a_root_task_gets_its_sessions_history(
+    client: GatewayClient, settings: RedisSettings
+) -> None:
+    async with running(remember, settings):
+        first = await client.send_message("remember", "hist-s", "one")
+        await client.wait_for_final("hist-s", first.message_id)
+        second = await client.send_message("remember", "hist-s", "two")
+        final = await client.wait_for_final("hist-s", second.message_id)
+        other = await client.send_message("remember", "hist-other", "three")
+        elsewhere = await client.wait_for_final("hist-other", other.message_id)
+    assert final.data["reply_data"]["history"] == [["user", "one"], ["assistant", "heard one"]]
+    assert elsewhere.data["reply_data"]["history"] == []
+
+
+async def test_history_can_live_in_another_store_and_be_turned_off(
+    client: GatewayClient, settings: RedisSettings
+) -> None:
+    from byway import Plugin, PluginBuildContext, PluginManifest
+
+    store = InMemoryHistoryStore()
+
+    class MemoryHistory(Plugin):
+        manifest = PluginManifest("memory-history")
+
+        async def setup(self, ctx: PluginBuildContext) -> None:
+            ctx.set_history_store(store)
+
+    async with running(remember, settings, plugins=[MemoryHistory()]):
+        for text in ("a", "b"):
+            sent = await client.send_message("remember", "mem-s", text)
+            final = await client.wait_for_final("mem-s", sent.message_id)
+    assert final.data["reply_data"]["history"] == [["user", "a"], ["assistant", "heard a"]]
+    assert [t.content for t in await store.list("mem-s")] == ["a", "heard a", "b", "heard b"]
+    async with running(remember, settings, history_limit=0):
+        sent = await client.send_message("remember", "off-s", "x")
+        await client.wait_for_final("off-s", sent.message_id)
+        sent = await client.send_message("remember", "off-s", "y")
+        final = await client.wait_for_final("off-s", sent.message_id)
+    assert final.data["reply_data"]["history"] == []
