@@ -33,7 +33,8 @@ async def test_redis_history_is_capped(settings: RedisSettings, redis: aioredis.
     from byway.history import HistoryEntry
 
     store = RedisHistoryStore(redis, settings.keys, max_entries=5)
-    await store.append("capped", [HistoryEntry(role="user", content=str(i)) for i in range(12)])
+    for i in range(12):
+        await store.append("capped", [HistoryEntry(role="user", content=str(i))])
     assert [t.content for t in await store.list("capped", limit=50)] == [
         "7", "8", "9", "10", "11",
     ]  # fmt: skip

@@ -242,8 +242,10 @@ return false
 #       16 lock grace ms, 17 runs alone that died before a task is called poisonous,
 #       18 '1' when this start runs the task alone (a retry after its worker died),
 #       19 '1' for OUTBOX mode (KEYS[4] untouched: the caller adds a deferred session),
-#       20 the worker's agent-config snapshot version (kept from the first start on)
-# Returns {'run', exec_id, record, state} | {'done', exec_id, status, handed item} |
+#       20 the worker's agent-config snapshot version (kept from the first start on),
+#       21 history groups to return for a root ask (KEYS[5], the session's history list;
+#       '0' = none)
+# Returns {'run', exec_id, record, state, history} | {'done', exec_id, status, handed item} |
 #         {'cancelled', exec_id, reason} | {'stale', exec_id, status} |
 #         {'deferred', exec_id, holder} | {'poison', exec_id, record, runs} |
 #         {'suspect', exec_id, '', 0} (a retry: start it again with ARGV[18] = '1', alone)
@@ -383,14 +385,19 @@ local out = cjson.encode(rec)
 redis.call('HSET', KEYS[1], 'exec:' .. exec_id, out)
 local state = ''
 if kind == 'resume' then state = redis.call('HGET', KEYS[1], 'state:' .. exec_id) or '' end
-return {'run', exec_id, out, state}
+local history = {}
+local limit = tonumber(ARGV[21] or '0')
+if root and kind == 'ask' and limit > 0 then history = redis.call('LRANGE', KEYS[5], -limit, -1) end
+return {'run', exec_id, out, state, history}
 """
 )
 
-# KEYS: 1 session registry, 2 session stream, 3 session lock, 4 session queue
+# KEYS: 1 session registry, 2 session stream, 3 session lock, 4 session queue, 5 session
+#       history list
 # ARGV: 1 execution id, 2 terminal status, 3 now ms, 4 worker id, 5 result json (kept in
 #       the record under 'result'; no arrays), 6 stream maxlen, 7 ttl s, 8 message id,
-#       9 lock grace ms, 10 '1' for OUTBOX mode, 11.. event jsons to XADD
+#       9 lock grace ms, 10 '1' for OUTBOX mode, 11 history groups kept, 12 history ttl s,
+#       13 this task's history group json ('' = none), 14.. event jsons to XADD
 # Returns {1, next, item} when this call ended the execution, {0, '', ''} when it had
 # already ended (nothing written: a duplicate end never emits a second final event).
 # ``next`` is the message id the session was handed on to: its command is on its stream
@@ -414,10 +421,15 @@ rec['waited'] = nil
 redis.call('HSET', KEYS[1], 'exec:' .. ARGV[1], cjson.encode(rec))
 if waited then redis.call('HDEL', KEYS[1], 'wait:' .. ARGV[1], 'state:' .. ARGV[1]) end
 local ttl = tonumber(ARGV[7])
-for i = 11, #ARGV do
+for i = 14, #ARGV do
   redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[6], '*', 'data', ARGV[i])
 end
-if #ARGV >= 11 then redis.call('EXPIRE', KEYS[2], ttl) end
+if #ARGV >= 14 then redis.call('EXPIRE', KEYS[2], ttl) end
+if ARGV[13] ~= '' then
+  redis.call('RPUSH', KEYS[5], ARGV[13])
+  redis.call('LTRIM', KEYS[5], -tonumber(ARGV[11]), -1)
+  redis.call('EXPIRE', KEYS[5], tonumber(ARGV[12]))
+end
 local nxt, handed = '', ''
 if redis.call('GET', KEYS[3]) == ARGV[8] then
   redis.call('DEL', KEYS[3])

@@ -36,7 +36,7 @@ class HistoryEntry(msgspec.Struct, kw_only=True, omit_defaults=True):
 
 
 _encode = msgspec.json.Encoder().encode
-_decode = msgspec.json.Decoder(HistoryEntry).decode
+_decode_groups = msgspec.json.Decoder(list[list[HistoryEntry]]).decode
 
 
 def _check(session_id: str, limit: int | None = None) -> None:
@@ -59,12 +59,12 @@ class HistoryStore(Protocol):
 
 
 class RedisHistoryStore:
-    """History in a Redis list per session: the newest ``max_entries`` kept, expiring
-    ``ttl_seconds`` after the last append (the session's TTL by default).
+    """History in a Redis list per session, expiring ``ttl_seconds`` after the last append
+    (the session's TTL by default). Each list element is one append (a JSON array of turns:
+    a task's question and answer), and the newest ``max_entries`` appends are kept.
 
-    The worker folds its calls into round trips it makes anyway (:meth:`queue_list`
-    with the task's start, :meth:`queue_append` with its end), so history costs no extra
-    round trip per task.
+    The worker reads and writes it inside the scripts that start and end a task (same
+    slot as the session), so history costs no extra command per task.
     """
 
     def __init__(
@@ -77,20 +77,26 @@ class RedisHistoryStore:
         self.max_entries = max_entries
         self.ttl_seconds = ttl_seconds
 
+    @staticmethod
+    def encode_group(entries: list[HistoryEntry]) -> bytes:
+        """One list element: the turns of one append."""
+        return _encode(entries)
+
     def queue_append(self, pipe: Any, session_id: str, entries: list[HistoryEntry]) -> None:
         if not entries:
             return
         key = self.keys.session_history(session_id)
-        pipe.rpush(key, *[_encode(e) for e in entries])
+        pipe.rpush(key, self.encode_group(entries))
         pipe.ltrim(key, -self.max_entries, -1)
         pipe.expire(key, self.ttl_seconds)
 
-    def queue_list(self, pipe: Any, session_id: str, limit: int) -> None:
-        pipe.lrange(self.keys.session_history(session_id), -limit, -1)
-
     @staticmethod
-    def decode_list(raw: list[bytes]) -> list[HistoryEntry]:
-        return [_decode(item) for item in raw]
+    def decode_builtins(raw: list[bytes], limit: int) -> list[dict[str, Any]]:
+        """The newest ``limit`` turns of some list elements, as plain dicts (one decode)."""
+        if not raw:
+            return []
+        groups: list[list[dict[str, Any]]] = msgspec.json.decode(b"[" + b",".join(raw) + b"]")
+        return [turn for group in groups for turn in group][-limit:]
 
     async def append(self, session_id: str, entries: list[HistoryEntry]) -> None:
         _check(session_id)
@@ -103,7 +109,8 @@ class RedisHistoryStore:
         if limit == 0:
             return []
         raw = await self.redis.lrange(self.keys.session_history(session_id), -limit, -1)
-        return self.decode_list(raw)
+        groups = _decode_groups(b"[" + b",".join(raw) + b"]") if raw else []
+        return [turn for group in groups for turn in group][-limit:]
 
     async def delete(self, session_id: str) -> None:
         _check(session_id)

@@ -173,9 +173,6 @@ class _EndWrite:
     done: asyncio.Future[None]
     reply: bytes | None = None
     group_result: dict[str, Any] | None = None
-    #: turns for the session's history, written with the end when history is in Redis
-    history: list[HistoryEntry] | None = None
-    history_store: RedisHistoryStore | None = None
     #: where its FINISH and GROUP_RESULT calls sit in the pipeline (for outbox mode)
     positions: tuple[int, int] = (-1, -1)
 
@@ -190,8 +187,6 @@ class _EndWrite:
             flow.queue_reply(pipe, ctx.reply_to, self.reply)
         if not self.ack_after_forward(flow):
             pipe.xack(self.ack[0], group, self.ack[1])
-        if self.history and self.history_store is not None:
-            self.history_store.queue_append(pipe, ctx.session_id, self.history)
         self.positions = (finish_at, group_at)
 
     def ack_after_forward(self, flow: Flow) -> bool:
@@ -765,11 +760,10 @@ class WorkerRunner:
         lease_ms = self.info.lease_ms
         k = self.keys
         outbox = self.flow.outbox
-        # the session's history rides along with the start (Redis store: no extra trip)
-        fetch_history = self.config.history_limit > 0 and isinstance(
-            self.history, RedisHistoryStore
+        # the session's history comes with the start (Redis store: no extra command)
+        history_limit = (
+            self.config.history_limit if isinstance(self.history, RedisHistoryStore) else 0
         )
-        history_at: dict[str, int] = {}
         async with self.redis.pipeline(transaction=False) as pipe:
             for stream, entry_id, command, raw in starts:
                 h = command.header
@@ -796,6 +790,7 @@ class WorkerRunner:
                         k.session_queue(h.session_id),
                         # outbox mode: we add a deferred session to the set ourselves
                         k.session_registry(h.session_id) if outbox else k.queued_sessions(),
+                        k.session_history(h.session_id),
                     ],
                     [
                         h.message_id,
@@ -818,19 +813,10 @@ class WorkerRunner:
                         "1" if alone else "0",
                         "1" if outbox else "0",
                         self.config_version,
+                        history_limit,
                     ],
                 )
-                if fetch_history and _is_root_ask(command):
-                    history_at[entry_id] = len(pipe)
-                    assert isinstance(self.history, RedisHistoryStore)
-                    self.history.queue_list(pipe, h.session_id, self.config.history_limit)
             results = await _scripts.execute(self.redis, pipe)
-        history = {
-            entry_id: results[at]
-            for entry_id, at in history_at.items()
-            if not isinstance(results[at], Exception)
-        }
-        results = [r for i, r in enumerate(results) if i not in set(history_at.values())]
         for (stream, entry_id, command, raw), result in zip(starts, results, strict=True):
             if isinstance(result, Exception):
                 log.error("could not start %s: %s", command.header.message_id, result)
@@ -896,9 +882,11 @@ class WorkerRunner:
             if verdict == "poison":
                 await self._give_up(running, raw, int(result[3]))
                 continue
-            if entry_id in history and isinstance(command, AskAgentCommand):
-                turns = RedisHistoryStore.decode_list(history[entry_id])
-                command.extra_payload["history"] = [msgspec.to_builtins(t) for t in turns]
+            if history_limit and verdict == "run" and _is_root_ask(command):
+                assert isinstance(command, AskAgentCommand)
+                command.extra_payload["history"] = RedisHistoryStore.decode_builtins(
+                    result[4], history_limit
+                )
             self._launch(running, suspect=alone)
 
     def _free_slots(self) -> int:
@@ -1044,6 +1032,14 @@ class WorkerRunner:
                 )
         elif self.plugins.has("on_task_complete"):
             await self.plugins.fire("on_task_complete", ctx, result)
+
+    def _history_args(self, ctx: AgentContext, final: AgentTaskResult) -> tuple[Any, ...]:
+        """FINISH's history arguments: a root task's turns go into the Redis store there."""
+        store = self.history
+        if not (ctx.is_root and isinstance(store, RedisHistoryStore)):
+            return (0, 0, "")
+        turns = self._history_turns(ctx, final)
+        return (store.max_entries, store.ttl_seconds, store.encode_group(turns) if turns else "")
 
     def _history_turns(
         self, ctx: AgentContext, result: AgentTaskResult | None, question: str = ""
@@ -1270,6 +1266,7 @@ class WorkerRunner:
                 self.keys.session_stream(ctx.session_id),
                 self.keys.session_lock(ctx.session_id),
                 self.keys.session_queue(ctx.session_id),
+                self.keys.session_history(ctx.session_id),
             ],
             args=[
                 ctx.execution_id,
@@ -1282,15 +1279,13 @@ class WorkerRunner:
                 ctx.message_id,
                 self.flow.lock_grace_ms,
                 "1" if self.flow.outbox else "0",
+                *self._history_args(ctx, final),
                 *payloads,
             ],
             ack=(running.stream, running.entry_id),
             context=ctx,
             done=asyncio.get_running_loop().create_future(),
         )
-        if ctx.is_root and isinstance(self.history, RedisHistoryStore):
-            write.history = self._history_turns(ctx, final)
-            write.history_store = self.history
         if ctx.task_group_id:
             write.group_result = {
                 "message_id": ctx.message_id,

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 
+from byway._connection import connection_class_for
 from byway.embedded import ensure_embedded_redis
 from byway.errors import ConfigurationError
 from byway.keys import DEFAULT_NAMESPACE, Keys
@@ -139,10 +140,15 @@ class RedisSettings:
                 decode_responses=False,
             )
             return cast(aioredis.Redis, cluster)
-        return aioredis.Redis.from_url(
-            self.resolved_url(),
+        url = self.resolved_url()
+        client = aioredis.Redis.from_url(
+            url,
             max_connections=self.max_connections,
             socket_timeout=self.socket_timeout,
             health_check_interval=self.health_check_interval,
             decode_responses=False,
         )
+        # the same kind of connection, packing commands with hiredis (set after from_url,
+        # whose URL options would override a connection_class argument)
+        client.connection_pool.connection_class = connection_class_for(urlsplit(url).scheme)
+        return client
