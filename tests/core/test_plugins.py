@@ -103,6 +103,25 @@ def test_a_plugin_dir_is_loaded(tmp_path: Path) -> None:
     assert [p.manifest.id for p in found] == ["from-dir"]
 
 
+async def test_byway_worker_serves_an_object_through_an_installed_adapter(
+    client: GatewayClient, settings: RedisSettings
+) -> None:
+    from byway import load_worker
+
+    worker = load_worker("byway_test_plugins:SHOUTER")
+    assert worker.get_agent_types() == ["shouter"]
+    with pytest.raises(Exception, match="expected a GatewayWorker subclass"):
+        load_worker("byway_test_plugins:Shouter")  # the class itself: no adapter takes it
+    proc = spawn_worker("byway_test_plugins:SHOUTER", settings)
+    try:
+        await wait_online(client, "shouter")
+        sent = await client.send_message("shouter", "adapter-s", "quiet please")
+        final = await client.wait_for_final("adapter-s", sent.message_id, timeout=20)
+    finally:
+        stop_process(proc)
+    assert final.data["content"] == "QUIET PLEASE"
+
+
 # -- hooks ---------------------------------------------------------------------------------
 
 
@@ -225,6 +244,15 @@ async def test_reload_reaches_every_worker_and_outlives_a_restart(
         assert len({a.version_after for a in acks}) == 1
         for w in ids:
             assert await _prompt_of(client, f"after-{w}", w) == ("be thorough", w)
+        cli = await asyncio.to_thread(
+            subprocess.run,
+            _byway(settings, "reload", "--json", "--timeout", "20"),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert cli.returncode == 0, cli.stderr
+        assert sorted(a["worker_id"] for a in json.loads(cli.stdout)) == ids
 
         await client.resume("pending-s", asking.message_id, "yes")
         answer = await client.wait_for_final("pending-s", asking.message_id, timeout=20)
@@ -330,3 +358,12 @@ async def test_hooks_run_in_worker_processes_from_an_installed_plugin(
 
 def _read_spans(directory: Path) -> list[dict[str, Any]]:
     return [s for f in sorted(directory.glob("*.json")) for s in json.loads(f.read_text())]
+
+
+def _byway(settings: RedisSettings, *args: str) -> list[str]:
+    import sys
+
+    return [
+        sys.executable, "-m", "byway", "--log-level", "WARNING", *args, "--redis-url",
+        settings.resolved_url(), "--namespace", settings.namespace,
+    ]  # fmt: skip

@@ -176,7 +176,8 @@ class Recovery:
                 oldest = _next_id(group["last-delivered-id"])
                 if int(group["pending"]):
                     summary: Any = await redis.xpending(stream, name)
-                    oldest = min(oldest, _parse_id(summary["min"]))
+                    if summary["min"] is not None:  # all acknowledged meanwhile: None
+                        oldest = min(oldest, _parse_id(summary["min"]))
                 floor = oldest if floor is None else min(floor, oldest)
             if floor is not None and floor > (0, 0):
                 removed += int(

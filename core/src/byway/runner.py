@@ -557,6 +557,8 @@ class WorkerRunner:
                     self._backlog.extend(await self._decode(claimed))
             except RedisError as exc:
                 log.warning("heartbeat failed (%s); retrying", exc)
+            except Exception:  # a bug must not stop the heartbeat for good
+                log.exception("heartbeat failed; retrying")
 
     async def _renew_session_locks(self) -> None:
         """Keep the sessions of running root tasks: a dead worker's lock lapses with it."""
@@ -598,6 +600,8 @@ class WorkerRunner:
                         log.debug("trimmed %d acknowledged entries", trimmed)
             except RedisError as exc:
                 log.warning("deadline sweep failed (%s); retrying", exc)
+            except Exception:  # a bug must not stop the sweeps for good
+                log.exception("deadline sweep failed; retrying")
 
     async def _expire_wait(self, wait: dict[str, Any]) -> None:
         session = wait["session_id"]

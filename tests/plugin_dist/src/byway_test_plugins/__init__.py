@@ -96,3 +96,28 @@ class SpanFilePlugin(Plugin):
             for s in self.exporter.get_finished_spans()
         ]
         (self.directory / f"{os.getpid()}.json").write_text(json.dumps(spans))
+
+
+class Shouter:
+    """Not a GatewayWorker: an object of a 'framework' only the adapter below knows."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def answer(self, text: str) -> str:
+        return text.upper()
+
+
+SHOUTER = Shouter("shouter")
+
+
+def adapt_shouter(obj: object) -> Any:
+    """The ``byway.adapters`` entry point: a worker for a Shouter, None for anything else."""
+    if not isinstance(obj, Shouter):
+        return None
+    from byway.worker import FunctionWorker
+
+    async def handle(command: Any, context: Any) -> str:
+        return obj.answer(str(command.content))
+
+    return FunctionWorker(handle, [obj.name])
