@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -80,3 +81,39 @@ async def test_history_can_live_in_another_store_and_be_turned_off(
         sent = await client.send_message("remember", "off-s", "y")
         final = await client.wait_for_final("off-s", sent.message_id)
     assert final.data["reply_data"]["history"] == []
+
+
+async def test_a_task_that_waits_writes_each_turn_once(
+    client: GatewayClient, settings: RedisSettings
+) -> None:
+    """A root that calls an agent, and one that asks the user: the session's history has
+    the user's message, the agent's question, the user's answer and the final answer,
+    each once, and nothing a callee or deadline said."""
+    from tests.agents.plugged import callee, caller, prompted
+
+    store = RedisHistoryStore(client.redis, settings.keys)
+    async with (
+        running(callee, settings, plugins=[]),
+        running(caller, settings, plugins=[]),
+        running(prompted, settings, plugins=[]),
+    ):
+        sent = await client.send_message("caller", "calls-h", "go")
+        await client.wait_for_final("calls-h", sent.message_id, timeout=15)
+        asking = await client.send_message("prompted", "asks-h", "ask")
+        for _ in range(200):
+            turns = await store.list("asks-h")
+            if turns:
+                break
+            await asyncio.sleep(0.05)
+        await client.resume("asks-h", asking.message_id, "yes")
+        await client.wait_for_final("asks-h", asking.message_id, timeout=15)
+    assert [(t.role, t.content) for t in await store.list("calls-h")] == [
+        ("user", "go"),
+        ("assistant", "callee said hi"),
+    ]
+    assert [(t.role, t.content) for t in await store.list("asks-h")] == [
+        ("user", "ask"),
+        ("assistant", "go on?"),
+        ("user", "yes"),
+        ("assistant", "<no config>"),
+    ]

@@ -69,10 +69,28 @@ def test_a_broken_plugin_fails_loudly_with_its_name(monkeypatch: pytest.MonkeyPa
 def test_a_broken_plugin_stops_the_worker_process_with_its_name(
     monkeypatch: pytest.MonkeyPatch, settings: RedisSettings
 ) -> None:
+    from byway.app import worker_command
+
     monkeypatch.setenv("BYWAY_TEST_BROKEN_PLUGIN", "1")
-    proc = spawn_worker("tests.agents.basic:echo", settings)
-    proc.wait(timeout=60)
-    assert proc.returncode != 0
+    done = subprocess.run(
+        worker_command("tests.agents.basic:echo", settings),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert done.returncode != 0
+    assert "plugin broken: constructor failed: RuntimeError: this plugin is broken" in (done.stderr)
+
+
+def test_an_entry_point_whose_own_module_is_missing_fails_loudly() -> None:
+    from importlib.metadata import EntryPoint
+
+    from byway.plugins import _load_entry_point
+
+    typo = EntryPoint("typo", "byway_test_plugins.no_such_module:Plugin", "byway.plugins")
+    with pytest.raises(PluginError, match=r"plugin typo .* does not exist"):
+        _load_entry_point(typo)
 
 
 def test_an_explicit_list_replaces_discovery_in_priority_order(
@@ -139,6 +157,13 @@ class Raising(Plugin):
         raise ValueError("hook bug")
 
 
+class Cancelling(Plugin):
+    manifest = PluginManifest("cancelling", priority=2)
+
+    async def on_task_start(self, ctx: Any) -> None:
+        raise asyncio.CancelledError  # a hook bug that looks like a cancellation
+
+
 class Recording(Plugin):
     manifest = PluginManifest("recording", priority=3)
 
@@ -162,7 +187,7 @@ async def test_a_slow_or_failing_hook_neither_stalls_nor_changes_the_task(
     client: GatewayClient, settings: RedisSettings
 ) -> None:
     recording = Recording()
-    plugins = [Slow(), Raising(), recording]
+    plugins = [Slow(), Raising(), Cancelling(), recording]
     async with running(echo, settings, plugins=plugins, plugin_hook_timeout_seconds=0.5) as r:
         started = time.monotonic()
         sent = await client.send_message("echo", "hooks-s", "hello hooks")
@@ -174,6 +199,7 @@ async def test_a_slow_or_failing_hook_neither_stalls_nor_changes_the_task(
     assert took < 0.5 + 2  # the slow hook costs its timeout, not its 30 s
     assert stats["slow"]["on_task_start"] == {"ok": 0, "error": 0, "timeout": 1}
     assert stats["raising"]["on_task_complete"] == {"ok": 0, "error": 1, "timeout": 0}
+    assert stats["cancelling"]["on_task_start"] == {"ok": 0, "error": 1, "timeout": 0}
     assert stats["recording"]["on_task_complete"]["ok"] == 1
     assert recording.seen == [("start", "echo"), ("complete", "hello hooks")]
 
@@ -326,7 +352,7 @@ async def test_a_call_between_processes_is_one_trace_with_nested_spans(
     assert len({s["trace_id"] for s in spans}) == 1  # one trace across both processes
     assert call["parent_id"] == task_a["span_id"]
     assert task_b["parent_id"] == call["span_id"]  # B's task nests under A's call
-    assert resume_a["parent_id"] == call["span_id"]  # A's resume too
+    assert resume_a["parent_id"] == task_a["span_id"]  # A's resume continues its first run
     assert task_a["parent_id"] == ""
     assert task_b["attributes"]["byway.session_id"] == "trace-s"
 

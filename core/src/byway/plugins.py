@@ -138,6 +138,17 @@ class AgentConfig:
     sub_agents: list[str] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
 
+    def copy(self) -> AgentConfig:
+        return AgentConfig(
+            agent_id=self.agent_id,
+            tools=list(self.tools),
+            prompts=dict(self.prompts),
+            skills=list(self.skills),
+            callbacks=dict(self.callbacks),
+            sub_agents=list(self.sub_agents),
+            metadata=dict(self.metadata),
+        )
+
     def merge(self, other: AgentConfig) -> None:
         """Add what ``other`` (a later plugin's config for the same agent) brings."""
         self.tools += other.tools
@@ -189,10 +200,13 @@ class PluginBuildContext:
             raise ConfigurationError(
                 f"add_agent_config: expected an AgentConfig, got {type(config).__name__}"
             )
-        if config.agent_id in self.agent_configs:
-            self.agent_configs[config.agent_id].merge(config)
+        # copies: merging must never change an object the plugin keeps (and registers
+        # again on every reload)
+        mine = self.agent_configs.get(config.agent_id)
+        if mine is None:
+            self.agent_configs[config.agent_id] = config.copy()
         else:
-            self.agent_configs[config.agent_id] = config
+            mine.merge(config)
 
     def set_history_store(self, store: HistoryStore) -> None:
         """Replace the default (Redis) history store, e.g. with a Postgres one."""
@@ -237,6 +251,12 @@ class Plugin:
     async def on_call_agent_complete(self, ctx: AgentContext, reply: ResumeCommand) -> None: ...
 
 
+def _consume_result(task: asyncio.Future[Any]) -> None:
+    """Retrieve a left-behind hook's outcome so asyncio does not log it as unretrieved."""
+    if not task.cancelled():
+        task.exception()
+
+
 def _overrides(plugin: Plugin, hook: str) -> bool:
     return getattr(type(plugin), hook) is not getattr(Plugin, hook)
 
@@ -270,24 +290,38 @@ class PluginManager:
 
     async def fire(self, hook: str, *args: Any) -> None:
         """Call ``hook`` on every plugin that has it, in order, each within the timeout.
-        Never raises: failures and timeouts are logged and counted."""
+
+        Never raises (except when the caller itself is being cancelled) and never waits
+        past the timeout: a hook that overruns is cancelled and left behind, even if it
+        ignores the cancellation. Failures and timeouts are logged and counted."""
         for plugin in self._by_hook.get(hook, ()):
             pid = plugin.manifest.id
+            call = asyncio.ensure_future(getattr(plugin, hook)(*args))
             try:
-                await asyncio.wait_for(getattr(plugin, hook)(*args), self.hook_timeout)
-            except TimeoutError:
+                done, _ = await asyncio.wait({call}, timeout=self.hook_timeout)
+            except asyncio.CancelledError:
+                call.cancel()
+                raise
+            if not done:
+                call.cancel()
+                call.add_done_callback(_consume_result)
                 self.stats[pid, hook, "timeout"] += 1
                 log.warning("plugin %s: %s took over %.1fs; skipped", pid, hook, self.hook_timeout)
-            except Exception as exc:
-                self.stats[pid, hook, "error"] += 1
-                log.warning("plugin %s: %s failed: %s: %s", pid, hook, type(exc).__name__, exc)
-            else:
+                continue
+            error = call.exception() if not call.cancelled() else asyncio.CancelledError()
+            if error is None:
                 self.stats[pid, hook, "ok"] += 1
+            else:
+                self.stats[pid, hook, "error"] += 1
+                log.warning("plugin %s: %s failed: %s: %s", pid, hook, type(error).__name__, error)
 
     async def build(self, ctx: PluginBuildContext, *, reload: bool = False) -> None:
         """Run every plugin's ``setup`` (or ``reload``); a plugin that declines is dropped.
-        Raises :class:`PluginError` naming the plugin that failed."""
+
+        Every plugin gets its turn; if any failed, raises :class:`PluginError` naming
+        them all (the plugins stay, so that a later reload tries them again)."""
         kept: list[Plugin] = []
+        failed: list[str] = []
         for plugin in self.plugins:
             pid = plugin.manifest.id
             step = plugin.reload if reload else plugin.setup
@@ -297,14 +331,16 @@ class PluginManager:
                 log.info("plugin %s declined: %s", pid, exc)
                 continue
             except Exception as exc:
-                raise PluginError(
+                failed.append(
                     f"plugin {pid}: {'reload' if reload else 'setup'} failed: "
                     f"{type(exc).__name__}: {exc}"
-                ) from exc
+                )
             kept.append(plugin)
         if not reload:
             self.set_plugins(kept)
-        if kept:
+        if failed:
+            raise PluginError("; ".join(failed))
+        if kept and not reload:
             log.info(
                 "plugins: %s",
                 ", ".join(f"{p.manifest.id} {p.manifest.version}" for p in kept),
@@ -353,10 +389,19 @@ def _instantiate(source: str, factory: Any) -> Plugin | None:
         ) from exc
 
 
+def _is_own_module(missing: str | None, module: str) -> bool:
+    """Whether the module that is missing is the entry point's own (or a parent of it)."""
+    return bool(missing) and (module == missing or module.startswith(f"{missing}."))
+
+
 def _load_entry_point(ep: EntryPoint) -> Any:
     try:
         return ep.load()
     except ModuleNotFoundError as exc:
+        if _is_own_module(exc.name, ep.module):  # a typo or a broken install: loud
+            raise PluginError(
+                f"plugin {ep.name} ({ep.value}): its module {exc.name!r} does not exist"
+            ) from exc
         log.info("plugin %s skipped: optional dependency %s is not installed", ep.name, exc.name)
         return None
     except Exception as exc:

@@ -135,6 +135,16 @@ class RunnerConfig:
             )
 
 
+def _resumed_by_user(record: dict[str, Any]) -> bool:
+    """Whether this run was started by the user's answer to a question (not by a callee,
+    a task group or a deadline): START records who resumed it in the timeline."""
+    timeline = record.get("timeline")
+    if not isinstance(timeline, list) or not timeline:
+        return False
+    last = timeline[-1]
+    return bool(last.get("status") == "RESUMED" and (last.get("detail") or {}).get("by") == "user")
+
+
 def _is_root_ask(command: Any) -> bool:
     h = command.header
     return isinstance(command, AskAgentCommand) and (
@@ -285,6 +295,7 @@ class WorkerRunner:
         self.agent_configs: dict[str, AgentConfig] = {}
         self.config_version = ""
         self._snapshots: dict[str, dict[str, AgentConfig]] = {}
+        self._reload_lock = asyncio.Lock()
         self.completed = 0
         self.failed = 0
         #: monotonic time Redis last answered a read or a heartbeat (readiness)
@@ -349,24 +360,28 @@ class WorkerRunner:
         plugins = discover_plugins() if source is None else list(source)
         self.plugins.set_plugins(plugins)
         ctx = self._build_context()
+        failure: PluginError | None = None
         try:
             await self.plugins.build(ctx)
         except PluginError as exc:
-            # a config that does not build: start from the last good one, if there is one
-            last = await self._last_good_configs()
-            if last is None:
-                raise
-            log.error("%s; starting from the last good agent configs (%s)", exc, last[0])
-            self.agent_configs, self.config_version = last[1], last[0]
-            self.plugins.set_plugins([])
-            return
+            failure = exc
         if ctx.tracer_provider is not None:
             from opentelemetry import trace
 
             trace.set_tracer_provider(ctx.tracer_provider)
         if ctx.history_store is not None:
             self.history = ctx.history_store
-        await self._publish_configs(ctx.agent_configs)
+        if failure is None:
+            await self._publish_configs(ctx.agent_configs)
+            return
+        # the configs do not build: run the pool's last good ones (every plugin keeps its
+        # hooks, and a reload tries the failed one again), or do not start at all
+        last = await self._last_good_configs()
+        if last is None:
+            raise failure
+        log.error("%s; running the last good agent configs (%s)", failure, last[0])
+        self.config_version, self.agent_configs = last
+        self._snapshots[last[0]] = last[1]
 
     async def _last_good_configs(self) -> tuple[str, dict[str, AgentConfig]] | None:
         version: Any = await self.redis.get(self._pool_key())
@@ -404,22 +419,37 @@ class WorkerRunner:
             self._snapshots[version] = configs_from_snapshot(raw)
         return self._snapshots[version]
 
+    def _start_reload(self, command: ReloadPluginsCommand) -> None:
+        """Reload beside the consume loop (plugins may take their time); one at a time."""
+        task = asyncio.create_task(self._reload(command), name=f"byway-reload-{command.reload_id}")
+        self._timers.add(task)
+        task.add_done_callback(self._timers.discard)
+
     async def _reload(self, command: ReloadPluginsCommand) -> None:
         """Hot reload: every plugin re-reads its configuration; ack on the reload's stream."""
-        before = self.config_version
-        status, error = "ok", ""
-        ctx = self._build_context()
-        try:
-            await self.plugins.build(ctx, reload=True)
-            if ctx.history_store is not None:
-                self.history = ctx.history_store
-            await self._publish_configs(ctx.agent_configs)
-        except Exception as exc:  # the old configs stay
-            status, error = "error", f"{type(exc).__name__}: {exc}"
-            log.error("reload %s failed: %s", command.reload_id, error)
-        else:
-            log.info("reload %s: agent configs %s -> %s", command.reload_id, before or "-",
-                     self.config_version or "-")  # fmt: skip
+        async with self._reload_lock:
+            before = self.config_version
+            status, error = "ok", ""
+            ctx = self._build_context()
+            try:
+                await self.plugins.build(ctx, reload=True)
+                if ctx.history_store is not None:
+                    self.history = ctx.history_store
+                await self._publish_configs(ctx.agent_configs)
+            except Exception as exc:  # the old configs stay
+                status, error = "error", f"{type(exc).__name__}: {exc}"
+                log.error("reload %s failed: %s", command.reload_id, error)
+            else:
+                log.info("reload %s: agent configs %s -> %s", command.reload_id, before or "-",
+                         self.config_version or "-")  # fmt: skip
+            try:
+                await self._write_reload_ack(command, status, before, error)
+            except RedisError as exc:
+                log.warning("reload %s: could not write the ack (%s)", command.reload_id, exc)
+
+    async def _write_reload_ack(
+        self, command: ReloadPluginsCommand, status: str, before: str, error: str
+    ) -> None:
         ack = self.keys.plugin_reload_ack(command.reload_id)
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.xadd(
@@ -754,7 +784,7 @@ class WorkerRunner:
                     await self._on_cancel(command)
                     await self._ack(stream, entry_id)
                 elif isinstance(command, ReloadPluginsCommand):
-                    await self._reload(command)
+                    self._start_reload(command)
                     await self._ack(stream, entry_id)
         return starts
 
@@ -888,9 +918,12 @@ class WorkerRunner:
                 continue
             if history_limit and verdict == "run" and _is_root_ask(command):
                 assert isinstance(command, AskAgentCommand)
-                command.extra_payload["history"] = RedisHistoryStore.decode_builtins(
-                    result[4], history_limit
-                )
+                try:
+                    command.extra_payload["history"] = RedisHistoryStore.decode_builtins(
+                        result[4], history_limit
+                    )
+                except (msgspec.DecodeError, TypeError) as exc:
+                    log.warning("history of %s unreadable (%s)", command.header.session_id, exc)
             self._launch(running, suspect=alone)
 
     def _free_slots(self) -> int:
@@ -931,9 +964,12 @@ class WorkerRunner:
         ctx = running.context
         command = ctx.command
         resumed = isinstance(command, ResumeCommand)
+        # a resume continues the run that suspended, whoever sent it (a callee, a group,
+        # a deadline, the user)
+        carried = ctx.record.get("trace") if resumed else None
         with tracing.task_span(
             f"byway.{'resume' if resumed else 'task'} {running.agent_type}",
-            command.header.metadata,
+            carried if isinstance(carried, dict) else command.header.metadata,
             {
                 "byway.agent_type": running.agent_type,
                 "byway.session_id": ctx.session_id,
@@ -950,7 +986,14 @@ class WorkerRunner:
         (stores other than Redis), and the plugins' start hooks."""
         command = ctx.command
         version = str(ctx.record.get("config_version") or "")
-        configs = await self.configs_of(version) if self.agent_configs or version else {}
+        configs = self.agent_configs
+        if version and version != self.config_version:
+            try:
+                configs = await self.configs_of(version)
+            except Exception as exc:
+                log.warning(
+                    "agent configs %s unavailable (%s); using the current ones", version, exc
+                )
         ctx.agent_config = configs.get(ctx.current_agent_id)
         if (
             self.config.history_limit > 0
@@ -1005,12 +1048,13 @@ class WorkerRunner:
                 await self._suspend(running)
             else:
                 await self._finish(running, result, error)
-                await self._after(ctx, result, error)
         finally:
             if self._running.get(ctx.message_id) is running:
                 del self._running[ctx.message_id]
             if running.suspect:
                 self._suspect_running = False
+        if result is not None:
+            await self._after(ctx, result, error)  # its slot is free already
 
     async def _after(
         self, ctx: AgentContext, result: AgentTaskResult, error: dict[str, str] | None
@@ -1048,18 +1092,17 @@ class WorkerRunner:
     def _history_turns(
         self, ctx: AgentContext, result: AgentTaskResult | None, question: str = ""
     ) -> list[HistoryEntry]:
-        """The turns a root task adds to its session's history: what the user said in
-        this run (the ask, or an answer to a question) and what the agent said back."""
+        """The turns one run of a root task adds to its session's history: what the user
+        said that started this run (the message, or an answer to the task's question) and
+        what the agent said back (its answer, or its question). Each is written once: a
+        run that suspends writes its part, the run that ends writes the rest."""
         command, now = ctx.command, now_ms()
         turns = []
-        from_user = isinstance(command, AskAgentCommand) or (
-            isinstance(command, ResumeCommand) and not command.header.parent_message_id
-        )
-        if from_user and isinstance(command, (AskAgentCommand, ResumeCommand)):
+        if isinstance(command, AskAgentCommand) or _resumed_by_user(ctx.record):
             turns.append(
                 HistoryEntry(
                     role="user",
-                    content=command.content,
+                    content=getattr(command, "content", ""),
                     message_id=ctx.message_id,
                     agent_type=ctx.current_agent_id,
                     timestamp=now,
@@ -1142,6 +1185,7 @@ class WorkerRunner:
                 event,
                 self.config.session_stream_maxlen,
                 self.config.session_ttl_seconds,
+                _json.encode(tracing.inject({})) if tracing.active() else "",
             ],
         )
         if verdict == -1:  # cancelled while it ran: end it instead of waiting
@@ -1173,8 +1217,9 @@ class WorkerRunner:
                     )
             pipe.xack(running.stream, self.config.consumer_group, running.entry_id)
             turns: list[HistoryEntry] = []
-            if verdict == 1 and ctx.is_root and suspension.question is not None:
-                turns = self._history_turns(ctx, None, suspension.question.prompt)
+            if verdict == 1 and ctx.is_root:
+                question = suspension.question.prompt if suspension.question else ""
+                turns = self._history_turns(ctx, None, question)
                 if isinstance(self.history, RedisHistoryStore):
                     self.history.queue_append(pipe, ctx.session_id, turns)
                     turns = []

@@ -157,10 +157,15 @@ class PluginSuite:
             assert isinstance(ctx.history_store, HistoryStore)
 
     @pytest.mark.asyncio
-    async def test_setup_twice_is_safe(self, plugin: Any) -> None:
-        """A hot reload runs setup (or reload) again on the same instance."""
+    async def test_reloading_twice_registers_the_same_configs(self, plugin: Any) -> None:
+        """A hot reload runs ``reload`` (by default ``setup``) again on the same instance;
+        with its configuration unchanged it must register exactly what it did before."""
+        snapshots = []
         for _ in range(2):
+            ctx = build_context()
             try:
-                await asyncio.wait_for(plugin.reload(build_context()), 30)
+                await asyncio.wait_for(plugin.reload(ctx), 30)
             except PluginDeclined:
                 return
+            snapshots.append({k: v.snapshot() for k, v in ctx.agent_configs.items()})
+        assert snapshots[0] == snapshots[1]

@@ -17,11 +17,16 @@ from typing import Any
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 
-__all__ = ["inject", "span", "task_span"]
+__all__ = ["active", "inject", "span", "task_span"]
 
 _tracer = trace.get_tracer("byway")
 #: the W3C keys carried in header metadata
 _KEYS = ("traceparent", "tracestate")
+
+
+def active() -> bool:
+    """Whether the current span records (a provider is installed and sampled it)."""
+    return bool(trace.get_current_span().get_span_context().is_valid)
 
 
 def inject(metadata: dict[str, Any]) -> dict[str, Any]:
