@@ -26,10 +26,10 @@ demo: install  ## embedded Redis, a worker process, one task, its answer streame
 
 test: install  ## the suite against real Redis (configured, local, else embedded), then the core suite on a local 3-master Redis Cluster
 	$(RUN) pytest $(PYTEST_ARGS) -m "not slow"
-	BYWAY_TEST_CLUSTER=1 $(RUN) pytest $(PYTEST_ARGS) -m "not slow" tests/core
+	BYWAY_TEST_CLUSTER=1 $(RUN) pytest $(PYTEST_ARGS) -m "not slow" tests/core tests/langgraph
 
 test-cluster: install  ## the core suite on a local 3-master Redis Cluster only
-	BYWAY_TEST_CLUSTER=1 $(RUN) pytest $(PYTEST_ARGS) -m "not slow" tests/core
+	BYWAY_TEST_CLUSTER=1 $(RUN) pytest $(PYTEST_ARGS) -m "not slow" tests/core tests/langgraph
 
 test-slow: install  ## the slow tests too (chaos: workers SIGKILLed while 500 tasks run)
 	$(RUN) pytest $(PYTEST_ARGS)
@@ -38,16 +38,16 @@ bench: install  ## throughput and latency beside the raw redis-py floor
 	$(RUN) byway bench --workers 1
 
 lint: install  ## ruff and mypy
-	$(RUN) ruff check core tests examples
-	$(RUN) ruff format --check core tests examples
+	$(RUN) ruff check core integrations tests examples
+	$(RUN) ruff format --check core integrations tests examples
 	$(RUN) mypy
 
 typecheck: install
 	$(RUN) mypy
 
 fmt: install
-	$(RUN) ruff format core tests examples
-	$(RUN) ruff check --fix core tests examples
+	$(RUN) ruff format core integrations tests examples
+	$(RUN) ruff check --fix core integrations tests examples
 
 clean:
 	rm -rf .venv .tools .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,375 @@
+"""A LangGraph checkpointer on plain Redis (6.2+, standalone or Cluster).
+
+Graph state must outlive the worker that ran a step: the next step, a resume after an
+interrupt or the retry after a crash may run on any worker. So the default checkpointer
+lives in the Redis the scheduler already uses. LangGraph's own Redis saver needs Redis
+Stack (RediSearch, RedisJSON), which plain Redis, the embedded server and most managed
+offerings do not have; this one uses only hashes, sorted sets and sets.
+
+Layout, all keys of one thread under one hash tag (one Cluster slot)::
+
+    <ns>:lg:{<thread>}:ids:<cns>          sorted set (lex order) of checkpoint ids
+    <ns>:lg:{<thread>}:ck:<cns>:<id>      hash: checkpoint, metadata (typed), parent id
+    <ns>:lg:{<thread>}:blobs:<cns>        hash: "<channel>\\0<version>" -> typed value
+    <ns>:lg:{<thread>}:wr:<cns>:<id>      hash: "<task id>\\0<idx>" -> pending write
+    <ns>:lg:{<thread>}:namespaces         set of the thread's checkpoint namespaces
+    <ns>:lg:{<thread>}:keys               set of every key above (delete_thread)
+    <ns>:lg:threads                       set of thread ids (list() over all threads)
+
+Channel values are stored once per (channel, version), so a checkpoint only writes the
+channels that changed. Writes to the same (task, idx) are kept first-write-wins, except
+LangGraph's special channels (errors, interrupts...), whose latest write wins.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator, Iterator, Sequence
+from typing import Any, cast
+
+import msgspec
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import (
+    WRITES_IDX_MAP,
+    BaseCheckpointSaver,
+    ChannelVersions,
+    Checkpoint,
+    CheckpointMetadata,
+    CheckpointTuple,
+    get_checkpoint_id,
+    get_checkpoint_metadata,
+    writes_sort_key,
+)
+
+from byway import RedisSettings
+from byway.keys import DEFAULT_NAMESPACE
+
+__all__ = ["RedisCheckpointSaver"]
+
+_SEP = "\x00"
+
+
+def _typed(value: tuple[str, bytes]) -> bytes:
+    """A serializer's (type, bytes) as one Redis value."""
+    return value[0].encode() + b"\x00" + value[1]
+
+
+def _untyped(raw: bytes) -> tuple[str, bytes]:
+    kind, _, data = raw.partition(b"\x00")
+    return kind.decode(), data
+
+
+class RedisCheckpointSaver(BaseCheckpointSaver[str]):
+    """Checkpoints on plain Redis, shared by every worker. Async API only (Byway runs
+    graphs with ``astream``); the sync methods raise ``NotImplementedError``.
+
+    ``RedisCheckpointSaver(redis)`` takes a ``redis.asyncio`` client (bytes responses);
+    ``RedisCheckpointSaver.from_settings(settings)`` builds one for Byway's Redis.
+    """
+
+    def __init__(self, redis: Any, *, namespace: str = DEFAULT_NAMESPACE, serde: Any = None):
+        super().__init__(serde=serde)
+        self.redis = redis
+        self.prefix = f"{namespace}:lg"
+
+    @classmethod
+    def from_settings(cls, settings: RedisSettings | None = None) -> RedisCheckpointSaver:
+        settings = settings or RedisSettings.from_env()
+        return cls(settings.client(), namespace=settings.namespace)
+
+    # -- keys -----------------------------------------------------------------------------
+
+    def _thread(self, thread_id: str) -> str:
+        return f"{self.prefix}:{{{thread_id}}}"
+
+    def _ids(self, thread_id: str, ns: str) -> str:
+        return f"{self._thread(thread_id)}:ids:{ns}"
+
+    def _ck(self, thread_id: str, ns: str, checkpoint_id: str) -> str:
+        return f"{self._thread(thread_id)}:ck:{ns}:{checkpoint_id}"
+
+    def _blobs(self, thread_id: str, ns: str) -> str:
+        return f"{self._thread(thread_id)}:blobs:{ns}"
+
+    def _writes(self, thread_id: str, ns: str, checkpoint_id: str) -> str:
+        return f"{self._thread(thread_id)}:wr:{ns}:{checkpoint_id}"
+
+    def _keys(self, thread_id: str) -> str:
+        return f"{self._thread(thread_id)}:keys"
+
+    def _namespaces(self, thread_id: str) -> str:
+        return f"{self._thread(thread_id)}:namespaces"
+
+    def _threads(self) -> str:
+        return f"{self.prefix}:threads"
+
+    # -- writing ----------------------------------------------------------------------------
+
+    async def aput(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        conf = config["configurable"]
+        thread_id, ns = str(conf["thread_id"]), str(conf.get("checkpoint_ns", ""))
+        body = dict(checkpoint)
+        values: dict[str, Any] = body.pop("channel_values", {})  # type: ignore[assignment]
+        blobs = {
+            f"{channel}{_SEP}{version}": _typed(
+                self.serde.dumps_typed(values[channel]) if channel in values else ("empty", b"")
+            )
+            for channel, version in new_versions.items()
+        }
+        ck_key = self._ck(thread_id, ns, checkpoint["id"])
+        fields = {
+            "checkpoint": _typed(self.serde.dumps_typed(body)),
+            "metadata": _typed(self.serde.dumps_typed(get_checkpoint_metadata(config, metadata))),
+            "parent": str(conf.get("checkpoint_id") or ""),
+        }
+        async with self.redis.pipeline(transaction=False) as pipe:
+            if blobs:
+                pipe.hset(self._blobs(thread_id, ns), mapping=blobs)
+            pipe.hset(ck_key, mapping=fields)
+            pipe.zadd(self._ids(thread_id, ns), {checkpoint["id"]: 0})
+            pipe.sadd(self._namespaces(thread_id), ns)
+            pipe.sadd(
+                self._keys(thread_id),
+                ck_key,
+                self._ids(thread_id, ns),
+                self._blobs(thread_id, ns),
+                self._namespaces(thread_id),
+            )
+            await pipe.execute()
+        await self.redis.sadd(self._threads(), thread_id)  # another slot on a Cluster
+        return {
+            "configurable": {
+                "thread_id": thread_id,
+                "checkpoint_ns": ns,
+                "checkpoint_id": checkpoint["id"],
+            }
+        }
+
+    async def aput_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        conf = config["configurable"]
+        thread_id, ns = str(conf["thread_id"]), str(conf.get("checkpoint_ns", ""))
+        key = self._writes(thread_id, ns, str(conf["checkpoint_id"]))
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for idx, (channel, value) in enumerate(writes):
+                slot = WRITES_IDX_MAP.get(channel, idx)
+                field = f"{task_id}{_SEP}{slot}"
+                data = msgspec.msgpack.encode(
+                    [task_id, channel, *self.serde.dumps_typed(value), task_path, slot]
+                )
+                if slot >= 0:
+                    pipe.hsetnx(key, field, data)  # a retried task does not overwrite
+                else:
+                    pipe.hset(key, field, data)  # special channels: the latest wins
+            pipe.sadd(self._keys(thread_id), key)
+            await pipe.execute()
+
+    async def adelete_thread(self, thread_id: str) -> None:
+        thread_id = str(thread_id)
+        keys: Any = await self.redis.smembers(self._keys(thread_id))
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.delete(key)
+            pipe.delete(self._keys(thread_id))
+            await pipe.execute()
+        await self.redis.srem(self._threads(), thread_id)
+
+    # -- reading ----------------------------------------------------------------------------
+
+    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        conf = config["configurable"]
+        thread_id, ns = str(conf["thread_id"]), str(conf.get("checkpoint_ns", ""))
+        checkpoint_id = get_checkpoint_id(config)
+        if not checkpoint_id:
+            latest: Any = await self.redis.zrevrangebylex(
+                self._ids(thread_id, ns), "+", "-", start=0, num=1
+            )
+            if not latest:
+                return None
+            checkpoint_id = latest[0].decode()
+        found = await self._load(thread_id, ns, [checkpoint_id])
+        return found[0] if found else None
+
+    async def alist(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[CheckpointTuple]:
+        if config is not None:
+            threads = [str(config["configurable"]["thread_id"])]
+        else:
+            threads = sorted(t.decode() for t in await self.redis.smembers(self._threads()))
+        wanted_ns = config["configurable"].get("checkpoint_ns") if config else None
+        wanted_id = get_checkpoint_id(config) if config else None
+        before_id = get_checkpoint_id(before) if before else None
+        left = limit
+        for thread_id in threads:
+            if wanted_ns is not None:
+                namespaces = [str(wanted_ns)]
+            else:
+                raw: Any = await self.redis.smembers(self._namespaces(thread_id))
+                namespaces = sorted(n.decode() for n in raw)
+            for ns in namespaces:
+                top = f"({before_id}" if before_id else "+"
+                ids: Any = await self.redis.zrevrangebylex(self._ids(thread_id, ns), top, "-")
+                candidates = [i.decode() for i in ids]
+                if wanted_id:
+                    candidates = [i for i in candidates if i == wanted_id]
+                for chunk in _chunks(candidates, 50):
+                    for item in await self._load(thread_id, ns, chunk):
+                        if filter and not all(item.metadata.get(k) == v for k, v in filter.items()):
+                            continue
+                        if left is not None:
+                            if left <= 0:
+                                return
+                            left -= 1
+                        yield item
+
+    async def _load(
+        self, thread_id: str, ns: str, checkpoint_ids: list[str]
+    ) -> list[CheckpointTuple]:
+        """The tuples of some checkpoints of one thread and namespace (two round trips)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for checkpoint_id in checkpoint_ids:
+                pipe.hgetall(self._ck(thread_id, ns, checkpoint_id))
+                pipe.hgetall(self._writes(thread_id, ns, checkpoint_id))
+            raw: list[Any] = await pipe.execute()
+        loaded = []
+        for i, checkpoint_id in enumerate(checkpoint_ids):
+            stored, writes = raw[2 * i], raw[2 * i + 1]
+            if not stored:
+                continue
+            checkpoint = self.serde.loads_typed(_untyped(stored[b"checkpoint"]))
+            loaded.append((checkpoint_id, stored, writes, checkpoint))
+        if not loaded:
+            return []
+        wanted = sorted(
+            {
+                f"{channel}{_SEP}{version}"
+                for _, _, _, checkpoint in loaded
+                for channel, version in checkpoint["channel_versions"].items()
+            }
+        )
+        blobs: dict[str, Any] = {}
+        if wanted:
+            values: Any = await self.redis.hmget(self._blobs(thread_id, ns), wanted)
+            blobs = {k: v for k, v in zip(wanted, values, strict=True) if v is not None}
+        out = []
+        for checkpoint_id, stored, writes, checkpoint in loaded:
+            channel_values = {}
+            for channel, version in checkpoint["channel_versions"].items():
+                blob = blobs.get(f"{channel}{_SEP}{version}")
+                if blob is None:
+                    continue
+                kind, data = _untyped(blob)
+                if kind != "empty":
+                    channel_values[channel] = self.serde.loads_typed((kind, data))
+            parent = stored.get(b"parent", b"").decode()
+            out.append(
+                CheckpointTuple(
+                    config={
+                        "configurable": {
+                            "thread_id": thread_id,
+                            "checkpoint_ns": ns,
+                            "checkpoint_id": checkpoint_id,
+                        }
+                    },
+                    checkpoint=cast(Checkpoint, {**checkpoint, "channel_values": channel_values}),
+                    metadata=self.serde.loads_typed(_untyped(stored[b"metadata"])),
+                    parent_config=(
+                        {
+                            "configurable": {
+                                "thread_id": thread_id,
+                                "checkpoint_ns": ns,
+                                "checkpoint_id": parent,
+                            }
+                        }
+                        if parent
+                        else None
+                    ),
+                    pending_writes=self._pending(writes),
+                )
+            )
+        return out
+
+    def _pending(self, writes: dict[bytes, bytes]) -> list[tuple[str, str, Any]]:
+        rows = [msgspec.msgpack.decode(v) for v in writes.values()]
+        rows.sort(key=lambda r: writes_sort_key(r[4], r[0], r[5]))
+        return [
+            (task, channel, self.serde.loads_typed((kind, data)))
+            for task, channel, kind, data, *_ in rows
+        ]
+
+    # -- versions -----------------------------------------------------------------------------
+
+    def get_next_version(self, current: str | None, channel: None) -> str:
+        """Increasing string versions: a zero-padded counter, then a random tie-breaker
+        (two workers forking one thread do not collide)."""
+        if current is None:
+            number = 0
+        elif isinstance(current, int):
+            number = current
+        else:
+            number = int(str(current).split(".", 1)[0])
+        return f"{number + 1:032d}.{random.randrange(10**16):016d}"
+
+    # -- the sync API is not offered ------------------------------------------------------
+
+    def _sync(self) -> Any:
+        raise NotImplementedError(
+            "RedisCheckpointSaver is async: run the graph with ainvoke()/astream() "
+            "(Byway's LangGraph worker does)"
+        )
+
+    def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        return self._sync()  # type: ignore[no-any-return]
+
+    def list(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> Iterator[CheckpointTuple]:
+        return self._sync()  # type: ignore[no-any-return]
+
+    def put(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        return self._sync()  # type: ignore[no-any-return]
+
+    def put_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        self._sync()
+
+    def delete_thread(self, thread_id: str) -> None:
+        self._sync()
+
+
+def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
