@@ -81,7 +81,7 @@ def load_worker(
             obj.agent_types = list(agent_types)
         instance: GatewayWorker = obj
         return instance
-    adapted = adapt(obj)
+    adapted = adapt(obj, agent_types)
     if adapted is not None:
         if worker_id:
             adapted.worker_id = worker_id

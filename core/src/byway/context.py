@@ -33,6 +33,7 @@ from byway.protocol import (
 )
 
 if TYPE_CHECKING:
+    from byway.keys import Keys
     from byway.plugins import AgentConfig
     from byway.runner import WorkerRunner
 
@@ -121,6 +122,11 @@ class AgentContext:
     @property
     def redis(self) -> Any:
         return self._runner.redis
+
+    @property
+    def keys(self) -> Keys:
+        """The key layout (namespace and schema) of the worker's Redis."""
+        return self._runner.keys
 
     # -- output ----------------------------------------------------------------------------
 

@@ -491,15 +491,19 @@ def discover_plugins(
     return plugins
 
 
-def adapt(obj: Any) -> GatewayWorker | None:
-    """The worker an installed adapter (``byway.adapters``) builds from ``obj``, if any."""
+def adapt(obj: Any, agent_types: list[str] | None = None) -> GatewayWorker | None:
+    """The worker an installed adapter (``byway.adapters``) builds from ``obj``, if any.
+
+    An adapter is a callable ``adapter(obj, agent_types)`` that returns a GatewayWorker
+    serving ``agent_types`` (``--agent-type``; its own default when None), or None when
+    ``obj`` is not its kind."""
     for ep in sorted(entry_points(group=ADAPTER_GROUP), key=lambda e: e.name):
         try:
             adapter = ep.load()
         except ModuleNotFoundError as exc:
             log.debug("adapter %s skipped: %s is not installed", ep.name, exc.name)
             continue
-        worker = adapter(obj)
+        worker = adapter(obj, agent_types)
         if worker is not None:
             log.info("%s served by the %s adapter", type(obj).__name__, ep.name)
             return worker  # type: ignore[no-any-return]

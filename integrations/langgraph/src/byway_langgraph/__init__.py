@@ -1,5 +1,8 @@
-"""Serve a LangGraph graph as a Byway worker."""
+"""Serve a LangGraph graph as a Byway worker: ``LangGraphWorker(graph, agent_type=...)``,
+or ``byway worker myapp.graph:graph --agent-type research`` (the adapter entry point)."""
 
 from byway_langgraph.checkpoint import RedisCheckpointSaver
+from byway_langgraph.tools import agent_tool, ask_user_tool
+from byway_langgraph.worker import LangGraphWorker
 
-__all__ = ["RedisCheckpointSaver"]
+__all__ = ["LangGraphWorker", "RedisCheckpointSaver", "agent_tool", "ask_user_tool"]

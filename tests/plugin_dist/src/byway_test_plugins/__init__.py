@@ -111,7 +111,7 @@ class Shouter:
 SHOUTER = Shouter("shouter")
 
 
-def adapt_shouter(obj: object) -> Any:
+def adapt_shouter(obj: object, agent_types: list[str] | None) -> Any:
     """The ``byway.adapters`` entry point: a worker for a Shouter, None for anything else."""
     if not isinstance(obj, Shouter):
         return None
@@ -120,4 +120,4 @@ def adapt_shouter(obj: object) -> Any:
     async def handle(command: Any, context: Any) -> str:
         return obj.answer(str(command.content))
 
-    return FunctionWorker(handle, [obj.name])
+    return FunctionWorker(handle, agent_types or [obj.name])

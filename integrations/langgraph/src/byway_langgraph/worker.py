@@ -1,0 +1,256 @@
+"""LangGraphWorker: a compiled LangGraph graph served as a Byway worker.
+
+One Byway session is one LangGraph thread (``thread_id`` = the session id unless
+``thread_id_of`` says otherwise), checkpointed in Redis by default, so every step, every
+resume and every retry after a crash can run on any worker:
+
+- a message becomes the graph's input (``{"messages": [HumanMessage]}`` for message-state
+  graphs, ``input_mapper`` for anything else) and the last AI message its answer
+  (``output_mapper`` for anything else);
+- ``messages`` stream chunks become ``answerDelta`` tokens (with the node's name),
+  ``updates`` become per-node state events, ``custom`` writes (``get_stream_writer``)
+  become custom state events, tool calls and results become tool events;
+- ``interrupt(value)`` becomes a question to the user (WAITING_USER, the interrupt ids
+  and values in the event); the user's answer resumes the graph with
+  ``Command(resume=...)`` on whichever worker takes it;
+- :func:`byway_langgraph.agent_tool` lets the graph call another Byway agent durably:
+  the graph stops at the tool, the worker slot is freed, and the reply resumes it;
+- a run taken over after its worker died continues from the last checkpoint: nodes that
+  had completed do not run again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from langchain_core.messages import (
+    AIMessage,
+    AIMessageChunk,
+    BaseMessage,
+    HumanMessage,
+    ToolMessage,
+)
+from langgraph.types import Command
+
+from byway import (
+    AgentContext,
+    AgentState,
+    AgentTaskResult,
+    AskAgentCommand,
+    AskUserEvent,
+    ConfigurationError,
+    GatewayWorker,
+    ResumeCommand,
+    StateChangeEvent,
+    StreamChunkEvent,
+)
+from byway_langgraph.checkpoint import RedisCheckpointSaver
+from byway_langgraph.tools import CALL_MARKER
+
+__all__ = ["LangGraphWorker"]
+
+log = logging.getLogger("byway.langgraph")
+
+InputMapper = Callable[[AskAgentCommand, AgentContext], Any]
+OutputMapper = Callable[[dict[str, Any]], Any]
+
+
+def _is_message_graph(graph: Any) -> bool:
+    channels = getattr(graph, "channels", None) or {}
+    return "messages" in channels
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):  # content blocks
+        return "".join(b.get("text", "") if isinstance(b, dict) else str(b) for b in content)
+    return str(content)
+
+
+class LangGraphWorker(GatewayWorker):
+    """Serve ``graph`` (any compiled LangGraph graph) under ``agent_type``.
+
+    ``checkpointer="auto"`` uses a :class:`RedisCheckpointSaver` on the worker's Redis
+    (never an in-memory saver: state must outlive the worker); pass any
+    ``BaseCheckpointSaver`` (e.g. LangGraph's Postgres saver) to use that instead.
+    ``stream_mode`` lists what to stream (``messages``, ``updates``, ``custom``).
+    """
+
+    def __init__(
+        self,
+        graph: Any,
+        agent_type: str | None = None,
+        *,
+        input_mapper: InputMapper | None = None,
+        output_mapper: OutputMapper | None = None,
+        checkpointer: Any = "auto",
+        stream_mode: tuple[str, ...] = ("messages", "updates", "custom"),
+        thread_id_of: Callable[[AgentContext], str] | None = None,
+        worker_id: str | None = None,
+    ) -> None:
+        super().__init__(worker_id)
+        if not hasattr(graph, "astream"):
+            raise ConfigurationError(
+                f"graph: expected a compiled LangGraph graph, got {type(graph).__name__}"
+            )
+        unknown = set(stream_mode) - {"messages", "updates", "custom", "values"}
+        if unknown:
+            raise ConfigurationError(f"stream_mode: unknown mode(s) {', '.join(sorted(unknown))}")
+        self.graph = graph
+        self.agent_type = agent_type or getattr(graph, "name", None) or "LangGraph"
+        self.input_mapper = input_mapper
+        self.output_mapper = output_mapper
+        self.stream_mode = list(dict.fromkeys([*stream_mode, "updates"]))
+        self.thread_id_of = thread_id_of or (lambda ctx: ctx.session_id)
+        self._checkpointer = checkpointer
+        self._bound: Any = None
+        self._messages = _is_message_graph(graph)
+
+    def get_agent_types(self) -> list[str]:
+        return [self.agent_type]
+
+    def _graph_for(self, ctx: AgentContext) -> Any:
+        if self._bound is None:
+            saver = self._checkpointer
+            if saver == "auto":  # the worker's Redis, shared by every worker
+                saver = RedisCheckpointSaver(ctx.redis, namespace=ctx.keys.namespace)
+            self._bound = self.graph.copy(update={"checkpointer": saver})
+        return self._bound
+
+    # -- one run ------------------------------------------------------------------------
+
+    async def process_command(self, command: Any, context: AgentContext) -> Any:
+        graph = self._graph_for(context)
+        config = {"configurable": {"thread_id": self.thread_id_of(context)}}
+        graph_input = await self._input(graph, config, command, context)
+        interrupts: list[Any] = []
+        async for mode, chunk in graph.astream(graph_input, config, stream_mode=self.stream_mode):
+            if mode == "messages":
+                await self._on_message(context, *chunk)
+            elif mode == "updates":
+                for node, update in (chunk or {}).items():
+                    if node == "__interrupt__":
+                        interrupts.extend(update)
+                    else:
+                        await context.emit_state(
+                            StateChangeEvent(
+                                state=f"node:{node}", metadata={"update": _jsonable(update)}
+                            )
+                        )
+            elif mode == "custom":
+                await context.emit_state(
+                    StateChangeEvent(state="custom", metadata={"value": _jsonable(chunk)})
+                )
+        if interrupts:
+            return await self._suspend_at(context, interrupts)
+        state = await graph.aget_state(config)
+        return self._output(state.values, context)
+
+    async def _input(self, graph: Any, config: Any, command: Any, ctx: AgentContext) -> Any:
+        if isinstance(command, ResumeCommand):
+            return self._resume_value(command, ctx)
+        if int(ctx.record.get("step_attempts") or 1) > 1:
+            state = await graph.aget_state(config)
+            if state.next:  # taken over mid-run: go on from the last checkpoint
+                log.info("%s continues from its last checkpoint", ctx.message_id)
+                return None
+        if self.input_mapper is not None:
+            return self.input_mapper(command, ctx)
+        if self._messages:
+            return {"messages": [HumanMessage(content=command.content)]}
+        raise ConfigurationError(
+            f"{self.agent_type}: the graph has no 'messages' channel; "
+            "pass input_mapper=... to build its input from the message"
+        )
+
+    def _resume_value(self, command: ResumeCommand, ctx: AgentContext) -> Command[Any]:
+        pending = ctx.state.get("interrupts", [])
+        if command.header.parent_message_id:  # a called agent answered (agent_tool)
+            value: Any = {
+                "status": str(command.status),
+                "content": command.content,
+                "reply_data": command.reply_data,
+            }
+        else:
+            value = command.reply_data if command.reply_data not in (None, "") else command.content
+        if len(pending) > 1:
+            if isinstance(value, dict) and set(value) <= set(pending):
+                return Command(resume=value)  # already keyed by interrupt id
+            return Command(resume=dict.fromkeys(pending, value))
+        return Command(resume=value)
+
+    async def _suspend_at(self, ctx: AgentContext, interrupts: list[Any]) -> Any:
+        ctx.state["interrupts"] = [i.id for i in interrupts]
+        calls = [i.value[CALL_MARKER] for i in interrupts if _is_call(i.value)]
+        if calls:
+            call = calls[0]
+            return await ctx.call_agent(
+                call["agent_type"], call["content"], timeout=call.get("timeout")
+            )
+        values = [_jsonable(i.value) for i in interrupts]
+        first = values[0]
+        prompt = first.get("question") if isinstance(first, dict) else None
+        pairs = zip(interrupts, values, strict=True)
+        return await ctx.ask_user(
+            AskUserEvent(
+                prompt=str(prompt or first),
+                metadata={"interrupts": [{"id": i.id, "value": v} for i, v in pairs]},
+            )
+        )
+
+    async def _on_message(self, ctx: AgentContext, message: Any, meta: dict[str, Any]) -> None:
+        node = str(meta.get("langgraph_node", ""))
+        if isinstance(message, AIMessageChunk):
+            text = _text(message.content)
+            if text:
+                await ctx.emit_chunk(StreamChunkEvent(content=text, metadata={"node": node}))
+            calls = [
+                {"name": c["name"], "id": c.get("id")}
+                for c in message.tool_call_chunks or []
+                if c.get("name")
+            ]
+            if calls:
+                await ctx.emit_chunk(StreamChunkEvent(tool_calls=calls, metadata={"node": node}))
+        elif isinstance(message, ToolMessage):
+            result = {
+                "name": message.name,
+                "id": message.tool_call_id,
+                "content": _text(message.content)[:2000],
+            }
+            await ctx.emit_chunk(StreamChunkEvent(tool_responses=[result], metadata={"node": node}))
+
+    def _output(self, values: dict[str, Any], ctx: AgentContext) -> Any:
+        if self.output_mapper is not None:
+            return self.output_mapper(values)
+        messages = values.get("messages") if isinstance(values, dict) else None
+        if messages:
+            last = next((m for m in reversed(messages) if isinstance(m, AIMessage)), messages[-1])
+            usage = getattr(last, "usage_metadata", None)
+            return AgentTaskResult(
+                status=AgentState.COMPLETED,
+                content=_text(last.content),
+                metadata={"usage": dict(usage)} if usage else {},
+            )
+        return AgentTaskResult(
+            status=AgentState.COMPLETED, content="", reply_data=_jsonable(values)
+        )
+
+
+def _is_call(value: Any) -> bool:
+    return isinstance(value, dict) and CALL_MARKER in value
+
+
+def _jsonable(value: Any) -> Any:
+    """A JSON-safe rendering of graph values (messages as role/content)."""
+    if isinstance(value, BaseMessage):
+        return {"type": value.type, "content": _text(value.content)}
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)

@@ -1,0 +1,180 @@
+"""LangGraph graphs served by worker processes: real graphs, scripted fake models, no
+network. Each scenario runs two worker processes, and where a run stops (an interrupt, a
+call, a crash) the test makes it continue on the other one."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from byway import EventType, ExecutionRecord, GatewayClient, RedisSettings
+from tests.conftest import spawn_worker, stop_process, wait_online
+
+pytestmark = [pytest.mark.redis, pytest.mark.timeout(120)]
+
+
+async def _record(client: GatewayClient, session: str, message_id: str) -> ExecutionRecord:
+    record = await client.registry.get_execution_by_message(session, message_id)
+    assert record is not None
+    return record
+
+
+async def _until(
+    client: GatewayClient, session: str, message_id: str, status: str
+) -> ExecutionRecord:
+    for _ in range(600):
+        record = await client.registry.get_execution_by_message(session, message_id)
+        if record and record.status == status:
+            return record
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{message_id} never reached {status}")
+
+
+def _workers(
+    settings: RedisSettings, target: str, *args: str, count: int = 2
+) -> list[subprocess.Popen[bytes]]:
+    return [spawn_worker(target, settings, *args) for _ in range(count)]
+
+
+async def test_tokens_stream_in_order_and_the_final_answer_is_the_graphs(
+    client: GatewayClient, settings: RedisSettings
+) -> None:
+    procs = _workers(settings, "tests.agents.graphs:chat_graph", "--agent-type", "chat")
+    try:
+        await wait_online(client, "chat", count=2)
+        sent = await client.send_message("chat", "lg-stream", "tell me")
+        events = [
+            e
+            async for e in client.stream(
+                "lg-stream", until_message_id=sent.message_id, stop_at_end=True, idle_timeout=30
+            )
+        ]
+    finally:
+        for proc in procs:
+            stop_process(proc)
+    tokens = [e.data["content"] for e in events if e.event_type == EventType.ANSWER_DELTA]
+    assert "".join(tokens) == "the quick brown fox jumps over the dog"
+    assert len(tokens) > 1  # streamed, not one blob
+    chunk = next(e for e in events if e.event_type == EventType.ANSWER_DELTA)
+    assert chunk.data["metadata"]["node"] == "chat"
+    nodes = [e.data for e in events if e.event_type == EventType.STEP_COMPLETE]
+    assert any(d.get("state") == "node:chat" for d in nodes)
+    [final] = [e for e in events if e.event_type == EventType.FINAL_ANSWER]
+    assert final.message_id == sent.message_id
+    assert final.data["status"] == "COMPLETED"
+    assert final.data["content"] == "the quick brown fox jumps over the dog"
+
+
+async def test_an_interrupt_on_one_worker_is_resumed_on_the_other(
+    client: GatewayClient, settings: RedisSettings
+) -> None:
+    procs = {
+        w: spawn_worker("tests.agents.lg_workers:pipeline", settings, worker_id=w)
+        for w in ("lg-a", "lg-b")
+    }
+    try:
+        await wait_online(client, "pipeline", count=2)
+        sent = await client.send_message("pipeline", "lg-hitl", "the launch")
+        asked = await _until(client, "lg-hitl", sent.message_id, "WAITING_USER")
+        assert stop_process(procs.pop(asked.worker_id)) == 0  # the asking worker is gone
+        events = [e async for e in client.stream("lg-hitl", idle_timeout=0.5)]
+        [question] = [e for e in events if e.data.get("kind") == "ask_user"]
+        assert question.data["prompt"] == "publish the launch?"
+        [pending] = question.data["metadata"]["interrupts"]
+        assert pending["value"] == {"question": "publish the launch?"} and pending["id"]
+        await client.resume("lg-hitl", sent.message_id, "yes")
+        final = await client.wait_for_final("lg-hitl", sent.message_id, timeout=30)
+        record = await _record(client, "lg-hitl", sent.message_id)
+    finally:
+        for proc in procs.values():
+            stop_process(proc)
+    assert final.data["content"] == "research, write, review:yes"
+    assert record.worker_id != asked.worker_id
+
+
+async def test_a_worker_killed_mid_run_is_continued_from_the_last_checkpoint(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, client: GatewayClient, settings: RedisSettings
+) -> None:
+    log = tmp_path / "nodes.log"
+    monkeypatch.setenv("BYWAY_TEST_GRAPH_LOG", str(log))
+    procs = {
+        w: spawn_worker(
+            "tests.agents.lg_workers:pipeline", settings, "--lease-seconds", "1", worker_id=w
+        )
+        for w in ("kill-a", "kill-b")
+    }
+    try:
+        await wait_online(client, "pipeline", count=2)
+        sent = await client.send_message("pipeline", "lg-kill", "the report")
+        for _ in range(400):
+            if log.exists() and "start write" in log.read_text():
+                break
+            await asyncio.sleep(0.025)
+        victim = (await _record(client, "lg-kill", sent.message_id)).worker_id
+        procs[victim].send_signal(signal.SIGKILL)  # inside the long 'write' node
+        await _until(client, "lg-kill", sent.message_id, "WAITING_USER")
+        await client.resume("lg-kill", sent.message_id, "ok")
+        final = await client.wait_for_final("lg-kill", sent.message_id, timeout=30)
+    finally:
+        for proc in procs.values():
+            stop_process(proc)
+    assert final.data["content"] == "research, write, review:ok"
+    lines = log.read_text().splitlines()
+    assert lines.count("start research") == 1  # completed before the kill: not run again
+    assert lines.count("start write") == 2  # interrupted: run again on the survivor
+    assert lines.count("end write") == 1
+
+
+async def test_a_react_agent_calls_another_agent_as_a_tool_without_holding_its_slot(
+    client: GatewayClient, settings: RedisSettings
+) -> None:
+    react = _workers(
+        settings, "tests.agents.graphs:react_graph", "--agent-type", "react", "--concurrency", "1"
+    )
+    translator = _workers(settings, "tests.agents.translator:translator", count=1)
+    try:
+        await wait_online(client, "react", count=2)
+        await wait_online(client, "translator")
+        first = await client.send_message("react", "lg-tool-1", "hello")
+        await _until(client, "lg-tool-1", first.message_id, "WAITING_AGENT")
+        # while it waits for the translator, its worker serves others (concurrency 1)
+        others = [await client.send_message("react", f"lg-tool-{i}", "hello") for i in (2, 3)]
+        started = time.monotonic()
+        finals = [
+            await client.wait_for_final(f"lg-tool-{i}", o.message_id, timeout=30)
+            for i, o in zip((2, 3), others, strict=True)
+        ]
+        answer = await client.wait_for_final("lg-tool-1", first.message_id, timeout=30)
+        assert time.monotonic() - started < 30
+    finally:
+        for proc in [*react, *translator]:
+            stop_process(proc)
+    assert answer.data["content"] == "translation: bonjour"
+    assert [f.data["content"] for f in finals] == ["translation: bonjour"] * 2
+    record = await _record(client, "lg-tool-1", first.message_id)
+    assert "WAITING_AGENT" in record.states and record.states[-1] == "COMPLETED"
+
+
+async def test_cancel_during_a_long_node_ends_the_run_cancelled(
+    client: GatewayClient, settings: RedisSettings
+) -> None:
+    procs = _workers(settings, "tests.agents.lg_workers:pipeline")
+    try:
+        await wait_online(client, "pipeline", count=2)
+        sent = await client.send_message("pipeline", "lg-cancel", "the memo")
+        await _until(client, "lg-cancel", sent.message_id, "RUNNING")
+        await asyncio.sleep(0.5)  # inside 'write' (3 s)
+        cancelled_at = time.monotonic()
+        await client.cancel_task(sent.message_id, "lg-cancel")
+        final = await client.wait_for_final("lg-cancel", sent.message_id, timeout=20)
+        took = time.monotonic() - cancelled_at
+    finally:
+        for proc in procs:
+            stop_process(proc)
+    assert final.data["status"] == "CANCELLED"
+    assert took < 5 + 2  # the default grace period, then the run is stopped
