@@ -9,7 +9,7 @@ endif
 RUN := $(UV) run --frozen
 PYTEST_ARGS ?= -n 2
 
-.PHONY: install demo test test-cluster test-fast bench lint typecheck fmt clean
+.PHONY: install demo demo-core test test-cluster test-fast bench lint typecheck fmt clean
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -21,7 +21,10 @@ $(UV):
 
 install: .venv/.synced  ## create .venv with every workspace member and dev tool
 
-demo: install  ## embedded Redis, a worker process, one task, its answer streamed
+demo: install  ## a LangGraph app served by a worker process on the embedded Redis: tools, tokens, an approval
+	$(RUN) python -m examples.langgraph_app.demo
+
+demo-core: install  ## the plain-handler demo (byway demo)
 	$(RUN) byway demo
 
 test: install  ## the suite against real Redis (configured, local, else embedded), then the core suite on a local 3-master Redis Cluster
