@@ -9,7 +9,7 @@ from typing import Any, TypedDict
 from langchain_core.language_models import BaseChatModel
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
-from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.types import interrupt
 
@@ -137,3 +137,50 @@ def _react() -> Any:
 
 #: a prebuilt ReAct agent whose only tool is another Byway agent
 react_graph = _react()
+
+
+class CountingModel(BaseChatModel):
+    """Streams a fixed answer word by word and reports token usage on its last chunk."""
+
+    @property
+    def _llm_type(self) -> str:
+        return "counting"
+
+    def _generate(
+        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any
+    ) -> ChatResult:
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(content="two words"))])
+
+    def _stream(
+        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any
+    ) -> Iterator[ChatGenerationChunk]:
+        from langchain_core.messages import AIMessageChunk
+
+        words = ["two", " words"]
+        for i, word in enumerate(words):
+            usage = (
+                {"input_tokens": 5, "output_tokens": 2, "total_tokens": 7}
+                if i == len(words) - 1
+                else None
+            )
+            chunk = ChatGenerationChunk(message=AIMessageChunk(content=word, usage_metadata=usage))
+            if run_manager:
+                run_manager.on_llm_new_token(word, chunk=chunk)
+            yield chunk
+
+
+def _counting() -> Any:
+    model = CountingModel()
+
+    async def chat(state: MessagesState) -> dict[str, Any]:
+        return {"messages": [await model.ainvoke(state["messages"])]}
+
+    builder = StateGraph(MessagesState)
+    builder.add_node("chat", chat)
+    builder.add_edge(START, "chat")
+    builder.add_edge("chat", END)
+    return builder.compile()
+
+
+#: one node whose model reports token usage
+counting_graph = _counting()

@@ -178,3 +178,21 @@ async def test_cancel_during_a_long_node_ends_the_run_cancelled(
             stop_process(proc)
     assert final.data["status"] == "CANCELLED"
     assert took < 5 + 2  # the default grace period, then the run is stopped
+
+
+async def test_token_usage_is_recorded_on_the_execution(
+    client: GatewayClient, settings: RedisSettings
+) -> None:
+    from byway_langgraph import LangGraphWorker
+
+    from tests.agents.graphs import counting_graph
+    from tests.conftest import running
+
+    async with running(LangGraphWorker(counting_graph, agent_type="counting"), settings):
+        sent = await client.send_message("counting", "lg-usage", "count")
+        final = await client.wait_for_final("lg-usage", sent.message_id, timeout=20)
+    usage = {"input_tokens": 5, "output_tokens": 2, "total_tokens": 7}
+    assert final.data["content"] == "two words"
+    assert final.metadata["usage"] == usage
+    record = await _record(client, "lg-usage", sent.message_id)
+    assert record.result is not None and record.result["usage"] == usage

@@ -320,7 +320,7 @@ async def _start_byway(
     procs = _spawn(
         stack,
         worker_command(
-            "byway.bench:noop_agent",
+            args.target,
             settings,
             "--agent-type",
             agent_type,
@@ -402,6 +402,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=10,
         help="entries per worker read, floor and byway alike (10)",
+    )
+    add(
+        "--target",
+        default="byway.bench:noop_agent",
+        metavar="MODULE:ATTR",
+        help="what the byway workers serve: any worker target, e.g. a compiled LangGraph "
+        "graph (default: a no-op agent)",
     )
     add("--json", action="store_true", help="print the results as JSON")
 

@@ -1309,6 +1309,9 @@ class WorkerRunner:
         summary: dict[str, Any] = {"status": status}
         if error:
             summary["error"] = error
+        usage = result.metadata.get("usage") if isinstance(result.metadata, dict) else None
+        if isinstance(usage, dict):  # token usage an adapter reported: kept on the record
+            summary["usage"] = usage
         write = _EndWrite(
             keys=[
                 self.keys.session_registry(ctx.session_id),

@@ -28,6 +28,9 @@ from byway.keys import DEFAULT_NAMESPACE, Keys
 
 __all__ = ["RedisSettings", "is_cluster"]
 
+#: longest a caller waits for a free pooled connection before the command fails
+_POOL_WAIT_S = 30
+
 _SCHEMES = ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster")
 
 
@@ -141,14 +144,17 @@ class RedisSettings:
             )
             return cast(aioredis.Redis, cluster)
         url = self.resolved_url()
-        client = aioredis.Redis.from_url(
+        # a blocking pool: when every connection is busy (many tasks writing at once) a
+        # caller waits for one instead of failing with "Too many connections"
+        pool = aioredis.BlockingConnectionPool.from_url(
             url,
             max_connections=self.max_connections,
+            timeout=_POOL_WAIT_S,
             socket_timeout=self.socket_timeout,
             health_check_interval=self.health_check_interval,
             decode_responses=False,
         )
         # the same kind of connection, packing commands with hiredis (set after from_url,
         # whose URL options would override a connection_class argument)
-        client.connection_pool.connection_class = connection_class_for(urlsplit(url).scheme)
-        return client
+        pool.connection_class = connection_class_for(urlsplit(url).scheme)
+        return aioredis.Redis.from_pool(pool)

@@ -103,7 +103,9 @@ class LangGraphWorker(GatewayWorker):
         self.agent_type = agent_type or getattr(graph, "name", None) or "LangGraph"
         self.input_mapper = input_mapper
         self.output_mapper = output_mapper
-        self.stream_mode = list(dict.fromkeys([*stream_mode, "updates"]))
+        # updates: interrupts arrive there; values: the final state, without reading it back
+        self._emit_updates = "updates" in stream_mode
+        self.stream_mode = list(dict.fromkeys([*stream_mode, "updates", "values"]))
         self.thread_id_of = thread_id_of or (lambda ctx: ctx.session_id)
         self._checkpointer = checkpointer
         self._bound: Any = None
@@ -127,14 +129,17 @@ class LangGraphWorker(GatewayWorker):
         config = {"configurable": {"thread_id": self.thread_id_of(context)}}
         graph_input = await self._input(graph, config, command, context)
         interrupts: list[Any] = []
+        values: Any = None
         async for mode, chunk in graph.astream(graph_input, config, stream_mode=self.stream_mode):
-            if mode == "messages":
+            if mode == "values":
+                values = chunk
+            elif mode == "messages":
                 await self._on_message(context, *chunk)
             elif mode == "updates":
                 for node, update in (chunk or {}).items():
                     if node == "__interrupt__":
                         interrupts.extend(update)
-                    else:
+                    elif self._emit_updates:
                         await context.emit_state(
                             StateChangeEvent(
                                 state=f"node:{node}", metadata={"update": _jsonable(update)}
@@ -146,8 +151,9 @@ class LangGraphWorker(GatewayWorker):
                 )
         if interrupts:
             return await self._suspend_at(context, interrupts)
-        state = await graph.aget_state(config)
-        return self._output(state.values, context)
+        if values is None:  # nothing ran (an empty graph): read the state back
+            values = (await graph.aget_state(config)).values
+        return self._output(values, context)
 
     async def _input(self, graph: Any, config: Any, command: Any, ctx: AgentContext) -> Any:
         if isinstance(command, ResumeCommand):
