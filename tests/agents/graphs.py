@@ -184,3 +184,23 @@ def _counting() -> Any:
 
 #: one node whose model reports token usage
 counting_graph = _counting()
+
+
+def _slow_chat() -> Any:
+    from langchain_core.messages import HumanMessage
+
+    async def think(state: MessagesState) -> dict[str, Any]:
+        await asyncio.sleep(2.0)
+        questions = [m for m in state["messages"] if isinstance(m, HumanMessage)]
+        text = f"{len(questions)} question(s), the last: {questions[-1].content}"
+        return {"messages": [AIMessage(content=text)]}
+
+    builder = StateGraph(MessagesState)
+    builder.add_node("think", think)
+    builder.add_edge(START, "think")
+    builder.add_edge("think", END)
+    return builder.compile()
+
+
+#: one slow node that counts the questions in its thread
+slow_chat_graph = _slow_chat()

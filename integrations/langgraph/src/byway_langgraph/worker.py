@@ -21,6 +21,8 @@ resume and every retry after a crash can run on any worker:
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -45,6 +47,7 @@ from byway import (
     ResumeCommand,
     StateChangeEvent,
     StreamChunkEvent,
+    TaskCancelledError,
 )
 from byway_langgraph.checkpoint import RedisCheckpointSaver
 from byway_langgraph.tools import CALL_MARKER
@@ -128,6 +131,31 @@ class LangGraphWorker(GatewayWorker):
         graph = self._graph_for(context)
         config = {"configurable": {"thread_id": self.thread_id_of(context)}}
         graph_input = await self._input(graph, config, command, context)
+        # a cancel stops the graph at once (LangGraph keeps its last checkpoint), whatever
+        # node it is in: the stream runs as a task that the cancel event interrupts
+        run = asyncio.ensure_future(self._stream(graph, graph_input, config, context))
+        cancelled = asyncio.ensure_future(context.cancel_event.wait())
+        try:
+            await asyncio.wait({run, cancelled}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            cancelled.cancel()
+            if not run.done():
+                run.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await run
+        if run.cancelled():
+            raise TaskCancelledError(context.cancel_reason or "cancelled")
+        interrupts, values = run.result()
+        if interrupts:
+            return await self._suspend_at(context, interrupts)
+        if values is None:  # nothing ran (an empty graph): read the state back
+            values = (await graph.aget_state(config)).values
+        return self._output(values, context)
+
+    async def _stream(
+        self, graph: Any, graph_input: Any, config: Any, context: AgentContext
+    ) -> tuple[list[Any], Any]:
+        """Run the graph, streaming to the session; returns (interrupts, final values)."""
         interrupts: list[Any] = []
         values: Any = None
         async for mode, chunk in graph.astream(graph_input, config, stream_mode=self.stream_mode):
@@ -149,11 +177,7 @@ class LangGraphWorker(GatewayWorker):
                 await context.emit_state(
                     StateChangeEvent(state="custom", metadata={"value": _jsonable(chunk)})
                 )
-        if interrupts:
-            return await self._suspend_at(context, interrupts)
-        if values is None:  # nothing ran (an empty graph): read the state back
-            values = (await graph.aget_state(config)).values
-        return self._output(values, context)
+        return interrupts, values
 
     async def _input(self, graph: Any, config: Any, command: Any, ctx: AgentContext) -> Any:
         if isinstance(command, ResumeCommand):
