@@ -91,3 +91,19 @@ async def test_a_graph_interrupted_with_one_saver_resumes_with_another(
     await second.adelete_thread(thread["configurable"]["thread_id"])
     assert await second.aget_tuple(thread) is None
     await second.redis.aclose()
+
+
+async def test_a_thread_expires_with_its_ttl(settings: RedisSettings) -> None:
+    from langgraph.checkpoint.base import empty_checkpoint
+
+    client = settings.client()
+    saver = RedisCheckpointSaver(client, namespace=settings.namespace, ttl_seconds=60)
+    config = {"configurable": {"thread_id": "ttl-thread", "checkpoint_ns": ""}}
+    checkpoint = empty_checkpoint()
+    saved = await saver.aput(config, checkpoint, {"source": "input", "step": -1}, {})
+    await saver.aput_writes(saved, [("channel", "value")], "task-1")
+    keys = [k async for k in client.scan_iter(match=f"{settings.namespace}:lg:{{ttl-thread}}*")]
+    assert keys
+    for key in keys:
+        assert 0 < await client.ttl(key) <= 60, key
+    await client.aclose()

@@ -133,12 +133,20 @@ async def test_a_worker_killed_mid_run_is_continued_from_the_last_checkpoint(
 async def test_a_react_agent_calls_another_agent_as_a_tool_without_holding_its_slot(
     client: GatewayClient, settings: RedisSettings
 ) -> None:
+    # one react worker with one slot: the other runs can only start if the waiting run
+    # gave its slot back
     react = _workers(
-        settings, "tests.agents.graphs:react_graph", "--agent-type", "react", "--concurrency", "1"
+        settings,
+        "tests.agents.graphs:react_graph",
+        "--agent-type",
+        "react",
+        "--concurrency",
+        "1",
+        count=1,
     )
     translator = _workers(settings, "tests.agents.translator:translator", count=1)
     try:
-        await wait_online(client, "react", count=2)
+        await wait_online(client, "react")
         await wait_online(client, "translator")
         first = await client.send_message("react", "lg-tool-1", "hello")
         await _until(client, "lg-tool-1", first.message_id, "WAITING_AGENT")
@@ -222,3 +230,32 @@ async def test_interrupt_strategy_cancels_the_run_and_starts_the_new_message_on_
     assert cancelled.data["status"] == "CANCELLED"
     assert final.data["status"] == "COMPLETED"
     assert final.data["content"] == "2 question(s), the last: second?"
+
+
+async def test_a_graph_calling_a_graph_keeps_their_threads_apart(
+    client: GatewayClient, settings: RedisSettings
+) -> None:
+    """The ReAct agent's tool is another LangGraph agent in the same session: each has its
+    own thread, so the callee sees only its request and the caller gets its answer."""
+    from byway_langgraph import LangGraphWorker, RedisCheckpointSaver
+
+    from tests.agents.graphs import counting_graph, react_graph
+    from tests.conftest import running
+
+    async with (
+        running(LangGraphWorker(react_graph, agent_type="react-lg"), settings),
+        running(LangGraphWorker(counting_graph, agent_type="translator"), settings),
+    ):
+        sent = await client.send_message("react-lg", "lg-nested", "hello")
+        final = await client.wait_for_final("lg-nested", sent.message_id, timeout=20)
+    assert final.data["content"] == "translation: two words"
+    saver = RedisCheckpointSaver(client.redis, namespace=settings.namespace)
+    threads = {t.config["configurable"]["thread_id"] async for t in saver.alist(None)}
+    callee = sorted(t for t in threads if t.startswith("lg-nested:translator:"))
+    assert "lg-nested:react-lg" in threads and len(callee) == 1
+    state = await saver.aget_tuple({"configurable": {"thread_id": callee[0]}})
+    assert state is not None
+    assert [m.content for m in state.checkpoint["channel_values"]["messages"]] == [
+        "hello",
+        "two words",
+    ]

@@ -14,7 +14,11 @@ Layout, all keys of one thread under one hash tag (one Cluster slot)::
     <ns>:lg:{<thread>}:wr:<cns>:<id>      hash: "<task id>\\0<idx>" -> pending write
     <ns>:lg:{<thread>}:namespaces         set of the thread's checkpoint namespaces
     <ns>:lg:{<thread>}:keys               set of every key above (delete_thread)
-    <ns>:lg:threads                       set of thread ids (list() over all threads)
+    <ns>:lg:threads                       sorted set: thread id -> last write (list() over all)
+
+With ``ttl_seconds`` every checkpoint renews the TTL of what the thread's current state
+needs (its ids, blobs and newest checkpoint); older checkpoints and their writes expire
+that long after they were written.
 
 Channel values are stored once per (channel, version), so a checkpoint only writes the
 channels that changed. Writes to the same (task, idx) are kept first-write-wins, except
@@ -24,6 +28,7 @@ LangGraph's special channels (errors, interrupts...), whose latest write wins.
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any, cast
 
@@ -67,15 +72,29 @@ class RedisCheckpointSaver(BaseCheckpointSaver[str]):
     ``RedisCheckpointSaver.from_settings(settings)`` builds one for Byway's Redis.
     """
 
-    def __init__(self, redis: Any, *, namespace: str = DEFAULT_NAMESPACE, serde: Any = None):
+    def __init__(
+        self,
+        redis: Any,
+        *,
+        namespace: str = DEFAULT_NAMESPACE,
+        ttl_seconds: int | None = None,
+        serde: Any = None,
+    ):
         super().__init__(serde=serde)
+        if ttl_seconds is not None and ttl_seconds <= 0:
+            raise ValueError(f"ttl_seconds: expected a positive number, got {ttl_seconds}")
         self.redis = redis
         self.prefix = f"{namespace}:lg"
+        #: a thread's keys expire this long after its last checkpoint (None: kept); every
+        #: checkpoint renews what the thread's current state needs
+        self.ttl_seconds = ttl_seconds
 
     @classmethod
-    def from_settings(cls, settings: RedisSettings | None = None) -> RedisCheckpointSaver:
+    def from_settings(
+        cls, settings: RedisSettings | None = None, *, ttl_seconds: int | None = None
+    ) -> RedisCheckpointSaver:
         settings = settings or RedisSettings.from_env()
-        return cls(settings.client(), namespace=settings.namespace)
+        return cls(settings.client(), namespace=settings.namespace, ttl_seconds=ttl_seconds)
 
     # -- keys -----------------------------------------------------------------------------
 
@@ -134,15 +153,24 @@ class RedisCheckpointSaver(BaseCheckpointSaver[str]):
             pipe.hset(ck_key, mapping=fields)
             pipe.zadd(self._ids(thread_id, ns), {checkpoint["id"]: 0})
             pipe.sadd(self._namespaces(thread_id), ns)
-            pipe.sadd(
-                self._keys(thread_id),
+            touched = [
                 ck_key,
                 self._ids(thread_id, ns),
                 self._blobs(thread_id, ns),
                 self._namespaces(thread_id),
-            )
+            ]
+            pipe.sadd(self._keys(thread_id), *touched)
+            if self.ttl_seconds:
+                for key in [*touched, self._keys(thread_id)]:
+                    pipe.expire(key, self.ttl_seconds)
             await pipe.execute()
-        await self.redis.sadd(self._threads(), thread_id)  # another slot on a Cluster
+        # the thread index lives in another slot on a Cluster: its own round trip
+        now = time.time()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zadd(self._threads(), {thread_id: now})
+            if self.ttl_seconds:
+                pipe.zremrangebyscore(self._threads(), "-inf", now - self.ttl_seconds)
+            await pipe.execute()
         return {
             "configurable": {
                 "thread_id": thread_id,
@@ -173,6 +201,8 @@ class RedisCheckpointSaver(BaseCheckpointSaver[str]):
                 else:
                     pipe.hset(key, field, data)  # special channels: the latest wins
             pipe.sadd(self._keys(thread_id), key)
+            if self.ttl_seconds:
+                pipe.expire(key, self.ttl_seconds)
             await pipe.execute()
 
     async def adelete_thread(self, thread_id: str) -> None:
@@ -183,7 +213,7 @@ class RedisCheckpointSaver(BaseCheckpointSaver[str]):
                 pipe.delete(key)
             pipe.delete(self._keys(thread_id))
             await pipe.execute()
-        await self.redis.srem(self._threads(), thread_id)
+        await self.redis.zrem(self._threads(), thread_id)
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -212,7 +242,7 @@ class RedisCheckpointSaver(BaseCheckpointSaver[str]):
         if config is not None:
             threads = [str(config["configurable"]["thread_id"])]
         else:
-            threads = sorted(t.decode() for t in await self.redis.smembers(self._threads()))
+            threads = sorted(t.decode() for t in await self.redis.zrange(self._threads(), 0, -1))
         wanted_ns = config["configurable"].get("checkpoint_ns") if config else None
         wanted_id = get_checkpoint_id(config) if config else None
         before_id = get_checkpoint_id(before) if before else None

@@ -109,19 +109,36 @@ class LangGraphWorker(GatewayWorker):
         # updates: interrupts arrive there; values: the final state, without reading it back
         self._emit_updates = "updates" in stream_mode
         self.stream_mode = list(dict.fromkeys([*stream_mode, "updates", "values"]))
-        self.thread_id_of = thread_id_of or (lambda ctx: ctx.session_id)
+        self.thread_id_of = thread_id_of or self._default_thread
         self._checkpointer = checkpointer
         self._bound: Any = None
         self._messages = _is_message_graph(graph)
+        #: the default checkpointer's retention (a thread's state lives as long as its
+        #: session's records by default)
+        self.checkpoint_ttl_seconds = 7 * 86400
 
     def get_agent_types(self) -> list[str]:
         return [self.agent_type]
 
+    def _default_thread(self, ctx: AgentContext) -> str:
+        """The session's conversation with this agent; a call from another agent is a
+        conversation of its own (the caller's thread is not the callee's)."""
+        if ctx.is_root:
+            return f"{ctx.session_id}:{self.agent_type}"
+        return f"{ctx.session_id}:{self.agent_type}:{ctx.message_id}"
+
     def _graph_for(self, ctx: AgentContext) -> Any:
         if self._bound is None:
             saver = self._checkpointer
-            if saver == "auto":  # the worker's Redis, shared by every worker
-                saver = RedisCheckpointSaver(ctx.redis, namespace=ctx.keys.namespace)
+            own = getattr(self.graph, "checkpointer", None)
+            if saver == "auto" and own not in (None, False, True) and not _in_memory(own):
+                saver = own  # the graph was compiled with a durable saver: keep it
+            elif saver == "auto":  # the worker's Redis, shared by every worker
+                saver = RedisCheckpointSaver(
+                    ctx.redis,
+                    namespace=ctx.keys.namespace,
+                    ttl_seconds=self.checkpoint_ttl_seconds,
+                )
             self._bound = self.graph.copy(update={"checkpointer": saver})
         return self._bound
 
@@ -129,8 +146,14 @@ class LangGraphWorker(GatewayWorker):
 
     async def process_command(self, command: Any, context: AgentContext) -> Any:
         graph = self._graph_for(context)
-        config = {"configurable": {"thread_id": self.thread_id_of(context)}}
+        config = {
+            "configurable": {"thread_id": self.thread_id_of(context)},
+            # which message a checkpoint belongs to: a retry knows what it may continue
+            "metadata": {"byway_message_id": context.message_id},
+        }
         graph_input = await self._input(graph, config, command, context)
+        if graph_input is _FINISHED:  # the run ended before its worker died: answer again
+            return self._output((await graph.aget_state(config)).values, context)
         # a cancel stops the graph at once (LangGraph keeps its last checkpoint), whatever
         # node it is in: the stream runs as a task that the cancel event interrupts
         run = asyncio.ensure_future(self._stream(graph, graph_input, config, context))
@@ -145,7 +168,16 @@ class LangGraphWorker(GatewayWorker):
                     await run
         if run.cancelled():
             raise TaskCancelledError(context.cancel_reason or "cancelled")
-        interrupts, values = run.result()
+        interrupts, values, paused = run.result()
+        if paused and not interrupts:  # a static breakpoint (interrupt_before/after)
+            state = await graph.aget_state(config)
+            context.state["breakpoint"] = True
+            return await context.ask_user(
+                AskUserEvent(
+                    prompt=f"paused before {', '.join(state.next) or 'the end'}; answer to go on",
+                    metadata={"breakpoint": list(state.next)},
+                )
+            )
         if interrupts:
             return await self._suspend_at(context, interrupts)
         if values is None:  # nothing ran (an empty graph): read the state back
@@ -154,10 +186,12 @@ class LangGraphWorker(GatewayWorker):
 
     async def _stream(
         self, graph: Any, graph_input: Any, config: Any, context: AgentContext
-    ) -> tuple[list[Any], Any]:
-        """Run the graph, streaming to the session; returns (interrupts, final values)."""
+    ) -> tuple[list[Any], Any, bool]:
+        """Run the graph, streaming to the session; returns (interrupts, final values,
+        whether it paused)."""
         interrupts: list[Any] = []
         values: Any = None
+        paused = False
         async for mode, chunk in graph.astream(graph_input, config, stream_mode=self.stream_mode):
             if mode == "values":
                 values = chunk
@@ -166,6 +200,7 @@ class LangGraphWorker(GatewayWorker):
             elif mode == "updates":
                 for node, update in (chunk or {}).items():
                     if node == "__interrupt__":
+                        paused = True
                         interrupts.extend(update)
                     elif self._emit_updates:
                         await context.emit_state(
@@ -177,16 +212,24 @@ class LangGraphWorker(GatewayWorker):
                 await context.emit_state(
                     StateChangeEvent(state="custom", metadata={"value": _jsonable(chunk)})
                 )
-        return interrupts, values
+        return interrupts, values, paused
 
     async def _input(self, graph: Any, config: Any, command: Any, ctx: AgentContext) -> Any:
-        if isinstance(command, ResumeCommand):
-            return self._resume_value(command, ctx)
-        if int(ctx.record.get("step_attempts") or 1) > 1:
+        retry = int(ctx.record.get("step_attempts") or 1) > 1
+        if retry:
+            # this run was taken over after its worker died: go on from the checkpoint it
+            # reached, if the thread's latest checkpoint is this message's
             state = await graph.aget_state(config)
-            if state.next:  # taken over mid-run: go on from the last checkpoint
+            mine = (state.metadata or {}).get("byway_message_id") == ctx.message_id
+            if mine and not state.next:
+                return _FINISHED
+            if mine and not getattr(state, "interrupts", ()):
                 log.info("%s continues from its last checkpoint", ctx.message_id)
                 return None
+        if isinstance(command, ResumeCommand):
+            if ctx.state.pop("breakpoint", False):
+                return None  # a static breakpoint: just go on
+            return self._resume_value(command, ctx)
         if self.input_mapper is not None:
             return self.input_mapper(command, ctx)
         if self._messages:
@@ -198,14 +241,17 @@ class LangGraphWorker(GatewayWorker):
 
     def _resume_value(self, command: ResumeCommand, ctx: AgentContext) -> Command[Any]:
         pending = ctx.state.get("interrupts", [])
-        if command.header.parent_message_id:  # a called agent answered (agent_tool)
+        call = ctx.state.pop("call_interrupt", "")
+        if call:  # a called agent answered (agent_tool), or its deadline passed
             value: Any = {
                 "status": str(command.status),
                 "content": command.content,
                 "reply_data": command.reply_data,
             }
-        else:
-            value = command.reply_data if command.reply_data not in (None, "") else command.content
+            # only that tool's interrupt: the others (more calls, questions) stop the
+            # graph again and are asked for in turn
+            return Command(resume={call: value} if len(pending) > 1 else value)
+        value = command.reply_data if command.reply_data not in (None, "") else command.content
         if len(pending) > 1:
             if isinstance(value, dict) and set(value) <= set(pending):
                 return Command(resume=value)  # already keyed by interrupt id
@@ -214,9 +260,10 @@ class LangGraphWorker(GatewayWorker):
 
     async def _suspend_at(self, ctx: AgentContext, interrupts: list[Any]) -> Any:
         ctx.state["interrupts"] = [i.id for i in interrupts]
-        calls = [i.value[CALL_MARKER] for i in interrupts if _is_call(i.value)]
+        calls = [i for i in interrupts if _is_call(i.value)]
         if calls:
-            call = calls[0]
+            ctx.state["call_interrupt"] = calls[0].id
+            call = calls[0].value[CALL_MARKER]
             return await ctx.call_agent(
                 call["agent_type"], call["content"], timeout=call.get("timeout")
             )
@@ -267,6 +314,16 @@ class LangGraphWorker(GatewayWorker):
         return AgentTaskResult(
             status=AgentState.COMPLETED, content="", reply_data=_jsonable(values)
         )
+
+
+#: _input's answer for a run that had ended before its worker died
+_FINISHED = object()
+
+
+def _in_memory(saver: Any) -> bool:
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    return isinstance(saver, InMemorySaver)
 
 
 def _is_call(value: Any) -> bool:
