@@ -100,6 +100,7 @@ class ReactScript(BaseChatModel):
     """A fake model for a ReAct agent: asks its one tool, then answers with the result."""
 
     tool: str = "translator"
+    arg: str = "request"
 
     @property
     def _llm_type(self) -> str:
@@ -120,7 +121,7 @@ class ReactScript(BaseChatModel):
                 tool_calls=[
                     {
                         "name": self.tool,
-                        "args": {"request": str(last.content)},
+                        "args": {self.arg: str(last.content)},
                         "id": f"call-{len(messages)}",
                     }
                 ],

@@ -259,3 +259,24 @@ async def test_a_graph_calling_a_graph_keeps_their_threads_apart(
         "hello",
         "two words",
     ]
+
+
+async def test_ask_user_tool_asks_the_user_and_returns_the_answer(
+    client: GatewayClient, settings: RedisSettings
+) -> None:
+    from byway_langgraph import LangGraphWorker, ask_user_tool
+    from langgraph.prebuilt import create_react_agent
+
+    from tests.agents.graphs import ReactScript
+    from tests.conftest import running
+
+    graph = create_react_agent(ReactScript(tool="ask_user", arg="question"), [ask_user_tool()])
+    async with running(LangGraphWorker(graph, agent_type="asker"), settings):
+        sent = await client.send_message("asker", "lg-ask", "which city?")
+        await _until(client, "lg-ask", sent.message_id, "WAITING_USER")
+        events = [e async for e in client.stream("lg-ask", idle_timeout=0.5)]
+        [question] = [e for e in events if e.data.get("kind") == "ask_user"]
+        assert question.data["prompt"] == "which city?"
+        await client.resume("lg-ask", sent.message_id, "Porto")
+        final = await client.wait_for_final("lg-ask", sent.message_id, timeout=20)
+    assert final.data["content"] == "translation: Porto"
