@@ -5,10 +5,12 @@ call, a crash) the test makes it continue on the other one."""
 from __future__ import annotations
 
 import asyncio
+import operator
 import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Annotated, TypedDict
 
 import pytest
 
@@ -280,3 +282,79 @@ async def test_ask_user_tool_asks_the_user_and_returns_the_answer(
         await client.resume("lg-ask", sent.message_id, "Porto")
         final = await client.wait_for_final("lg-ask", sent.message_id, timeout=20)
     assert final.data["content"] == "translation: Porto"
+
+
+class _Answers(TypedDict):
+    answers: Annotated[list[str], operator.add]
+
+
+def _two_questions_graph(breakpoint: bool) -> object:
+    from langgraph.graph import END, START, StateGraph
+    from langgraph.types import interrupt
+
+    State = _Answers
+
+    def ask(name: str):  # type: ignore[no-untyped-def]
+        def node(state: State) -> dict[str, list[str]]:
+            answer = "-" if breakpoint else interrupt({"question": f"{name}?"})
+            return {"answers": [f"{name}={answer}"]}
+
+        return node
+
+    builder = StateGraph(State, input_schema=State)
+    builder.add_node("color", ask("color"))
+    builder.add_node("size", ask("size"))
+    builder.add_edge(START, "color")
+    builder.add_edge(START, "size")  # both in one step: two interrupts at once
+    builder.add_edge("color", END)
+    builder.add_edge("size", END)
+    return builder.compile(interrupt_before=["size"] if breakpoint else None)
+
+
+async def test_two_interrupts_at_once_are_answered_by_id(
+    client: GatewayClient, settings: RedisSettings
+) -> None:
+    from byway_langgraph import LangGraphWorker
+
+    from tests.conftest import running
+
+    worker = LangGraphWorker(
+        _two_questions_graph(breakpoint=False),
+        agent_type="two-q",
+        input_mapper=lambda command, ctx: {"answers": []},
+        output_mapper=lambda values: {"content": ", ".join(sorted(values["answers"]))},
+    )
+    async with running(worker, settings):
+        sent = await client.send_message("two-q", "lg-two", "go")
+        await _until(client, "lg-two", sent.message_id, "WAITING_USER")
+        events = [e async for e in client.stream("lg-two", idle_timeout=0.5)]
+        [question] = [e for e in events if e.data.get("kind") == "ask_user"]
+        pending = {i["value"]["question"]: i["id"] for i in question.data["metadata"]["interrupts"]}
+        assert set(pending) == {"color?", "size?"}
+        answers = {pending["color?"]: "red", pending["size?"]: "L"}
+        await client.resume("lg-two", sent.message_id, "answers", reply_data=answers)
+        final = await client.wait_for_final("lg-two", sent.message_id, timeout=20)
+    assert final.data["content"] == "color=red, size=L"
+
+
+async def test_a_static_breakpoint_pauses_as_a_question_and_goes_on_when_answered(
+    client: GatewayClient, settings: RedisSettings
+) -> None:
+    from byway_langgraph import LangGraphWorker
+
+    from tests.conftest import running
+
+    worker = LangGraphWorker(
+        _two_questions_graph(breakpoint=True),
+        agent_type="paused",
+        input_mapper=lambda command, ctx: {"answers": []},
+        output_mapper=lambda values: {"content": ", ".join(sorted(values["answers"]))},
+    )
+    async with running(worker, settings):
+        sent = await client.send_message("paused", "lg-bp", "go")
+        record = await _until(client, "lg-bp", sent.message_id, "WAITING_USER")
+        assert record.states[-1] == "WAITING_USER"  # paused, not COMPLETED
+        await client.resume("lg-bp", sent.message_id, "continue")
+        final = await client.wait_for_final("lg-bp", sent.message_id, timeout=20)
+    assert final.data["status"] == "COMPLETED"
+    assert final.data["content"] == "color=-, size=-"
