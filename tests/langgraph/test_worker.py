@@ -311,20 +311,23 @@ def _two_questions_graph(breakpoint: bool) -> object:
     return builder.compile(interrupt_before=["size"] if breakpoint else None)
 
 
-async def test_two_interrupts_at_once_are_answered_by_id(
-    client: GatewayClient, settings: RedisSettings
-) -> None:
+def _answers_worker(agent_type: str, *, breakpoint: bool) -> object:
     from byway_langgraph import LangGraphWorker
 
-    from tests.conftest import running
-
-    worker = LangGraphWorker(
-        _two_questions_graph(breakpoint=False),
-        agent_type="two-q",
+    return LangGraphWorker(
+        _two_questions_graph(breakpoint=breakpoint),
+        agent_type=agent_type,
         input_mapper=lambda command, ctx: {"answers": []},
         output_mapper=lambda values: {"content": ", ".join(sorted(values["answers"]))},
     )
-    async with running(worker, settings):
+
+
+async def test_two_interrupts_at_once_are_answered_by_id(
+    client: GatewayClient, settings: RedisSettings
+) -> None:
+    from tests.conftest import running
+
+    async with running(_answers_worker("two-q", breakpoint=False), settings):  # type: ignore[arg-type]
         sent = await client.send_message("two-q", "lg-two", "go")
         await _until(client, "lg-two", sent.message_id, "WAITING_USER")
         events = [e async for e in client.stream("lg-two", idle_timeout=0.5)]
@@ -340,17 +343,9 @@ async def test_two_interrupts_at_once_are_answered_by_id(
 async def test_a_static_breakpoint_pauses_as_a_question_and_goes_on_when_answered(
     client: GatewayClient, settings: RedisSettings
 ) -> None:
-    from byway_langgraph import LangGraphWorker
-
     from tests.conftest import running
 
-    worker = LangGraphWorker(
-        _two_questions_graph(breakpoint=True),
-        agent_type="paused",
-        input_mapper=lambda command, ctx: {"answers": []},
-        output_mapper=lambda values: {"content": ", ".join(sorted(values["answers"]))},
-    )
-    async with running(worker, settings):
+    async with running(_answers_worker("paused", breakpoint=True), settings):  # type: ignore[arg-type]
         sent = await client.send_message("paused", "lg-bp", "go")
         record = await _until(client, "lg-bp", sent.message_id, "WAITING_USER")
         assert record.states[-1] == "WAITING_USER"  # paused, not COMPLETED
