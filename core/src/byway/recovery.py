@@ -224,8 +224,7 @@ def _text(value: bytes | str) -> str:
 
 
 def _parse_id(value: bytes | str) -> tuple[int, int]:
-    text = value.decode() if isinstance(value, bytes) else value
-    ms, _, seq = text.partition("-")
+    ms, _, seq = _text(value).partition("-")
     return int(ms), int(seq or 0)
 
 

@@ -163,21 +163,13 @@ class RedisCheckpointSaver(BaseCheckpointSaver[str]):
             if self.ttl_seconds:
                 for key in [*touched, self._keys(thread_id)]:
                     pipe.expire(key, self.ttl_seconds)
-            await pipe.execute()
-        # the thread index lives in another slot on a Cluster: its own round trip
-        now = time.time()
-        async with self.redis.pipeline(transaction=False) as pipe:
+            # the thread index (another slot on a Cluster, where the pipeline splits by node)
+            now = time.time()
             pipe.zadd(self._threads(), {thread_id: now})
             if self.ttl_seconds:
                 pipe.zremrangebyscore(self._threads(), "-inf", now - self.ttl_seconds)
             await pipe.execute()
-        return {
-            "configurable": {
-                "thread_id": thread_id,
-                "checkpoint_ns": ns,
-                "checkpoint_id": checkpoint["id"],
-            }
-        }
+        return _config(thread_id, ns, checkpoint["id"])
 
     async def aput_writes(
         self,
@@ -311,26 +303,10 @@ class RedisCheckpointSaver(BaseCheckpointSaver[str]):
             parent = stored.get(b"parent", b"").decode()
             out.append(
                 CheckpointTuple(
-                    config={
-                        "configurable": {
-                            "thread_id": thread_id,
-                            "checkpoint_ns": ns,
-                            "checkpoint_id": checkpoint_id,
-                        }
-                    },
+                    config=_config(thread_id, ns, checkpoint_id),
                     checkpoint=cast(Checkpoint, {**checkpoint, "channel_values": channel_values}),
                     metadata=self.serde.loads_typed(_untyped(stored[b"metadata"])),
-                    parent_config=(
-                        {
-                            "configurable": {
-                                "thread_id": thread_id,
-                                "checkpoint_ns": ns,
-                                "checkpoint_id": parent,
-                            }
-                        }
-                        if parent
-                        else None
-                    ),
+                    parent_config=_config(thread_id, ns, parent) if parent else None,
                     pending_writes=self._pending(writes),
                 )
             )
@@ -398,6 +374,17 @@ class RedisCheckpointSaver(BaseCheckpointSaver[str]):
 
     def delete_thread(self, thread_id: str) -> None:
         self._sync()
+
+
+def _config(thread_id: str, ns: str, checkpoint_id: str) -> RunnableConfig:
+    """The config that names one checkpoint."""
+    return {
+        "configurable": {
+            "thread_id": thread_id,
+            "checkpoint_ns": ns,
+            "checkpoint_id": checkpoint_id,
+        }
+    }
 
 
 def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
