@@ -21,7 +21,15 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from byway import GatewayClient, GatewayWorker, Plugin, RedisSettings, RunnerConfig, WorkerRunner
+from byway import (
+    ExecutionRecord,
+    GatewayClient,
+    GatewayWorker,
+    Plugin,
+    RedisSettings,
+    RunnerConfig,
+    WorkerRunner,
+)
 from byway.app import worker_command
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -252,6 +260,18 @@ async def wait_online(
         if time.monotonic() > deadline:
             raise TimeoutError(f"{count} worker(s) of {agent_type!r} not online in {timeout}s")
         await asyncio.sleep(0.05)
+
+
+async def until_status(
+    client: GatewayClient, session: str, message_id: str, status: str
+) -> ExecutionRecord:
+    """The execution record of ``message_id`` once it reaches ``status`` (30 s at most)."""
+    for _ in range(600):
+        record = await client.registry.get_execution_by_message(session, message_id)
+        if record and record.status == status:
+            return record
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{message_id} never reached {status}")
 
 
 def _cluster_port() -> int:

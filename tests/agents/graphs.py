@@ -101,6 +101,7 @@ class ReactScript(BaseChatModel):
 
     tool: str = "translator"
     arg: str = "request"
+    prefix: str = "translation: "
 
     @property
     def _llm_type(self) -> str:
@@ -114,7 +115,7 @@ class ReactScript(BaseChatModel):
     ) -> ChatResult:
         last = messages[-1]
         if isinstance(last, ToolMessage):
-            reply = AIMessage(content=f"translation: {last.content}")
+            reply = AIMessage(content=f"{self.prefix}{last.content}")
         else:
             reply = AIMessage(
                 content="",

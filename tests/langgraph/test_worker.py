@@ -15,7 +15,7 @@ from typing import Annotated, TypedDict
 import pytest
 
 from byway import EventType, ExecutionRecord, GatewayClient, RedisSettings
-from tests.conftest import spawn_worker, stop_process, wait_online
+from tests.conftest import spawn_worker, stop_process, until_status, wait_online
 
 pytestmark = [pytest.mark.redis, pytest.mark.timeout(120)]
 
@@ -24,17 +24,6 @@ async def _record(client: GatewayClient, session: str, message_id: str) -> Execu
     record = await client.registry.get_execution_by_message(session, message_id)
     assert record is not None
     return record
-
-
-async def _until(
-    client: GatewayClient, session: str, message_id: str, status: str
-) -> ExecutionRecord:
-    for _ in range(600):
-        record = await client.registry.get_execution_by_message(session, message_id)
-        if record and record.status == status:
-            return record
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{message_id} never reached {status}")
 
 
 def _workers(
@@ -82,7 +71,7 @@ async def test_an_interrupt_on_one_worker_is_resumed_on_the_other(
     try:
         await wait_online(client, "pipeline", count=2)
         sent = await client.send_message("pipeline", "lg-hitl", "the launch")
-        asked = await _until(client, "lg-hitl", sent.message_id, "WAITING_USER")
+        asked = await until_status(client, "lg-hitl", sent.message_id, "WAITING_USER")
         assert stop_process(procs.pop(asked.worker_id)) == 0  # the asking worker is gone
         events = [e async for e in client.stream("lg-hitl", idle_timeout=0.5)]
         [question] = [e for e in events if e.data.get("kind") == "ask_user"]
@@ -119,7 +108,7 @@ async def test_a_worker_killed_mid_run_is_continued_from_the_last_checkpoint(
             await asyncio.sleep(0.025)
         victim = (await _record(client, "lg-kill", sent.message_id)).worker_id
         procs[victim].send_signal(signal.SIGKILL)  # inside the long 'write' node
-        await _until(client, "lg-kill", sent.message_id, "WAITING_USER")
+        await until_status(client, "lg-kill", sent.message_id, "WAITING_USER")
         await client.resume("lg-kill", sent.message_id, "ok")
         final = await client.wait_for_final("lg-kill", sent.message_id, timeout=30)
     finally:
@@ -151,7 +140,7 @@ async def test_a_react_agent_calls_another_agent_as_a_tool_without_holding_its_s
         await wait_online(client, "react")
         await wait_online(client, "translator")
         first = await client.send_message("react", "lg-tool-1", "hello")
-        await _until(client, "lg-tool-1", first.message_id, "WAITING_AGENT")
+        await until_status(client, "lg-tool-1", first.message_id, "WAITING_AGENT")
         # while it waits for the translator, its worker serves others (concurrency 1)
         others = [await client.send_message("react", f"lg-tool-{i}", "hello") for i in (2, 3)]
         started = time.monotonic()
@@ -177,7 +166,7 @@ async def test_cancel_during_a_long_node_ends_the_run_cancelled(
     try:
         await wait_online(client, "pipeline", count=2)
         sent = await client.send_message("pipeline", "lg-cancel", "the memo")
-        await _until(client, "lg-cancel", sent.message_id, "RUNNING")
+        await until_status(client, "lg-cancel", sent.message_id, "RUNNING")
         await asyncio.sleep(0.5)  # inside 'write' (3 s)
         cancelled_at = time.monotonic()
         await client.cancel_task(sent.message_id, "lg-cancel")
@@ -221,7 +210,7 @@ async def test_interrupt_strategy_cancels_the_run_and_starts_the_new_message_on_
     worker = LangGraphWorker(slow_chat_graph, agent_type="slowchat")
     async with running(worker, settings):
         first = await client.send_message("slowchat", "lg-multi", "first?")
-        await _until(client, "lg-multi", first.message_id, "RUNNING")
+        await until_status(client, "lg-multi", first.message_id, "RUNNING")
         await asyncio.sleep(0.3)
         second = await client.send_message(
             "slowchat", "lg-multi", "second?", multitask_strategy="interrupt"
@@ -275,7 +264,7 @@ async def test_ask_user_tool_asks_the_user_and_returns_the_answer(
     graph = create_react_agent(ReactScript(tool="ask_user", arg="question"), [ask_user_tool()])
     async with running(LangGraphWorker(graph, agent_type="asker"), settings):
         sent = await client.send_message("asker", "lg-ask", "which city?")
-        await _until(client, "lg-ask", sent.message_id, "WAITING_USER")
+        await until_status(client, "lg-ask", sent.message_id, "WAITING_USER")
         events = [e async for e in client.stream("lg-ask", idle_timeout=0.5)]
         [question] = [e for e in events if e.data.get("kind") == "ask_user"]
         assert question.data["prompt"] == "which city?"
@@ -329,7 +318,7 @@ async def test_two_interrupts_at_once_are_answered_by_id(
 
     async with running(_answers_worker("two-q", breakpoint=False), settings):  # type: ignore[arg-type]
         sent = await client.send_message("two-q", "lg-two", "go")
-        await _until(client, "lg-two", sent.message_id, "WAITING_USER")
+        await until_status(client, "lg-two", sent.message_id, "WAITING_USER")
         events = [e async for e in client.stream("lg-two", idle_timeout=0.5)]
         [question] = [e for e in events if e.data.get("kind") == "ask_user"]
         pending = {i["value"]["question"]: i["id"] for i in question.data["metadata"]["interrupts"]}
@@ -347,7 +336,7 @@ async def test_a_static_breakpoint_pauses_as_a_question_and_goes_on_when_answere
 
     async with running(_answers_worker("paused", breakpoint=True), settings):  # type: ignore[arg-type]
         sent = await client.send_message("paused", "lg-bp", "go")
-        record = await _until(client, "lg-bp", sent.message_id, "WAITING_USER")
+        record = await until_status(client, "lg-bp", sent.message_id, "WAITING_USER")
         assert record.states[-1] == "WAITING_USER"  # paused, not COMPLETED
         await client.resume("lg-bp", sent.message_id, "continue")
         final = await client.wait_for_final("lg-bp", sent.message_id, timeout=20)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
 __all__ = ["AgentContext", "Suspension"]
 
 log = logging.getLogger("byway.task")
+T = TypeVar("T")
 
 _SCHEDULER_STATES = frozenset(
     {"QUEUED", "RUNNING", "RESUMED", "WAITING_AGENT", "WAITING_USER", "CANCELLING"}
@@ -185,6 +187,35 @@ class AgentContext:
         """
         if self.cancel_event.is_set():
             raise TaskCancelledError(self.cancel_reason or "task cancelled")
+
+    async def until_cancelled(
+        self,
+        work: Awaitable[T],
+        *,
+        on_cancel: Callable[[], object] | None = None,
+        grace_seconds: float = 0.0,
+    ) -> T:
+        """Await ``work``, stopping it when this task is cancelled, whatever it is waiting
+        on: ``on_cancel`` runs first (e.g. to signal the work to wind down), the work gets
+        ``grace_seconds`` to end by itself, then it is cancelled and
+        :class:`TaskCancelledError` is raised."""
+        run = asyncio.ensure_future(work)
+        cancelled = asyncio.ensure_future(self.cancel_event.wait())
+        try:
+            await asyncio.wait({run, cancelled}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            cancelled.cancel()
+        if run.done():
+            return run.result()
+        if on_cancel is not None:
+            on_cancel()
+        if grace_seconds > 0:
+            await asyncio.wait({run}, timeout=grace_seconds)
+        if not run.done():
+            run.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await run
+        raise TaskCancelledError(self.cancel_reason or "task cancelled")
 
     # -- other agents and the user -------------------------------------------------------
 

@@ -31,7 +31,13 @@ from redis.exceptions import RedisError, ResponseError
 
 from byway import _scripts, events, tracing
 from byway.context import AgentContext
-from byway.errors import LimitExceededError, ProtocolError, TaskCancelledError, WorkerError
+from byway.errors import (
+    LimitExceededError,
+    ProtocolError,
+    TaskCancelledError,
+    TaskError,
+    WorkerError,
+)
 from byway.flow import STRATEGIES, TIMEOUT_STATUS, WAIT_ID_KEY, Flow, header_depth
 from byway.history import HistoryEntry, HistoryStore, RedisHistoryStore
 from byway.keys import Keys
@@ -1038,10 +1044,15 @@ class WorkerRunner:
                 exc,
                 exc_info=log.isEnabledFor(logging.DEBUG),
             )
-            result = AgentTaskResult(
-                status=AgentState.FAILED, content=f"{type(exc).__name__}: {exc}"
-            )
             error = {"type": type(exc).__name__, "message": str(exc)}
+            if isinstance(exc, TaskError):  # an adapter's own error code (ADK's error_code)
+                error = {
+                    "type": exc.error_type or error["type"],
+                    "message": exc.error_message or error["message"],
+                }
+            result = AgentTaskResult(
+                status=AgentState.FAILED, content=f"{error['type']}: {error['message']}"
+            )
         running.handler_done = True
         try:
             if result is None:

@@ -21,8 +21,6 @@ resume and every retry after a crash can run on any worker:
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -47,7 +45,6 @@ from byway import (
     ResumeCommand,
     StateChangeEvent,
     StreamChunkEvent,
-    TaskCancelledError,
 )
 from byway_langgraph.checkpoint import RedisCheckpointSaver
 from byway_langgraph.tools import CALL_MARKER
@@ -155,20 +152,10 @@ class LangGraphWorker(GatewayWorker):
         if graph_input is _FINISHED:  # the run ended before its worker died: answer again
             return self._output((await graph.aget_state(config)).values, context)
         # a cancel stops the graph at once (LangGraph keeps its last checkpoint), whatever
-        # node it is in: the stream runs as a task that the cancel event interrupts
-        run = asyncio.ensure_future(self._stream(graph, graph_input, config, context))
-        cancelled = asyncio.ensure_future(context.cancel_event.wait())
-        try:
-            await asyncio.wait({run, cancelled}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            cancelled.cancel()
-            if not run.done():
-                run.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await run
-        if run.cancelled():
-            raise TaskCancelledError(context.cancel_reason or "cancelled")
-        interrupts, values, paused = run.result()
+        # node it is in
+        interrupts, values, paused = await context.until_cancelled(
+            self._stream(graph, graph_input, config, context)
+        )
         if paused and not interrupts:  # a static breakpoint (interrupt_before/after)
             state = await graph.aget_state(config)
             context.state["breakpoint"] = True
