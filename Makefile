@@ -9,13 +9,13 @@ endif
 RUN := $(UV) run --frozen
 PYTEST_ARGS ?= -n 2
 
-.PHONY: install demo demo-core test test-cluster test-fast bench lint typecheck fmt clean
+.PHONY: install demo demo-adk demo-mixed demo-core test test-cluster test-fast bench lint typecheck fmt clean
 
 $(UV):
 	$(PYTHON) -m venv .tools
 	.tools/bin/pip install --quiet --disable-pip-version-check uv
 
-.venv/.synced: $(UV) uv.lock pyproject.toml core/pyproject.toml
+.venv/.synced: $(UV) uv.lock pyproject.toml core/pyproject.toml integrations/*/pyproject.toml
 	$(UV) sync --frozen
 	@touch $@
 
@@ -24,15 +24,21 @@ install: .venv/.synced  ## create .venv with every workspace member and dev tool
 demo: install  ## a LangGraph app served by a worker process on the embedded Redis: tools, tokens, an approval
 	$(RUN) python -m examples.langgraph_app.demo
 
+demo-adk: install  ## an ADK agent served by a worker process: tool calls, tokens, a tool confirmation
+	$(RUN) python -m examples.adk_agent.demo
+
+demo-mixed: install  ## a LangGraph supervisor calling an ADK specialist that asks the user
+	$(RUN) python -m examples.mixed_tree.demo
+
 demo-core: install  ## the plain-handler demo (byway demo)
 	$(RUN) byway demo
 
 test: install  ## the suite against real Redis (configured, local, else embedded), then the core suite on a local 3-master Redis Cluster
 	$(RUN) pytest $(PYTEST_ARGS) -m "not slow"
-	BYWAY_TEST_CLUSTER=1 $(RUN) pytest $(PYTEST_ARGS) -m "not slow" tests/core tests/langgraph
+	BYWAY_TEST_CLUSTER=1 $(RUN) pytest $(PYTEST_ARGS) -m "not slow" tests/core tests/langgraph tests/adk
 
 test-cluster: install  ## the core suite on a local 3-master Redis Cluster only
-	BYWAY_TEST_CLUSTER=1 $(RUN) pytest $(PYTEST_ARGS) -m "not slow" tests/core tests/langgraph
+	BYWAY_TEST_CLUSTER=1 $(RUN) pytest $(PYTEST_ARGS) -m "not slow" tests/core tests/langgraph tests/adk
 
 test-slow: install  ## the slow tests too (chaos: workers SIGKILLed while 500 tasks run)
 	$(RUN) pytest $(PYTEST_ARGS)

@@ -75,6 +75,10 @@ CONFIRMATION = "adk_request_confirmation"
 CREDENTIAL = "adk_request_credential"
 #: answers taken as "confirmed" when a confirmation is answered in words
 _YES = frozenset({"y", "yes", "ok", "okay", "approve", "approved", "confirm", "confirmed", "true"})
+#: how ADK's own confirmation hint starts (it tells a program what to send back)
+_ADK_DEFAULT_HINT = "Please approve or reject the tool call"
+#: arguments of a long-running call that are the question itself, when it has one
+_QUESTION_ARGS = ("question", "prompt", "message")
 #: how long a cancelled invocation may take to close its open calls in the session
 _ABORT_GRACE_SECONDS = 2.0
 #: environment variable naming a database for ADK's DatabaseSessionService
@@ -487,6 +491,7 @@ def _pending(call: Any) -> dict[str, Any]:
         original = (call.args or {}).get("originalFunctionCall") or {}
         entry["hint"] = str(confirmation.get("hint") or "")
         entry["tool"] = str(original.get("name") or "")
+        entry["tool_args"] = _clip(_jsonable(original.get("args") or {}))
     return entry
 
 
@@ -494,9 +499,18 @@ def _prompt(questions: list[dict[str, Any]]) -> str:
     lines = []
     for q in questions:
         if q["kind"] == "confirmation":
-            lines.append(q.get("hint") or f"confirm {q.get('tool')}?")
+            hint = str(q.get("hint") or "")
+            if not hint or hint.startswith(_ADK_DEFAULT_HINT):  # addressed to a program
+                shown = json.dumps(q.get("tool_args") or {}, default=str)[:200]
+                hint = f"Approve {q.get('tool')}({shown})? (yes/no)"
+            lines.append(hint)
         else:
-            lines.append(f"{q['name']}({json.dumps(q['args'], default=str)[:200]}) waits for you")
+            given: dict[str, Any] = q["args"] if isinstance(q["args"], dict) else {}
+            asked = next((given[k] for k in _QUESTION_ARGS if isinstance(given.get(k), str)), "")
+            lines.append(
+                asked
+                or f"{q['name']}({json.dumps(q['args'], default=str)[:200]}) waits for an answer"
+            )
     return "\n".join(lines)
 
 

@@ -267,15 +267,16 @@ class LangGraphWorker(GatewayWorker):
 
     async def _on_message(self, ctx: AgentContext, message: Any, meta: dict[str, Any]) -> None:
         node = str(meta.get("langgraph_node", ""))
-        if isinstance(message, AIMessageChunk):
+        if isinstance(message, AIMessage):  # a streamed chunk, or a model's whole reply
             text = _text(message.content)
             if text:
                 await ctx.emit_chunk(StreamChunkEvent(content=text, metadata={"node": node}))
-            calls = [
-                {"name": c["name"], "id": c.get("id")}
-                for c in message.tool_call_chunks or []
-                if c.get("name")
-            ]
+            pieces = (
+                message.tool_call_chunks
+                if isinstance(message, AIMessageChunk)
+                else message.tool_calls
+            )
+            calls = [{"name": c["name"], "id": c.get("id")} for c in pieces or [] if c.get("name")]
             if calls:
                 await ctx.emit_chunk(StreamChunkEvent(tool_calls=calls, metadata={"node": node}))
         elif isinstance(message, ToolMessage):
