@@ -149,8 +149,10 @@ async def test_delete_and_expiry(service: RedisSessionService, redis: Any) -> No
     session = await service.create_session(app_name="app", user_id="u", session_id="gone")
     await service.append_event(session, _event("x", k=1))
     keys = service._session_keys("app", "u", "gone")
-    ttls = [await redis.ttl(k) for k in keys]
-    assert all(0 < t <= 600 for t in ttls), ttls
+    await service.append_event(session, _event("y", **{"user:tier": 1}))
+    others = [service._index_key("app"), service._user_key("app", "u")]
+    ttls = [await redis.ttl(k) for k in [*keys, *others]]
+    assert all(0 < t <= 600 for t in ttls), ttls  # nothing of it lives forever
     await service.delete_session(app_name="app", user_id="u", session_id="gone")
     assert await service.get_session(app_name="app", user_id="u", session_id="gone") is None
     assert (await service.list_sessions(app_name="app")).sessions == []
@@ -159,3 +161,15 @@ async def test_delete_and_expiry(service: RedisSessionService, redis: Any) -> No
     await redis.delete(*service._session_keys("app", "u", "expired"))
     assert (await service.list_sessions(app_name="app")).sessions == []
     assert await redis.zcard(service._index_key("app")) == 0
+    # an index entry older than the TTL goes at the next write
+    await redis.zadd(service._index_key("app"), {'["u", "ancient"]': 1.0})
+    await service.create_session(app_name="app", user_id="u", session_id="fresh")
+    assert await redis.zrange(service._index_key("app"), 0, -1) == [b'["u", "fresh"]']
+
+
+async def test_ids_that_share_a_colon_are_different_sessions(service: RedisSessionService) -> None:
+    await service.create_session(app_name="app", user_id="a:b", session_id="c", state={"who": 1})
+    await service.create_session(app_name="app", user_id="a", session_id="b:c", state={"who": 2})
+    one = await service.get_session(app_name="app", user_id="a:b", session_id="c")
+    two = await service.get_session(app_name="app", user_id="a", session_id="b:c")
+    assert (one.state, two.state) == ({"who": 1}, {"who": 2})  # type: ignore[union-attr]

@@ -400,3 +400,25 @@ async def test_with_a_database_url_sessions_live_in_adks_database_service(
     assert not await RedisSessionService(client.redis, namespace=settings.namespace).get_session(
         app_name="chat", user_id="ana", session_id="adk-db"
     )  # nothing went to Redis
+
+
+async def test_a_force_cancel_stops_the_tool_it_was_in(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, client: GatewayClient, settings: RedisSettings
+) -> None:
+    log = tmp_path / "steps.log"
+    monkeypatch.setenv("BYWAY_TEST_ADK_LOG", str(log))
+    procs = _serve(settings, f"{AGENTS}:chat_agent", "adk-chat", "force")
+    try:
+        await wait_online(client, "adk-chat")
+        sent = await client.send_message("adk-chat", "adk-force", 'call slow_step {"step": "x"}')
+        for _ in range(400):
+            if log.exists() and "start x" in log.read_text():
+                break
+            await asyncio.sleep(0.025)
+        await client.cancel_task(sent.message_id, "adk-force", cancel_mode="force")
+        final = await client.wait_for_final("adk-force", sent.message_id, timeout=20)
+        await asyncio.sleep(3.5)  # past the end of the 3 s step, had it gone on
+    finally:
+        _stop(procs)
+    assert final.data["status"] == "CANCELLED"
+    assert log.read_text().splitlines() == ["start x"]  # the tool never finished

@@ -203,18 +203,20 @@ class AgentContext:
         cancelled = asyncio.ensure_future(self.cancel_event.wait())
         try:
             await asyncio.wait({run, cancelled}, return_when=asyncio.FIRST_COMPLETED)
+            if run.done():
+                return run.result()
+            if on_cancel is not None:
+                on_cancel()
+            if grace_seconds > 0:
+                await asyncio.wait({run}, timeout=grace_seconds)
         finally:
+            # also when the handler itself is cancelled (a force cancel, a drain): the work
+            # never outlives it
             cancelled.cancel()
-        if run.done():
-            return run.result()
-        if on_cancel is not None:
-            on_cancel()
-        if grace_seconds > 0:
-            await asyncio.wait({run}, timeout=grace_seconds)
-        if not run.done():
-            run.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await run
+            if not run.done():
+                run.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await run
         raise TaskCancelledError(self.cancel_reason or "task cancelled")
 
     # -- other agents and the user -------------------------------------------------------

@@ -8,14 +8,15 @@ state delta is merged key by key (``HSET``), so there is nothing to go stale.
 
 Layout (``<ns>`` = the Byway namespace, braces literal: one Redis Cluster slot per session)::
 
-    <ns>:adk:<app>:session:{<user>:<id>}:meta     hash   created, updated
-    <ns>:adk:<app>:session:{<user>:<id>}:state    hash   state key -> JSON value
-    <ns>:adk:<app>:session:{<user>:<id>}:events   list   Event JSON, oldest first
+    <ns>:adk:<app>:session:{<n>:<user>:<id>}:meta     hash   created, updated (n: len(user))
+    <ns>:adk:<app>:session:{<n>:<user>:<id>}:state    hash   state key -> JSON value
+    <ns>:adk:<app>:session:{<n>:<user>:<id>}:events   list   Event JSON, oldest first
     <ns>:adk:<app>:user:<user>:state              hash   ``user:`` state, without the prefix
     <ns>:adk:<app>:app_state                      hash   ``app:`` state, without the prefix
     <ns>:adk:<app>:sessions                       zset   [user, id] JSON by last update
 
-A session's keys (and its user's state) expire ``ttl_seconds`` after their last write;
+A session's keys expire ``ttl_seconds`` after their last write, its user's state and
+the index after the user's (the app's) last write;
 ``temp:`` state is never stored, as in ADK's own services.
 """
 
@@ -125,7 +126,9 @@ class RedisSessionService(BaseSessionService):
     # -- keys --------------------------------------------------------------------------
 
     def _session_keys(self, app_name: str, user_id: str, session_id: str) -> list[str]:
-        base = f"{self.namespace}:adk:{app_name}:session:{{{user_id}:{session_id}}}"
+        # the user id's length keeps (user "a:b", session "c") apart from (user "a", "b:c")
+        tag = f"{len(user_id)}:{user_id}:{session_id}"
+        base = f"{self.namespace}:adk:{app_name}:session:{{{tag}}}"
         return [f"{base}:meta", f"{base}:state", f"{base}:events"]
 
     def _user_key(self, app_name: str, user_id: str) -> str:
@@ -292,13 +295,19 @@ class RedisSessionService(BaseSessionService):
         user_delta: dict[str, Any],
     ) -> None:
         """The writes outside the session's slot: its index entry, user and app state."""
+        index = self._index_key(app_name)
+        user_key = self._user_key(app_name, user_id)
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.zadd(self._index_key(app_name), {json.dumps([user_id, session_id]): updated})
+            pipe.zadd(index, {json.dumps([user_id, session_id]): updated})
             if user_delta:
-                user_key = self._user_key(app_name, user_id)
                 pipe.hset(user_key, mapping=_encoded(user_delta))
-                if self._ttl:
-                    pipe.expire(user_key, self._ttl)
+            if self._ttl:
+                # the index holds the sessions written within the TTL (the others have
+                # expired), and lives as long as its newest one; user state lives as long
+                # as the user's newest session
+                pipe.zremrangebyscore(index, "-inf", f"({updated - self._ttl}")
+                pipe.expire(index, self._ttl)
+                pipe.expire(user_key, self._ttl)
             if app_delta:
                 pipe.hset(self._app_key(app_name), mapping=_encoded(app_delta))
             await pipe.execute()

@@ -215,6 +215,10 @@ class AdkWorker(GatewayWorker):
                 earlier = await self._earlier_run(runner, context, user_id, session_id)
                 if isinstance(earlier, AgentTaskResult):
                     return earlier
+                if isinstance(earlier, list):  # it had paused: wait for those calls
+                    context.state["adk_pending"] = earlier
+                    context.state["adk_answers"] = {}
+                    return await self._wait(context)
                 invocation_id = earlier
         run = await self._invoke(runner, context, user_id, session_id, message, invocation_id)
         if run.error is not None:
@@ -249,10 +253,10 @@ class AdkWorker(GatewayWorker):
 
     async def _earlier_run(
         self, runner: Runner, ctx: AgentContext, user_id: str, session_id: str
-    ) -> AgentTaskResult | str:
+    ) -> AgentTaskResult | list[dict[str, Any]] | str:
         """This message ran before on a worker that died. Its answer if the invocation
-        had ended, else the invocation to continue (ADK then does not add the message to
-        the session twice)."""
+        had ended; the calls it paused at if it had paused; else the invocation to
+        continue (ADK then does not add the message to the session twice)."""
         session = await runner.session_service.get_session(
             app_name=runner.app_name, user_id=user_id, session_id=session_id
         )
@@ -263,10 +267,22 @@ class AdkWorker(GatewayWorker):
         ]
         if not mine:
             return ""
+        answered = {r.id for e in mine if e.author == "user" for r in e.get_function_responses()}
+        pending: list[dict[str, Any]] = []
+        for event in mine:
+            waiting = set(event.long_running_tool_ids or ()) - answered
+            pending += [_pending(c) for c in event.get_function_calls() if c.id in waiting]
+            _mark_agent_calls(pending, event.get_function_responses())
+        if pending:
+            log.info(
+                "%s had paused at %d call(s) before its worker died", ctx.message_id, len(pending)
+            )
+            return pending
         last = mine[-1]
-        if last.author != "user" and last.is_final_response() and not last.error_code:
+        single = not getattr(self.agent, "sub_agents", None)  # else: maybe one agent's end
+        if single and last.author != "user" and last.is_final_response() and not last.error_code:
             text = _text(last)
-            if text and not last.long_running_tool_ids:
+            if text:
                 log.info("%s had answered before its worker died", ctx.message_id)
                 return AgentTaskResult(status=AgentState.COMPLETED, content=text)
         log.info("%s continues invocation %s", ctx.message_id, mine[0].invocation_id)
@@ -361,11 +377,7 @@ class AdkWorker(GatewayWorker):
                     metadata=author,
                 )
             )
-            by_id = {p["id"]: p for p in out.pending}
-            for response in responses:
-                call = (response.response or {}).get(CALL_MARKER)
-                if response.id in by_id and isinstance(call, dict):
-                    by_id[response.id].update(kind="agent_call", call=call)
+            _mark_agent_calls(out.pending, responses)
             # the tools of the paused step have answered: stop before the model goes on
             return bool(out.pending)
         return False
@@ -426,7 +438,11 @@ class AdkWorker(GatewayWorker):
                 "reply_data": command.reply_data,
             }
         else:
-            value = command.reply_data if command.reply_data not in (None, "") else command.content
+            value = (
+                command.reply_data
+                if command.reply_data not in (None, "")
+                else _plain(command.content)
+            )
             asked = [p for p in pending if p["id"] not in answers and p["kind"] != "agent_call"]
             keyed = (
                 isinstance(value, dict) and bool(value) and set(value) <= {p["id"] for p in asked}
@@ -461,16 +477,7 @@ def _default_session(ctx: AgentContext) -> str:
 
 
 def _user_content(content: Any) -> types.Content:
-    if isinstance(content, str):
-        parts = [types.Part(text=content)]
-    else:  # a list of message objects
-        parts = [
-            types.Part(
-                text=str(m.get("content", m.get("text", ""))) if isinstance(m, dict) else str(m)
-            )
-            for m in content
-        ]
-    return types.Content(role="user", parts=parts)
+    return types.Content(role="user", parts=[types.Part(text=str(_plain(content)))])
 
 
 def _text(event: Event) -> str:
@@ -493,6 +500,15 @@ def _pending(call: Any) -> dict[str, Any]:
         entry["tool"] = str(original.get("name") or "")
         entry["tool_args"] = _clip(_jsonable(original.get("args") or {}))
     return entry
+
+
+def _mark_agent_calls(pending: list[dict[str, Any]], responses: list[Any]) -> None:
+    """Pending calls whose tool answered with an agent_tool marker call another agent."""
+    by_id = {p["id"]: p for p in pending}
+    for response in responses:
+        call = (response.response or {}).get(CALL_MARKER)
+        if response.id in by_id and isinstance(call, dict):
+            by_id[response.id].update(kind="agent_call", call=call)
 
 
 def _prompt(questions: list[dict[str, Any]]) -> str:
@@ -518,15 +534,29 @@ def _response(pending: dict[str, Any], value: Any, command: ResumeCommand) -> di
     """The function response a user's answer becomes."""
     if pending["kind"] == "confirmation":
         if isinstance(value, dict) and "confirmed" in value:
-            return value
-        if isinstance(value, bool):
-            return {"confirmed": value}
-        return {"confirmed": str(value).strip().lower().rstrip(".!") in _YES}
+            return {**value, "confirmed": _confirmed(value["confirmed"])}
+        return {"confirmed": _confirmed(value)}
     response = dict(value) if isinstance(value, dict) else {"result": value}
     status = str(command.status or "").upper()
     if status and status != AgentState.COMPLETED:
         response.setdefault("status", status)  # e.g. TIMEOUT: the question's deadline passed
     return response
+
+
+def _confirmed(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    return str(value).strip().lower().rstrip(".!") in _YES
+
+
+def _plain(content: Any) -> Any:
+    """A resume's content as text when it is a list of message objects."""
+    if isinstance(content, list):
+        return " ".join(
+            str(m.get("content", m.get("text", ""))) if isinstance(m, dict) else str(m)
+            for m in content
+        )
+    return content
 
 
 def _add_usage(total: dict[str, int], event: Event) -> None:
