@@ -42,7 +42,7 @@ from byway.protocol import EventType, decode_event, new_id
 from byway.settings import RedisSettings
 from byway.worker import agent
 
-__all__ = ["Result", "add_arguments", "main", "noop_agent"]
+__all__ = ["Result", "add_arguments", "direct_figures", "main", "noop_agent"]
 
 FINAL_TIMEOUT_S = 30.0
 READY_TIMEOUT_S = 30.0
@@ -190,6 +190,47 @@ class Result:
 def _percentile_ms(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return 1000 * ordered[max(0, min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1))]
+
+
+async def direct_figures(
+    once: Callable[[str, int], Awaitable[object]],
+    *,
+    tasks: int,
+    concurrency: int,
+    rounds: int,
+    per_round: int,
+    warmup: int = 50,
+) -> dict[str, float]:
+    """What a framework costs on its own, in ``byway bench``'s shape, for the adapters'
+    benches: ``once(thread, n)`` runs the n-th task of ``thread`` in this process.
+    Throughput: ``tasks`` over ``concurrency`` threads, each sending its next task when
+    the last one ended. Latency: ``rounds`` threads of ``per_round`` tasks, one at a time.
+    """
+
+    async def timed(thread: str, n: int) -> float:
+        started = time.perf_counter()
+        await once(thread, n)
+        return time.perf_counter() - started
+
+    for i in range(warmup):
+        await timed(f"warm-{i % 8}", i)
+    remaining = tasks
+
+    async def thread(name: str) -> None:
+        nonlocal remaining
+        while remaining > 0:
+            remaining -= 1
+            await timed(name, remaining)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(thread(f"t{i}") for i in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    latencies = [await timed(f"latency-{r}", n) for r in range(rounds) for n in range(per_round)]
+    return {
+        "tasks_per_s": tasks / elapsed,
+        "p50_ms": statistics.median(latencies) * 1000,
+        "p99_ms": _percentile_ms(latencies, 0.99),
+    }
 
 
 async def _measure(systems: list[_System], args: argparse.Namespace) -> dict[str, Result]:

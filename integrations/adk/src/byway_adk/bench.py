@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
 import sys
-import time
 import uuid
 from collections.abc import AsyncGenerator
 from typing import Any
@@ -28,6 +26,7 @@ from google.adk.runners import Runner
 from google.genai import types
 
 from byway import RedisSettings
+from byway.bench import direct_figures
 from byway_adk.sessions import RedisSessionService
 
 
@@ -59,37 +58,22 @@ async def _direct(settings: RedisSettings, tasks: int, concurrency: int) -> dict
     runner = Runner(agent=echo_agent, app_name="echo", session_service=service)
     message = types.Content(role="user", parts=[types.Part(text="ping")])
 
-    async def once(session_id: str) -> float:
-        started = time.perf_counter()
+    async def once(thread: str, n: int) -> None:
+        session_id = f"{thread}-{n}"  # a new session per message: its history stays short
         if await service.get_session(app_name="echo", user_id="u", session_id=session_id) is None:
             await service.create_session(app_name="echo", user_id="u", session_id=session_id)
         async for _ in runner.run_async(user_id="u", session_id=session_id, new_message=message):
             pass
-        return time.perf_counter() - started
 
-    for i in range(30):  # warm-up
-        await once(f"warm-{i}")
-    remaining = tasks
-
-    async def session(name: str) -> None:
-        nonlocal remaining
-        while remaining > 0:
-            remaining -= 1
-            await once(f"{name}-{remaining}")
-
-    started = time.perf_counter()
-    await asyncio.gather(*(session(f"s{i}") for i in range(concurrency)))
-    elapsed = time.perf_counter() - started
-    latencies = sorted([await once(f"latency-{i}") for i in range(200)])
-    keys = [k async for k in redis.scan_iter(match=f"{service.namespace}:*", count=1000)]
-    for i in range(0, len(keys), 500):
-        await redis.delete(*keys[i : i + 500])
-    await redis.aclose()
-    return {
-        "tasks_per_s": tasks / elapsed,
-        "p50_ms": statistics.median(latencies) * 1000,
-        "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000,
-    }
+    try:
+        return await direct_figures(
+            once, tasks=tasks, concurrency=concurrency, rounds=3, per_round=67, warmup=30
+        )
+    finally:
+        keys = [k async for k in redis.scan_iter(match=f"{service.namespace}:*", count=1000)]
+        for i in range(0, len(keys), 500):
+            await redis.delete(*keys[i : i + 500])
+        await redis.aclose()
 
 
 def main(argv: list[str] | None = None) -> int:

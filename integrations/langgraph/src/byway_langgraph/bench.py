@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
 import sys
-import time
 import uuid
 from typing import Any
 
@@ -22,6 +20,7 @@ from langchain_core.messages import AIMessage
 from langgraph.graph import END, START, MessagesState, StateGraph
 
 from byway import RedisSettings
+from byway.bench import direct_figures
 from byway_langgraph.checkpoint import RedisCheckpointSaver
 
 
@@ -51,34 +50,16 @@ async def _direct(
     graph = one_node_graph.copy(update={"checkpointer": saver})
     run = uuid.uuid4().hex[:8]
 
-    async def once(thread_id: str) -> float:
-        started = time.perf_counter()
-        thread = {"configurable": {"thread_id": thread_id}}
+    async def once(thread_id: str, n: int) -> None:
+        thread = {"configurable": {"thread_id": f"bench-{run}-{thread_id}"}}
         await graph.ainvoke({"messages": [("user", "ping")]}, thread)
-        return time.perf_counter() - started
 
-    for i in range(50):  # warm-up
-        await once(f"bench-{run}-warm-{i % 8}")
-    remaining = tasks
-
-    async def session(name: str) -> None:
-        nonlocal remaining
-        while remaining > 0:
-            remaining -= 1
-            await once(name)
-
-    started = time.perf_counter()
-    await asyncio.gather(*(session(f"bench-{run}-s{i}") for i in range(concurrency)))
-    elapsed = time.perf_counter() - started
-    latencies = sorted(
-        [await once(f"bench-{run}-latency-{r}") for r in range(rounds) for _ in range(per_round)]
-    )
-    await saver.redis.aclose()
-    return {
-        "tasks_per_s": tasks / elapsed,
-        "p50_ms": statistics.median(latencies) * 1000,
-        "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000,
-    }
+    try:
+        return await direct_figures(
+            once, tasks=tasks, concurrency=concurrency, rounds=rounds, per_round=per_round
+        )
+    finally:
+        await saver.redis.aclose()
 
 
 def main(argv: list[str] | None = None) -> int:
