@@ -25,7 +25,13 @@ from byway.errors import (
     WorkerIdInUseError,
 )
 from byway.flow import CancelOutcome
-from byway.history import HistoryEntry, HistoryStore, InMemoryHistoryStore, RedisHistoryStore
+from byway.history import (
+    ExecutionLog,
+    HistoryEntry,
+    HistoryStore,
+    InMemoryHistoryStore,
+    RedisHistoryStore,
+)
 from byway.keys import Keys
 from byway.plugins import (
     AgentConfig,
@@ -80,6 +86,7 @@ __all__ = [
     "ConnectionError",
     "Event",
     "EventType",
+    "ExecutionLog",
     "ExecutionRecord",
     "FunctionWorker",
     "GatewayClient",

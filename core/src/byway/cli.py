@@ -1,4 +1,4 @@
-"""The ``byway`` command line: worker, send, stream, status, demo, bench, embedded."""
+"""The ``byway`` command line: worker, send, stream, status, history, demo, bench, embedded."""
 
 from __future__ import annotations
 
@@ -269,6 +269,19 @@ async def _status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_history(args: argparse.Namespace) -> int:
+    try:
+        from byway_history_postgres import history_command
+    except ImportError:
+        print(
+            "error: byway history reads the Postgres history plugin's tables: "
+            'pip install "byway[history-postgres]"',
+            file=sys.stderr,
+        )
+        return 2
+    return history_command(args)
+
+
 def _cmd_embedded(args: argparse.Namespace) -> int:
     from byway import embedded
 
@@ -471,6 +484,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     _add_redis_options(p)
     p.set_defaults(func=lambda a: asyncio.run(_status(a)))
+
+    p = sub.add_parser(
+        "history",
+        help="a session's history, or a user's sessions (Postgres history plugin)",
+        description=(
+            "SESSION's turns (newest first; --tree adds its call tree, every execution with "
+            "its state transitions), or with --user U that user's sessions, most recent first."
+        ),
+    )
+    p.add_argument("session", metavar="SESSION", nargs="?")
+    p.add_argument("--user", metavar="U", help="list this user's sessions instead")
+    p.add_argument("--limit", type=int, default=50, help="turns or sessions per page (50)")
+    p.add_argument("--cursor", help="the next page (printed after a full page)")
+    p.add_argument("--oldest-first", action="store_true", help="a session's turns oldest first")
+    p.add_argument("--tree", action="store_true", help="also the session's call tree")
+    p.add_argument("--dsn", help="PostgreSQL URL or 'auto' (default: $BYWAY_HISTORY_POSTGRES_DSN)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_history)
 
     p = sub.add_parser(
         "demo",

@@ -7,20 +7,32 @@ first). The default store keeps it in Redis (a capped list per session with the 
 TTL), shared by every worker; a plugin may replace it (the Postgres history plugin does)
 through :meth:`PluginBuildContext.set_history_store`. Any store passes
 ``byway.testing.HistoryStoreSuite``.
+
+A store may also keep an audit log of executions by implementing :class:`ExecutionLog`:
+the worker then hands it the record of every execution it starts, suspends or ends.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import defaultdict, deque
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import msgspec
 
 from byway.errors import ConfigurationError
 from byway.keys import Keys
 
-__all__ = ["HistoryEntry", "HistoryStore", "InMemoryHistoryStore", "RedisHistoryStore"]
+if TYPE_CHECKING:
+    from byway.registry import ExecutionRecord
+
+__all__ = [
+    "ExecutionLog",
+    "HistoryEntry",
+    "HistoryStore",
+    "InMemoryHistoryStore",
+    "RedisHistoryStore",
+]
 
 
 class HistoryEntry(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -56,6 +68,20 @@ class HistoryStore(Protocol):
     async def list(self, session_id: str, limit: int = 50) -> list[HistoryEntry]: ...
 
     async def delete(self, session_id: str) -> None: ...
+
+
+@runtime_checkable
+class ExecutionLog(Protocol):
+    """A history store that also keeps every execution's state transitions.
+
+    The worker checks for it once, when the store is installed, and then hands it the
+    execution record (with its whole timeline) each time it starts, suspends or ends an
+    execution. The same record arrives more than once and from several workers, newer
+    before older: keep each timeline entry once, by its position in the timeline. The
+    call is on the task's path: buffer and return, never wait on I/O, never raise.
+    """
+
+    async def record_executions(self, records: list[ExecutionRecord]) -> None: ...
 
 
 class RedisHistoryStore:

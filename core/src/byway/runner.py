@@ -39,7 +39,7 @@ from byway.errors import (
     WorkerError,
 )
 from byway.flow import STRATEGIES, TIMEOUT_STATUS, WAIT_ID_KEY, Flow, header_depth
-from byway.history import HistoryEntry, HistoryStore, RedisHistoryStore
+from byway.history import ExecutionLog, HistoryEntry, HistoryStore, RedisHistoryStore
 from byway.keys import Keys
 from byway.plugins import (
     AgentConfig,
@@ -69,7 +69,13 @@ from byway.protocol import (
     now_ms,
 )
 from byway.recovery import Recovery
-from byway.registry import DEFAULT_RECORD_TTL_S, WorkerInfo, WorkerRegistry, new_record
+from byway.registry import (
+    DEFAULT_RECORD_TTL_S,
+    ExecutionRecord,
+    WorkerInfo,
+    WorkerRegistry,
+    new_record,
+)
 from byway.settings import RedisSettings, is_cluster
 from byway.worker import GatewayWorker, normalize_result
 
@@ -80,6 +86,7 @@ log = logging.getLogger("byway.worker")
 #: how long a worker with no free slot blocks on its own stream before looking again
 _SATURATED_BLOCK_MS = 50
 _json = msgspec.json.Encoder()
+_decode_record = msgspec.json.Decoder(ExecutionRecord).decode
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,6 +304,8 @@ class WorkerRunner:
         self.history: HistoryStore = RedisHistoryStore(
             self.redis, self.keys, ttl_seconds=self.config.session_ttl_seconds
         )
+        #: the history store's execution log, if it keeps one (None: no work at all)
+        self.execution_log: ExecutionLog | None = None
         #: agent configs the plugins registered, and their snapshot version
         self.agent_configs: dict[str, AgentConfig] = {}
         self.config_version = ""
@@ -376,7 +385,7 @@ class WorkerRunner:
 
             trace.set_tracer_provider(ctx.tracer_provider)
         if ctx.history_store is not None:
-            self.history = ctx.history_store
+            self._use_history(ctx.history_store)
         if failure is None:
             await self._publish_configs(ctx.agent_configs)
             return
@@ -388,6 +397,11 @@ class WorkerRunner:
         log.error("%s; running the last good agent configs (%s)", failure, last[0])
         self.config_version, self.agent_configs = last
         self._snapshots[last[0]] = last[1]
+
+    def _use_history(self, store: HistoryStore) -> None:
+        """Install a plugin's history store, and its execution log if it keeps one."""
+        self.history = store
+        self.execution_log = store if isinstance(store, ExecutionLog) else None
 
     async def _last_good_configs(self) -> tuple[str, dict[str, AgentConfig]] | None:
         version: Any = await self.redis.get(self._pool_key())
@@ -440,7 +454,7 @@ class WorkerRunner:
             try:
                 await self.plugins.build(ctx, reload=True)
                 if ctx.history_store is not None:
-                    self.history = ctx.history_store
+                    self._use_history(ctx.history_store)
                 await self._publish_configs(ctx.agent_configs)
             except Exception as exc:  # the old configs stay
                 status, error = "error", f"{type(exc).__name__}: {exc}"
@@ -857,6 +871,7 @@ class WorkerRunner:
                     ],
                 )
             results = await _scripts.execute(self.redis, pipe)
+        started: list[bytes] = []  # records of the executions that run (execution log)
         for (stream, entry_id, command, raw), result in zip(starts, results, strict=True):
             if isinstance(result, Exception):
                 log.error("could not start %s: %s", command.header.message_id, result)
@@ -896,6 +911,8 @@ class WorkerRunner:
             state: dict[str, Any] | None = None
             if verdict in ("run", "poison"):
                 origin = msgspec.json.decode(result[2])
+            if verdict == "run" and self.execution_log is not None:
+                started.append(result[2])
             if verdict == "run" and result[3]:
                 state = msgspec.json.decode(result[3])
             running = _Running(
@@ -931,6 +948,8 @@ class WorkerRunner:
                 except (msgspec.DecodeError, TypeError) as exc:
                     log.warning("history of %s unreadable (%s)", command.header.session_id, exc)
             self._launch(running, suspect=alone)
+        if started:
+            await self._log_records([_decode_record(r) for r in started])
 
     def _free_slots(self) -> int:
         """Slots for new tasks: none while a suspect runs alone or waits to."""
@@ -1070,13 +1089,7 @@ class WorkerRunner:
     async def _after(
         self, ctx: AgentContext, result: AgentTaskResult, error: dict[str, str] | None
     ) -> None:
-        """Once the end is written: the plugins' end hooks, the history of other stores."""
-        turns = self._history_turns(ctx, result) if ctx.is_root else None
-        if turns and not isinstance(self.history, RedisHistoryStore):
-            try:
-                await self.history.append(ctx.session_id, turns)
-            except Exception as exc:
-                log.warning("history of %s not written: %s", ctx.session_id, exc)
+        """Once the end is written: the plugins' end hooks."""
         status = str(result.status).upper()
         if status == AgentState.CANCELLED:
             if self.plugins.has("on_task_cancel"):
@@ -1238,6 +1251,8 @@ class WorkerRunner:
         if turns:
             with contextlib.suppress(Exception):
                 await self.history.append(ctx.session_id, turns)
+        if verdict == 1 and self.execution_log is not None:
+            await self._log_execution(ctx)
 
     def _queue_group(
         self,
@@ -1373,11 +1388,37 @@ class WorkerRunner:
                 extra_payload=final.extra_payload,
                 user_code=ctx.user_code,
             )
+        if ctx.is_root and not isinstance(self.history, RedisHistoryStore):
+            # before the end: the session's next message starts once the end is written
+            try:
+                await self.history.append(ctx.session_id, self._history_turns(ctx, final))
+            except Exception as exc:
+                log.warning("history of %s not written: %s", ctx.session_id, exc)
         self._ending.append(write)
         if self._flushing:
             await write.done  # the task writing now takes this end in its next round
         else:
             await self._flush_ends()  # write now; ends that arrive meanwhile join the next round
+        if self.execution_log is not None:
+            await self._log_execution(ctx)
+
+    async def _log_execution(self, ctx: AgentContext) -> None:
+        """Hand the execution's record as Redis has it now (its whole timeline) to the
+        execution log: one read, made only for a store that keeps one."""
+        try:
+            record = await self.registry.get_execution(ctx.session_id, ctx.execution_id)
+        except RedisError as exc:
+            log.warning("execution %s not logged: %s", ctx.execution_id, exc)
+            return
+        if record is not None:
+            await self._log_records([record])
+
+    async def _log_records(self, records: list[ExecutionRecord]) -> None:
+        assert self.execution_log is not None
+        try:
+            await self.execution_log.record_executions(records)
+        except Exception as exc:  # the log's problem must never become the task's
+            log.warning("execution log refused %d record(s): %s", len(records), exc)
 
     async def _flush_ends(self) -> None:
         """Write the ends of every task that finished meanwhile in one pipelined round trip.
