@@ -47,16 +47,16 @@ bench: install  ## throughput and latency beside the raw redis-py floor
 	$(RUN) byway bench --workers 1
 
 lint: install  ## ruff and mypy
-	$(RUN) ruff check core integrations tests examples
-	$(RUN) ruff format --check core integrations tests examples
+	$(RUN) ruff check core integrations libs tests examples
+	$(RUN) ruff format --check core integrations libs tests examples
 	$(RUN) mypy
 
 typecheck: install
 	$(RUN) mypy
 
 fmt: install
-	$(RUN) ruff format core integrations tests examples
-	$(RUN) ruff check --fix core integrations tests examples
+	$(RUN) ruff format core integrations libs tests examples
+	$(RUN) ruff check --fix core integrations libs tests examples
 
 clean:
 	rm -rf .venv .tools .pytest_cache .mypy_cache .ruff_cache

@@ -225,17 +225,23 @@ async def running(
 
 
 def spawn_worker(
-    target: str, settings: RedisSettings, *args: str, worker_id: str | None = None
+    target: str,
+    settings: RedisSettings,
+    *args: str,
+    worker_id: str | None = None,
+    env: dict[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Start ``byway worker TARGET`` in its own process (stopped by the caller, by PID)."""
+    """Start ``byway worker TARGET`` in its own process (stopped by the caller, by PID);
+    ``env`` adds to (or, with ``""`` values, clears) the test's environment."""
     cmd = worker_command(target, settings, *args)
     if worker_id:
         cmd += ["--worker-id", worker_id]
-    env = {
+    full = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+        **(env or {}),
     }
-    return subprocess.Popen(cmd, env=env, cwd=ROOT)
+    return subprocess.Popen(cmd, env={k: v for k, v in full.items() if v}, cwd=ROOT)
 
 
 def stop_process(proc: subprocess.Popen[bytes], timeout: float = 15) -> int:

@@ -1003,6 +1003,9 @@ class WorkerRunner:
                 "byway.trace_id": ctx.trace_id,
                 "byway.worker_id": self.worker.worker_id,
             },
+            session_id=ctx.session_id,
+            user_id=ctx.user_code,
+            content=getattr(command, "content", None),
         ):
             await self._run_traced(running)
 
@@ -1084,7 +1087,10 @@ class WorkerRunner:
             if running.suspect:
                 self._suspect_running = False
         if result is not None:
+            tracing.record_outcome(str(result.status).upper(), result.content, error)
             await self._after(ctx, result, error)  # its slot is free already
+        elif ctx.suspension is not None:
+            tracing.record_outcome(str(ctx.suspension.status))
 
     async def _after(
         self, ctx: AgentContext, result: AgentTaskResult, error: dict[str, str] | None

@@ -6,6 +6,12 @@ trace-provider plugin, or by the application) every span is a no-op costing well
 a microsecond. With one installed, a tree of agents calling agents across processes is one
 trace: a task's span is the child of the span that sent it (the client's, or the caller's
 ``byway.call`` span), and a resumed caller's span is the child of its call.
+
+A task span also carries the names trace back ends of the field read (OpenInference's,
+which Langfuse and Phoenix both use): ``session.id`` (the Byway session), ``user.id`` (the
+user code), ``input.value`` and ``output.value``. ``session.id`` and ``user.id`` are also
+put in the context, so a processor (:mod:`byway.telemetry`) can stamp them on every span
+started inside the task: a framework's LLM and tool spans included.
 """
 
 from __future__ import annotations
@@ -14,14 +20,37 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import msgspec
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
+from opentelemetry.trace import Status, StatusCode
 
-__all__ = ["active", "inject", "span", "task_span"]
+__all__ = [
+    "INPUT",
+    "OUTPUT",
+    "SESSION_ID",
+    "USER_ID",
+    "active",
+    "inherited",
+    "inject",
+    "record_outcome",
+    "span",
+    "task_span",
+]
+
+SESSION_ID = "session.id"
+USER_ID = "user.id"
+INPUT = "input.value"
+OUTPUT = "output.value"
+#: a task's input and output are cut to this many characters on its span
+TEXT_LIMIT = 16_384
 
 _tracer = trace.get_tracer("byway")
 #: the W3C keys carried in header metadata
 _KEYS = ("traceparent", "tracestate")
+#: the task's ``session.id``/``user.id``, for every span started inside it
+_INHERITED = otel_context.create_key("byway.inherited-attributes")
+_encode = msgspec.json.Encoder().encode
 
 
 def active() -> bool:
@@ -43,16 +72,75 @@ def _extract(metadata: dict[str, Any]) -> otel_context.Context | None:
     return propagate.extract({k: str(metadata[k]) for k in _KEYS if k in metadata})
 
 
+def inherited(context: otel_context.Context | None = None) -> dict[str, str] | None:
+    """The ``session.id``/``user.id`` of the task whose span ``context`` is in, if any."""
+    value = otel_context.get_value(_INHERITED, context)
+    return value if isinstance(value, dict) else None
+
+
+def _text(content: Any) -> str:
+    text = content if isinstance(content, str) else _encode(content).decode()
+    return text if len(text) <= TEXT_LIMIT else text[:TEXT_LIMIT] + "…"
+
+
 @contextmanager
-def task_span(name: str, metadata: dict[str, Any], attributes: dict[str, Any]) -> Iterator[Any]:
-    """The span of one task run, child of the context its command carried."""
+def task_span(
+    name: str,
+    metadata: dict[str, Any],
+    attributes: dict[str, Any],
+    *,
+    session_id: str = "",
+    user_id: str = "",
+    content: Any = None,
+) -> Iterator[Any]:
+    """The span of one task run, child of the context its command carried.
+
+    When it records, it carries ``session.id``, ``user.id`` and ``input.value``
+    (``content``), and spans started inside it inherit the first two."""
     with _tracer.start_as_current_span(
         name,
         context=_extract(metadata),
         kind=trace.SpanKind.CONSUMER,
         attributes=attributes,
     ) as current:
-        yield current
+        if not current.is_recording():
+            yield current
+            return
+        shared = {SESSION_ID: session_id}
+        if user_id:
+            shared[USER_ID] = user_id
+        current.set_attributes(shared)
+        if content is not None:
+            try:
+                current.set_attribute(INPUT, _text(content))
+            except (TypeError, msgspec.EncodeError):
+                pass  # not JSON: the span goes without its input
+        # also under the names OpenInference instrumentations read from the context, so
+        # theirs take the Byway session rather than a framework's own id
+        context = otel_context.set_value(_INHERITED, shared)
+        for key, value in shared.items():
+            context = otel_context.set_value(key, value, context)
+        token = otel_context.attach(context)
+        try:
+            yield current
+        finally:
+            otel_context.detach(token)
+
+
+def record_outcome(status: str, content: Any = None, error: dict[str, str] | None = None) -> None:
+    """Write how the current task span's run ended: ``byway.status``, ``output.value``
+    and, for a failure, an error status."""
+    current = trace.get_current_span()
+    if not current.is_recording():
+        return
+    current.set_attribute("byway.status", status)
+    if content is not None and content != "":
+        try:
+            current.set_attribute(OUTPUT, _text(content))
+        except (TypeError, msgspec.EncodeError):
+            pass
+    if error is not None and status == "FAILED":
+        current.set_status(Status(StatusCode.ERROR, f"{error['type']}: {error['message']}"))
 
 
 @contextmanager

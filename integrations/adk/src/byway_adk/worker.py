@@ -330,7 +330,10 @@ class AdkWorker(GatewayWorker):
     async def _consume(
         self, events: AsyncIterator[Event], ctx: AgentContext, out: _Invocation
     ) -> None:
-        async with contextlib.aclosing(events) as stream:  # type: ignore[type-var]
+        # close the iterator itself, here: an instrumented runner (OpenInference) hands
+        # out a proxy whose iterator is a generator of its own, which would otherwise be
+        # finalized later in another context (and fail to end its span cleanly)
+        async with contextlib.aclosing(aiter(events)) as stream:  # type: ignore[type-var]
             async for event in stream:
                 if await self._on_event(ctx, event, out):
                     break  # paused at a long-running call: the rest waits for its answer

@@ -145,8 +145,13 @@ class LangGraphWorker(GatewayWorker):
         graph = self._graph_for(context)
         config = {
             "configurable": {"thread_id": self.thread_id_of(context)},
-            # which message a checkpoint belongs to: a retry knows what it may continue
-            "metadata": {"byway_message_id": context.message_id},
+            # which message a checkpoint belongs to: a retry knows what it may continue;
+            # the session and user, for tracers (OpenInference reads these names)
+            "metadata": {
+                "byway_message_id": context.message_id,
+                "session_id": context.session_id,
+                "user_id": context.user_code,
+            },
         }
         graph_input = await self._input(graph, config, command, context)
         if graph_input is _FINISHED:  # the run ended before its worker died: answer again

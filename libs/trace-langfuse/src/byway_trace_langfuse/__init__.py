@@ -1,1 +1,108 @@
-"""placeholder"""
+"""Langfuse tracing for Byway workers.
+
+Install ``byway-trace-langfuse`` and set Langfuse's usual ``LANGFUSE_PUBLIC_KEY``,
+``LANGFUSE_SECRET_KEY`` and ``LANGFUSE_BASE_URL`` (or ``LANGFUSE_HOST``); every worker then
+sends one trace per user request to Langfuse through the Langfuse SDK: each task, call and
+resume as an agent observation, LangGraph's LLM calls as generations (model, tokens, cost)
+through Langfuse's LangChain callback handler, and Google ADK agents' spans through the
+OpenInference instrumentation. Langfuse's session id is the Byway session and its user id
+the user code. Without the keys (or with ``LANGFUSE_TRACING_ENABLED=false``) the plugin
+declines quietly.
+
+Byway's ``BYWAY_TRACE_SAMPLE_RATIO`` (else ``LANGFUSE_SAMPLE_RATE``),
+``BYWAY_TRACE_HIDE_INPUTS`` and ``BYWAY_TRACE_HIDE_OUTPUTS`` apply (``byway.telemetry``).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import os
+from collections.abc import Iterable
+from typing import Any, ClassVar
+
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+
+from byway.plugins import PluginDeclined, PluginManifest
+from byway.telemetry import TraceOptions, TracePlugin, hidden_keys, imported
+
+__all__ = ["LangfusePlugin"]
+
+__version__ = "0.1.0"
+
+KEY_ENVS = ("LANGFUSE_PUBLIC_KEY", "LANGFUSE_SECRET_KEY")
+
+#: the LangChain callback handler every LangChain run of the process gets (set once)
+_handler: contextvars.ContextVar[Any] | None = None
+
+
+class LangfusePlugin(TracePlugin):
+    """Sends the worker's spans to Langfuse; see the module docstring."""
+
+    manifest: ClassVar[PluginManifest] = PluginManifest(
+        "trace-langfuse",
+        version=__version__,
+        priority=50,
+        description="traces to Langfuse",
+    )
+    task_attributes: ClassVar[dict[str, str]] = {
+        "openinference.span.kind": "AGENT",
+        "langfuse.observation.type": "agent",
+    }
+
+    def __init__(self, options: TraceOptions | None = None) -> None:
+        missing = [name for name in KEY_ENVS if not os.environ.get(name)]
+        if missing:
+            raise PluginDeclined(f"{' and '.join(missing)} not set")
+        if os.environ.get("LANGFUSE_TRACING_ENABLED", "").strip().lower() in {"false", "0"}:
+            raise PluginDeclined("LANGFUSE_TRACING_ENABLED is false")
+        super().__init__(options or TraceOptions.from_env(sample_fallback="LANGFUSE_SAMPLE_RATE"))
+        self.client: Any = None
+
+    def processors(self, provider: TracerProvider) -> Iterable[SpanProcessor]:
+        from langfuse import Langfuse
+
+        # the client adds its own span processor (batching, OTLP/HTTP to Langfuse) to the
+        # provider it is given
+        self.client = Langfuse(
+            tracer_provider=provider,
+            should_export_span=_exported,
+            mask_otel_spans=self._mask if self.options.hides else None,
+        )
+        return ()
+
+    def instrument(self, provider: TracerProvider) -> None:
+        global _handler
+        if imported("langchain_core") and _handler is None:
+            from langchain_core.tracers.context import register_configure_hook
+            from langfuse.langchain import CallbackHandler
+
+            # a context variable whose default is the handler: every run in every task
+            # of the process has it, and nested runs are not given a second one
+            handler = CallbackHandler()
+            _handler = contextvars.ContextVar("byway_langfuse_handler", default=handler)
+            register_configure_hook(_handler, inheritable=True)
+        if imported("google.adk"):
+            from openinference.instrumentation.google_adk import GoogleADKInstrumentor
+
+            adk = GoogleADKInstrumentor()
+            if not adk.is_instrumented_by_opentelemetry:
+                adk.instrument(tracer_provider=provider)
+
+    def _mask(self, *, params: Any) -> Any:
+        from langfuse.types import MaskOtelSpansResult, OtelSpanPatch
+
+        patches = {}
+        for identifier, span in params.spans.items():
+            hidden = hidden_keys(span.attributes, self.options)
+            if hidden:
+                patches[identifier] = OtelSpanPatch(delete_attributes=tuple(hidden))
+        return MaskOtelSpansResult(span_patches=patches)
+
+
+def _exported(span: ReadableSpan) -> bool:
+    """Langfuse's own choice (its SDK's spans, GenAI and known LLM instrumentations) and
+    Byway's task, call and resume spans."""
+    from langfuse.span_filter import is_default_export_span
+
+    scope = span.instrumentation_scope
+    return (scope is not None and scope.name == "byway") or is_default_export_span(span)

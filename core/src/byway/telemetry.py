@@ -1,0 +1,346 @@
+"""Building blocks of trace-provider plugins (``byway-trace-langfuse``,
+``byway-trace-phoenix``). Needs ``opentelemetry-sdk``, which those plugins install.
+
+:class:`TracePlugin` does what every such plugin does the same way:
+
+- builds one SDK ``TracerProvider`` per worker process with a parent-based ratio sampler
+  (a request is traced whole or not at all, whichever worker it crosses) and installs it,
+  or joins the provider another trace plugin already built, so Langfuse and Phoenix can
+  both receive the same spans;
+- stamps every span started inside a task with the task's ``session.id`` and ``user.id``
+  (:class:`InheritTaskAttributes`), so a framework's LLM and tool spans are grouped by
+  session and user as well as the task span;
+- hides inputs and/or outputs at export (:class:`RedactingExporter`, :func:`hidden_keys`)
+  when :class:`TraceOptions` ask for it;
+- flushes on worker shutdown.
+
+Subclasses say whether they are configured (raise :class:`~byway.plugins.PluginDeclined`
+in ``__init__`` otherwise), add their exporting processors and instrument the frameworks
+already imported in the worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from opentelemetry.context import Context
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.sampling import ParentBased, Sampler, TraceIdRatioBased
+from opentelemetry.trace import Status
+
+from byway import tracing
+from byway.errors import ConfigurationError
+from byway.plugins import Plugin, PluginBuildContext
+
+__all__ = [
+    "InheritTaskAttributes",
+    "RedactingExporter",
+    "TraceOptions",
+    "TracePlugin",
+    "hidden_keys",
+]
+
+log = logging.getLogger("byway.telemetry")
+
+SAMPLE_ENV = "BYWAY_TRACE_SAMPLE_RATIO"
+HIDE_INPUTS_ENV = "BYWAY_TRACE_HIDE_INPUTS"
+HIDE_OUTPUTS_ENV = "BYWAY_TRACE_HIDE_OUTPUTS"
+
+#: attribute names (and prefixes, ending in ".") that carry what went *into* a step,
+#: in the conventions of OpenInference, OpenTelemetry GenAI, Langfuse and ADK's own spans
+INPUT_KEYS = (
+    "input.",
+    "llm.input_messages.",
+    "llm.prompts.",
+    "llm.prompt_template.",
+    "llm.invocation_parameters",
+    "gen_ai.prompt",
+    "gen_ai.input.messages",
+    "gen_ai.system_instructions",
+    "gen_ai.tool.call.arguments",
+    "langfuse.observation.input",
+    "langfuse.trace.input",
+    "gcp.vertex.agent.llm_request",
+    "gcp.vertex.agent.tool_call_args",
+    "tool.parameters",
+    "tool_call.function.arguments",
+    # error messages quote what a step was given (a LangGraph interrupt quotes its value)
+    "langfuse.observation.status_message",
+    "exception.message",
+    "exception.stacktrace",
+)
+#: ... and what came *out* of it
+OUTPUT_KEYS = (
+    "output.",
+    "llm.output_messages.",
+    "gen_ai.completion",
+    "gen_ai.output.messages",
+    "gen_ai.tool.call.result",
+    "langfuse.observation.output",
+    "langfuse.trace.output",
+    "gcp.vertex.agent.llm_response",
+    "gcp.vertex.agent.tool_response",
+)
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"", "0", "false", "no", "off"}
+
+
+def _flag(environ: Mapping[str, str], name: str) -> bool:
+    raw = environ.get(name, "").strip().lower()
+    if raw in _TRUE:
+        return True
+    if raw in _FALSE:
+        return False
+    raise ConfigurationError(f"{name}: expected true or false, got {raw!r}")
+
+
+def _matches(key: str, names: Sequence[str]) -> bool:
+    """``key`` is one of ``names`` or below one (``gen_ai.prompt`` covers
+    ``gen_ai.prompt.0.content``; a name ending in ``.`` is a prefix only)."""
+    return any(key == n or key.startswith(n if n.endswith(".") else n + ".") for n in names)
+
+
+@dataclass(frozen=True, slots=True)
+class TraceOptions:
+    """Volume and privacy: ``sample_ratio`` of requests traced (0..1; a request's spans
+    are kept or dropped together), and whether inputs and outputs leave the process."""
+
+    sample_ratio: float = 1.0
+    hide_inputs: bool = False
+    hide_outputs: bool = False
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.sample_ratio <= 1.0:
+            raise ConfigurationError(
+                f"sample_ratio: expected a number from 0 to 1, got {self.sample_ratio!r}"
+            )
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, *, sample_fallback: str = ""
+    ) -> TraceOptions:
+        """From ``BYWAY_TRACE_SAMPLE_RATIO`` (else ``sample_fallback``, a provider's own
+        variable), ``BYWAY_TRACE_HIDE_INPUTS`` and ``BYWAY_TRACE_HIDE_OUTPUTS``."""
+        env = os.environ if environ is None else environ
+        name = SAMPLE_ENV if env.get(SAMPLE_ENV) or not sample_fallback else sample_fallback
+        raw = env.get(name, "").strip()
+        try:
+            ratio = float(raw) if raw else 1.0
+        except ValueError:
+            raise ConfigurationError(
+                f"{name}: expected a number from 0 to 1, got {raw!r}"
+            ) from None
+        if not 0.0 <= ratio <= 1.0:
+            raise ConfigurationError(f"{name}: expected a number from 0 to 1, got {raw!r}")
+        return cls(
+            sample_ratio=ratio,
+            hide_inputs=_flag(env, HIDE_INPUTS_ENV),
+            hide_outputs=_flag(env, HIDE_OUTPUTS_ENV),
+        )
+
+    @property
+    def hides(self) -> bool:
+        return self.hide_inputs or self.hide_outputs
+
+    def sampler(self) -> Sampler:
+        """Sample new traces at ``sample_ratio``; follow the parent's decision otherwise."""
+        return ParentBased(TraceIdRatioBased(self.sample_ratio))
+
+
+def hidden_keys(attributes: Mapping[str, Any] | None, options: TraceOptions) -> list[str]:
+    """The attribute names of ``attributes`` that ``options`` keep from export."""
+    if not attributes or not options.hides:
+        return []
+    names: tuple[str, ...] = ()
+    if options.hide_inputs:
+        names += INPUT_KEYS
+    if options.hide_outputs:
+        names += OUTPUT_KEYS
+    return [key for key in attributes if _matches(key, names)]
+
+
+class InheritTaskAttributes(SpanProcessor):
+    """Stamps each span started inside a Byway task with the task's ``session.id`` and
+    ``user.id``; Byway's own spans also get ``task_attributes`` / ``call_attributes``
+    (a back end's span kind, for instance)."""
+
+    def __init__(
+        self,
+        task_attributes: Mapping[str, str] | None = None,
+        call_attributes: Mapping[str, str] | None = None,
+    ) -> None:
+        self.task_attributes = dict(task_attributes or {})
+        self.call_attributes = dict(call_attributes or {})
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        scope = span.instrumentation_scope
+        if scope is not None and scope.name == "byway":
+            if not span.name.startswith("byway.call"):
+                span.set_attributes(self.task_attributes)
+                return  # a task span is stamped by byway.tracing itself
+            span.set_attributes(self.call_attributes)
+        # instrumentations often pass a context of their own making (their parent span
+        # only): the task's attributes are then in the current one
+        shared = tracing.inherited(parent_context) or tracing.inherited()
+        if shared:
+            span.set_attributes(shared)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        pass
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+class RedactingExporter(SpanExporter):
+    """Hands ``exporter`` copies of the spans without the attributes ``options`` hide."""
+
+    def __init__(self, exporter: SpanExporter, options: TraceOptions) -> None:
+        self.exporter = exporter
+        self.options = options
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        if not self.options.hides:
+            return self.exporter.export(spans)
+        return self.exporter.export([self._redacted(s) for s in spans])
+
+    def _redacted(self, span: ReadableSpan) -> ReadableSpan:
+        """The span without hidden attributes, in itself and its events (an exception's
+        message), and, when inputs are hidden, without its status description."""
+        hidden = hidden_keys(span.attributes, self.options)
+        events = [
+            Event(
+                e.name,
+                {k: v for k, v in (e.attributes or {}).items() if k not in drop},
+                e.timestamp,
+            )
+            if (drop := hidden_keys(e.attributes, self.options))
+            else e
+            for e in span.events
+        ]
+        status = span.status
+        if self.options.hide_inputs and status.description:
+            status = Status(status.status_code)
+        if (
+            not hidden
+            and status is span.status
+            and all(a is b for a, b in zip(events, span.events, strict=True))
+        ):
+            return span
+        return ReadableSpan(
+            name=span.name,
+            context=span.context,
+            parent=span.parent,
+            resource=span.resource,
+            attributes={k: v for k, v in (span.attributes or {}).items() if k not in hidden},
+            events=events,
+            links=span.links,
+            kind=span.kind,
+            status=status,
+            start_time=span.start_time,
+            end_time=span.end_time,
+            instrumentation_scope=span.instrumentation_scope,
+        )
+
+    def shutdown(self) -> None:
+        self.exporter.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.exporter.force_flush(timeout_millis)
+
+
+class _DemoteForeignDetach(logging.Filter):
+    """OpenTelemetry logs an ERROR with a traceback when a span's context is detached in
+    another context than it was attached in: an instrumented async generator that its
+    framework finalizes from another task (OpenInference's ADK agent spans, when an
+    invocation pauses at a long-running call). The span still ends and exports whole, so
+    that case is logged at DEBUG instead; every other detach failure stays an ERROR."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, ValueError) and "created in a different Context" in str(exc):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+        return True
+
+
+_demote = _DemoteForeignDetach()
+
+
+def imported(module: str) -> bool:
+    """Whether the worker's code already imported ``module`` (a framework to instrument:
+    importing one the worker does not use would only slow its start)."""
+    return module in sys.modules
+
+
+class TracePlugin(Plugin):
+    """Base of trace-provider plugins; see the module docstring."""
+
+    #: attributes for Byway's task and call spans in the back end's terms
+    task_attributes: ClassVar[Mapping[str, str]] = {"openinference.span.kind": "AGENT"}
+    call_attributes: ClassVar[Mapping[str, str]] = {"openinference.span.kind": "CHAIN"}
+    #: seconds a shutdown waits for the last spans to leave
+    flush_seconds: ClassVar[float] = 4.0
+
+    def __init__(self, options: TraceOptions | None = None) -> None:
+        self.options = options or TraceOptions.from_env()
+        self.provider: TracerProvider | None = None
+
+    def resource_attributes(self) -> dict[str, str]:
+        """Resource attributes of a provider this plugin builds."""
+        return {"service.name": os.environ.get("OTEL_SERVICE_NAME") or "byway-worker"}
+
+    def processors(self, provider: TracerProvider) -> Iterable[SpanProcessor]:
+        """The processors that send spans to this back end."""
+        return ()
+
+    def instrument(self, provider: TracerProvider) -> None:
+        """Instrument the frameworks the worker uses (once per process)."""
+
+    async def setup(self, ctx: PluginBuildContext) -> None:
+        if self.provider is not None:  # a reload: the provider and exporters stay
+            ctx.set_tracer_provider(self.provider)
+            return
+        provider = ctx.tracer_provider
+        if isinstance(provider, TracerProvider):
+            log.info("%s joins the tracer provider already installed", self.manifest.id)
+        else:
+            provider = TracerProvider(
+                sampler=self.options.sampler(),
+                resource=Resource.create(self.resource_attributes()),
+            )
+        provider.add_span_processor(
+            InheritTaskAttributes(self.task_attributes, self.call_attributes)
+        )
+        for processor in self.processors(provider):
+            provider.add_span_processor(processor)
+        self.instrument(provider)
+        context_log = logging.getLogger("opentelemetry.context")
+        if _demote not in context_log.filters:
+            context_log.addFilter(_demote)
+        self.provider = provider
+        ctx.set_tracer_provider(provider)
+        log.info(
+            "%s tracing on (sample ratio %s%s)",
+            self.manifest.id,
+            self.options.sample_ratio,
+            ", inputs/outputs hidden" if self.options.hides else "",
+        )
+
+    async def on_worker_shutdown(self, info: Any) -> None:
+        provider = self.provider
+        if provider is not None:
+            flush: Callable[[int], bool] = provider.force_flush
+            await asyncio.to_thread(flush, int(self.flush_seconds * 1000))

@@ -1,0 +1,163 @@
+"""byway-trace-phoenix against a real Phoenix server (SQLite storage) on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from byway import GatewayClient, RedisSettings
+from tests.conftest import stop_process
+from tests.tracing.tree import run_tree
+
+pytestmark = [pytest.mark.redis, pytest.mark.timeout(240)]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def phoenix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Phoenix server of its own (working dir, SQLite database, ports); its URL."""
+    work = tmp_path_factory.mktemp("phoenix")
+    port, grpc = _free_port(), _free_port()
+    env = {
+        **os.environ,
+        "PHOENIX_WORKING_DIR": str(work),
+        "PHOENIX_HOST": "127.0.0.1",
+        "PHOENIX_PORT": str(port),
+        "PHOENIX_GRPC_PORT": str(grpc),
+        "PHOENIX_TELEMETRY_ENABLED": "false",
+    }
+    log = (work / "server.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "phoenix.server.main", "serve"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(
+                    "Phoenix did not start: " + Path(work / "server.log").read_text()[-2000:]
+                )
+            time.sleep(0.3)
+        yield url
+    finally:
+        stop_process(proc)
+        log.close()
+
+
+async def _spans(url: str, project: str, want: int) -> list[dict[str, Any]]:
+    """The project's spans once at least ``want`` arrived (ingestion is asynchronous)."""
+    spans: list[dict[str, Any]] = []
+    async with httpx.AsyncClient(base_url=url, timeout=5) as http:
+        for _ in range(60):
+            reply = await http.get(f"/v1/projects/{project}/spans", params={"limit": 1000})
+            if reply.status_code == 200:
+                spans = reply.json()["data"]
+                if len(spans) >= want:
+                    return spans
+            await asyncio.sleep(0.5)
+    return spans
+
+
+def _ancestors(span: dict[str, Any], by_id: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    chain = []
+    parent = span.get("parent_id")
+    while parent and parent in by_id:
+        span = by_id[parent]
+        chain.append(span)
+        parent = span.get("parent_id")
+    return chain
+
+
+async def test_one_trace_holds_the_langgraph_task_and_the_adk_spans_under_it(
+    phoenix: str, client: GatewayClient, settings: RedisSettings
+) -> None:
+    project = f"byway-{uuid.uuid4().hex[:8]}"
+    env = {"PHOENIX_COLLECTOR_ENDPOINT": phoenix, "PHOENIX_PROJECT_NAME": project}
+    session, user = f"trip-{uuid.uuid4().hex[:6]}", "traveller-7"
+    await run_tree(client, settings, env, session, user)
+
+    spans = await _spans(phoenix, project, want=12)
+    names = sorted(s["name"] for s in spans)
+    assert {s["context"]["trace_id"] for s in spans} and len(
+        {s["context"]["trace_id"] for s in spans}
+    ) == 1, f"more than one trace: {names}"
+    by_id = {s["context"]["span_id"]: s for s in spans}
+    if os.environ.get("DUMP"):
+        for s in sorted(spans, key=lambda s: s["start_time"]):
+            depth = len(_ancestors(s, by_id))
+            a = s["attributes"]
+            print(
+                "  " * depth,
+                s["name"],
+                s["span_kind"],
+                a.get("llm.model_name"),
+                a.get("llm.token_count.prompt"),
+                a.get("session.id") == session,
+            )
+    [root] = [s for s in spans if not s.get("parent_id")]
+    assert root["name"] == "byway.task supervisor", names
+    assert root["attributes"]["session.id"] == session
+    assert root["attributes"]["user.id"] == user
+    assert root["attributes"]["input.value"] == "Lisbon"
+    assert root["attributes"]["byway.status"] == "WAITING_AGENT"
+    # the supervisor's run resumed with the specialist's reply, under the same trace
+    [resumed] = [s for s in spans if s["name"] == "byway.resume supervisor"]
+    assert resumed["attributes"]["output.value"].startswith("supervisor: ask_customer answered")
+    assert resumed["attributes"]["byway.status"] == "COMPLETED"
+
+    specialist = [s for s in spans if s["name"] == "byway.task adk-specialist"]
+    assert specialist, names
+    # the specialist's LLM spans (OpenInference ADK) sit under the LangGraph task
+    adk_llm = [
+        s
+        for s in spans
+        if s["span_kind"] == "LLM" and s["attributes"].get("llm.model_name") == "scripted"
+    ]
+    assert adk_llm, f"no ADK LLM span: {names}"
+    for span in adk_llm:
+        up = [a["name"] for a in _ancestors(span, by_id)]
+        assert up[-1] == "byway.task supervisor", up
+        assert any(
+            n.startswith("byway.task adk-specialist") or n.startswith("byway.resume adk-specialist")
+            for n in up
+        ), up
+        assert span["attributes"]["session.id"] == session
+        assert span["attributes"]["user.id"] == user
+    # LangGraph's own LLM span, with its token counts, under the supervisor's task
+    lg_llm = [
+        s
+        for s in spans
+        if s["span_kind"] == "LLM" and s["attributes"].get("llm.model_name") == "scripted-react"
+    ]
+    assert lg_llm, f"no LangGraph LLM span: {names}"
+    for span in lg_llm:
+        assert span["attributes"]["llm.token_count.prompt"] > 0
+        assert span["attributes"]["session.id"] == session
+        assert span["attributes"]["user.id"] == user
+    # every span of the request is in its session
+    assert {s["attributes"].get("session.id") for s in spans} == {session}
