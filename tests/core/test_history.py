@@ -117,3 +117,39 @@ async def test_a_task_that_waits_writes_each_turn_once(
         ("user", "yes"),
         ("assistant", "<no config>"),
     ]
+
+
+async def test_a_history_store_that_hangs_holds_no_task(
+    client: GatewayClient, settings: RedisSettings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Reads and appends of a store other than Redis are bounded: the task runs without
+    its history, its end is written, and the timeout is one warning."""
+    import logging
+
+    from byway import Plugin, PluginBuildContext, PluginManifest
+    from byway.history import HistoryEntry
+
+    class Hanging(InMemoryHistoryStore):
+        async def list(self, session_id: str, limit: int = 50) -> list[HistoryEntry]:
+            await asyncio.Event().wait()
+            return []
+
+        async def append(self, session_id: str, entries: list[HistoryEntry]) -> None:
+            await asyncio.Event().wait()
+
+    class HangingHistory(Plugin):
+        manifest = PluginManifest("hanging-history")
+
+        async def setup(self, ctx: PluginBuildContext) -> None:
+            ctx.set_history_store(Hanging())
+
+    caplog.set_level(logging.DEBUG, logger="byway.worker")
+    async with running(remember, settings, plugins=[HangingHistory()], history_timeout_seconds=0.2):
+        for text in ("a", "b"):
+            sent = await client.send_message("remember", "hang-s", text)
+            final = await client.wait_for_final("hang-s", sent.message_id, timeout=5)
+            assert final.data["status"] == "COMPLETED"
+            assert final.data["reply_data"]["history"] == []
+    slow = [r for r in caplog.records if "took more than" in r.getMessage()]
+    assert len(slow) == 4  # each task's read and write
+    assert [r.levelno for r in slow].count(logging.WARNING) == 1

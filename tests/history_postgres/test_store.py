@@ -181,3 +181,79 @@ async def test_the_execution_log_is_append_only(pg_dsn: str) -> None:
         assert await conn.fetchval("SELECT status FROM byway_transitions") == "QUEUED"
     finally:
         await conn.close()
+
+
+async def test_the_same_record_twice_is_logged_once(pg_dsn: str) -> None:
+    from byway.registry import ExecutionRecord, TimelineEntry
+
+    record = ExecutionRecord(
+        execution_id="e1",
+        message_id="m1",
+        session_id="logged",
+        status="RUNNING",
+        created_at=1_700_000_000_000,
+        timeline=[
+            TimelineEntry(status="QUEUED", timestamp=1_700_000_000_000),
+            TimelineEntry(status="RUNNING", timestamp=1_700_000_000_001),
+        ],
+    )
+    async with PostgresHistoryStore.connect(pg_dsn) as store:
+        await store.record_executions([record])
+        await store.record_executions([record])  # a hand-off: nothing new in it
+        queued = store.stats.buffered + store.stats.written
+        assert queued == 3  # the execution's row and its two transitions, once
+        record.timeline.append(TimelineEntry(status="COMPLETED", timestamp=1_700_000_000_002))
+        await store.record_executions([record])
+        assert store.stats.buffered + store.stats.written == queued + 2  # its row, one new step
+
+
+async def test_turns_appended_twice_are_kept_once(pg_dsn: str) -> None:
+    """A task ended twice (a rerun after a lost lease) appends its turns again; the
+    user's answers to questions (later runs, ``metadata.run``) are new turns."""
+
+    def turns(answer: str, run: int = 0) -> list[HistoryEntry]:
+        meta = {"run": run} if run else {}
+        return [
+            HistoryEntry(role="user", content="q", message_id="m1", metadata=meta),
+            HistoryEntry(
+                role="assistant", content=answer, message_id="m1", status="COMPLETED", metadata=meta
+            ),
+        ]
+
+    async with PostgresHistoryStore.connect(pg_dsn) as store:
+        await store.append("twice", turns("first"))
+        await store.append("twice", turns("second"))  # the rerun: same turns, other words
+        await store.append("twice", turns("after an answer", run=1))
+        await store.append("twice", [HistoryEntry(role="user", content="no id")] * 2)
+        got = [(t.role, t.content) for t in await store.list("twice")]
+    assert got == [
+        ("user", "q"),
+        ("assistant", "first"),
+        ("user", "q"),
+        ("assistant", "after an answer"),
+        ("user", "no id"),
+        ("user", "no id"),
+    ]
+
+
+async def test_a_late_clock_cannot_reorder_a_session(pg_dsn: str) -> None:
+    """A worker whose clock is behind appends a turn stamped before the last one: it
+    still comes after it (its own timestamp is kept)."""
+    async with PostgresHistoryStore.connect(pg_dsn) as store:
+        await store.append("skew", [HistoryEntry(role="user", content="newer", timestamp=2_000)])
+        await store.append("skew", [HistoryEntry(role="user", content="older", timestamp=1_000)])
+        listed = await store.list("skew")
+        page = await store.history("skew", limit=1)
+        rest = await store.history("skew", limit=1, cursor=page.next_cursor)
+    assert [(t.content, t.timestamp) for t in listed] == [("newer", 2_000), ("older", 1_000)]
+    assert [t.content for t in page.entries + rest.entries] == ["older", "newer"]
+
+
+async def test_paged_queries_need_a_limit_of_one_or_more(pg_dsn: str) -> None:
+    async with PostgresHistoryStore.connect(pg_dsn) as store:
+        await store.append("zero", [HistoryEntry(role="user", content="x")])
+        with pytest.raises(ConfigurationError, match="limit: expected a positive"):
+            await store.history("zero", limit=0)
+        with pytest.raises(ConfigurationError, match="limit: expected a positive"):
+            await store.sessions("", limit=0)
+        assert await store.list("zero", limit=0) == []

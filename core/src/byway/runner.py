@@ -21,9 +21,9 @@ import random
 import signal
 import socket
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 import redis.asyncio as aioredis
@@ -87,6 +87,7 @@ log = logging.getLogger("byway.worker")
 _SATURATED_BLOCK_MS = 50
 _json = msgspec.json.Encoder()
 _decode_record = msgspec.json.Decoder(ExecutionRecord).decode
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +116,9 @@ class RunnerConfig:
     plugin_hook_timeout_seconds: float = 5.0
     #: turns of the session's history handed to a root task (extra_payload.history); 0: none
     history_limit: int = 20
+    #: longest a history store other than Redis may take to read a root task's history or
+    #: append its turns; past it the task goes on (no history; its end is written)
+    history_timeout_seconds: float = 3.0
 
     def __post_init__(self) -> None:
         if self.multitask_strategy not in STRATEGIES:
@@ -142,10 +146,27 @@ class RunnerConfig:
             raise WorkerError("consumer_group: expected a non-empty name")
         if self.plugin_hook_timeout_seconds <= 0:
             raise WorkerError("plugin_hook_timeout_seconds: expected a positive number")
+        if self.history_timeout_seconds <= 0:
+            raise WorkerError("history_timeout_seconds: expected a positive number")
         if not isinstance(self.history_limit, int) or self.history_limit < 0:
             raise WorkerError(
                 f"history_limit: expected an integer >= 0, got {self.history_limit!r}"
             )
+
+
+def _user_answers(record: dict[str, Any]) -> int:
+    """How many times the user answered this execution's questions so far (RESUMED by the
+    user in its timeline): the run a root task's turns belong to."""
+    timeline = record.get("timeline")
+    if not isinstance(timeline, list):
+        return 0
+    return sum(
+        1
+        for step in timeline
+        if isinstance(step, dict)
+        and step.get("status") == "RESUMED"
+        and (step.get("detail") or {}).get("by") == "user"
+    )
 
 
 def _resumed_by_user(record: dict[str, Any]) -> bool:
@@ -306,6 +327,8 @@ class WorkerRunner:
         )
         #: the history store's execution log, if it keeps one (None: no work at all)
         self.execution_log: ExecutionLog | None = None
+        #: a history call timed out and was logged (at WARNING once, until one succeeds)
+        self._history_slow = False
         #: agent configs the plugins registered, and their snapshot version
         self.agent_configs: dict[str, AgentConfig] = {}
         self.config_version = ""
@@ -1029,11 +1052,11 @@ class WorkerRunner:
             and _is_root_ask(command)
             and isinstance(command, AskAgentCommand)
         ):
-            try:
-                turns = await self.history.list(ctx.session_id, self.config.history_limit)
+            turns = await self._bounded_history(
+                "read", ctx.session_id, self.history.list(ctx.session_id, self.config.history_limit)
+            )
+            if turns is not None:
                 command.extra_payload["history"] = [msgspec.to_builtins(t) for t in turns]
-            except Exception as exc:
-                log.warning("history of %s unavailable: %s", ctx.session_id, exc)
         if self.plugins.has("on_task_start"):
             await self.plugins.fire("on_task_start", ctx)
         if (
@@ -1125,8 +1148,12 @@ class WorkerRunner:
         """The turns one run of a root task adds to its session's history: what the user
         said that started this run (the message, or an answer to the task's question) and
         what the agent said back (its answer, or its question). Each is written once: a
-        run that suspends writes its part, the run that ends writes the rest."""
+        run that suspends writes its part, the run that ends writes the rest. A run after
+        the user's n-th answer marks its turns ``metadata={"run": n}``, so a store can tell
+        a turn written again (a task ended twice) from a new one."""
         command, now = ctx.command, now_ms()
+        run = _user_answers(ctx.record)
+        metadata: dict[str, Any] = {"run": run} if run else {}
         turns = []
         if isinstance(command, AskAgentCommand) or _resumed_by_user(ctx.record):
             turns.append(
@@ -1136,6 +1163,7 @@ class WorkerRunner:
                     message_id=ctx.message_id,
                     agent_type=ctx.current_agent_id,
                     timestamp=now,
+                    metadata=metadata,
                 )
             )
         if result is not None:
@@ -1147,6 +1175,7 @@ class WorkerRunner:
                     agent_type=ctx.current_agent_id,
                     status=str(result.status).upper(),
                     timestamp=now,
+                    metadata=metadata,
                 )
             )
         elif question:
@@ -1158,6 +1187,7 @@ class WorkerRunner:
                     agent_type=ctx.current_agent_id,
                     status=AgentState.WAITING_USER,
                     timestamp=now,
+                    metadata=metadata,
                 )
             )
         return turns
@@ -1255,8 +1285,9 @@ class WorkerRunner:
                     turns = []
             await _scripts.execute(self.redis, pipe, raise_on_error=True)
         if turns:
-            with contextlib.suppress(Exception):
-                await self.history.append(ctx.session_id, turns)
+            await self._bounded_history(
+                "write", ctx.session_id, self.history.append(ctx.session_id, turns)
+            )
         if verdict == 1 and self.execution_log is not None:
             await self._log_execution(ctx)
 
@@ -1396,10 +1427,10 @@ class WorkerRunner:
             )
         if ctx.is_root and not isinstance(self.history, RedisHistoryStore):
             # before the end: the session's next message starts once the end is written
-            try:
-                await self.history.append(ctx.session_id, self._history_turns(ctx, final))
-            except Exception as exc:
-                log.warning("history of %s not written: %s", ctx.session_id, exc)
+            turns = self._history_turns(ctx, final)
+            await self._bounded_history(
+                "write", ctx.session_id, self.history.append(ctx.session_id, turns)
+            )
         self._ending.append(write)
         if self._flushing:
             await write.done  # the task writing now takes this end in its next round
@@ -1407,6 +1438,31 @@ class WorkerRunner:
             await self._flush_ends()  # write now; ends that arrive meanwhile join the next round
         if self.execution_log is not None:
             await self._log_execution(ctx)
+
+    async def _bounded_history(self, what: str, session_id: str, call: Awaitable[_T]) -> _T | None:
+        """Await a call of a history store other than Redis for at most
+        ``history_timeout_seconds``; None when it failed or timed out (never raises: the
+        task goes on). A timeout is logged at WARNING once, until a call succeeds again."""
+        timeout = self.config.history_timeout_seconds
+        try:
+            result = await asyncio.wait_for(call, timeout)
+        except TimeoutError:
+            level = logging.DEBUG if self._history_slow else logging.WARNING
+            self._history_slow = True
+            log.log(
+                level,
+                "history %s of %s took more than %.1fs; the task goes on without it "
+                "(further timeouts at DEBUG until the store answers in time)",
+                what,
+                session_id,
+                timeout,
+            )
+            return None
+        except Exception as exc:
+            log.warning("history %s of %s failed: %s", what, session_id, exc)
+            return None
+        self._history_slow = False
+        return result
 
     async def _log_execution(self, ctx: AgentContext) -> None:
         """Hand the execution's record as Redis has it now (its whole timeline) to the

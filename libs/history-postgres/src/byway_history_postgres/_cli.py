@@ -1,6 +1,8 @@
 """``byway history SESSION`` and ``byway history --user U``: read what the plugin wrote.
 
-The core's command line parses the arguments and calls :func:`history_command`.
+The core's command line parses the arguments and calls :func:`history_command`. It only
+reads: it never creates or migrates the tables, and a database it cannot reach, or one
+without them, is one ``error:`` line and exit code 1.
 """
 
 from __future__ import annotations
@@ -13,11 +15,12 @@ import sys
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+import asyncpg
 import msgspec
 
 from byway_history_postgres._plugin import DSN_ENV, PostgresHistorySettings
 from byway_history_postgres._store import PostgresHistoryStore
-from byway_history_postgres._types import ExecutionNode
+from byway_history_postgres._types import ExecutionNode, HistoryUnavailableError
 
 __all__ = ["history_command"]
 
@@ -30,8 +33,12 @@ def _text(content: Any) -> str:
     return content if isinstance(content, str) else json.dumps(content, ensure_ascii=False)
 
 
+NO_TABLES = "no Byway history tables in this database (run a worker with the plugin first)"
+
+
 def history_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
-    """Run ``byway history``; returns the exit code (2: bad arguments or no DSN)."""
+    """Run ``byway history``; returns the exit code (2: bad arguments or no DSN; 1:
+    PostgreSQL unreachable, refusing, or without the tables)."""
     dsn = args.dsn or os.environ.get(DSN_ENV, "")
     if not dsn:
         print(f"error: pass --dsn or set {DSN_ENV}", file=sys.stderr)
@@ -39,13 +46,25 @@ def history_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
     if bool(args.session) == bool(args.user):
         print("error: give a SESSION or --user U (one of them)", file=sys.stderr)
         return 2
-    return asyncio.run(_run(args, PostgresHistorySettings(dsn=dsn), out or sys.stdout))
+    if not isinstance(args.limit, int) or args.limit < 1:
+        print(f"error: --limit: expected a positive integer, got {args.limit!r}", file=sys.stderr)
+        return 2
+    try:
+        return asyncio.run(_run(args, PostgresHistorySettings(dsn=dsn), out or sys.stdout))
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
+        print(f"error: PostgreSQL: {exc or type(exc).__name__}", file=sys.stderr)
+    except HistoryUnavailableError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+    return 1
 
 
 async def _run(args: argparse.Namespace, settings: PostgresHistorySettings, out: TextIO) -> int:
     store = PostgresHistoryStore(await settings.resolve_dsn())
-    await store.open()
+    await store.open(migrate=False)
     try:
+        if not await store.schema_version():
+            print(f"error: {NO_TABLES}", file=sys.stderr)
+            return 1
         if args.user:
             await _sessions(store, args, out)
         else:

@@ -4,6 +4,11 @@ A batch is one transaction. Its sessions are upserted first, in session-id order
 executions and transitions in id order, so two workers flushing at once lock rows in the
 same order and never deadlock. A delete splits the batch: what was queued before it is
 written before it, what came after it, after.
+
+Holding its session's row, a turn is placed after the session's last turn whatever its
+timestamp says (``created_at`` is the later of the two, by a microsecond at least), so
+the clocks of the workers' hosts cannot reorder a session; and a turn already written
+(the same session, message, role, status and run: a task ended twice) is skipped.
 """
 
 from __future__ import annotations
@@ -83,6 +88,16 @@ MESSAGES = "messages"
 _EXECUTIONS, _DELETE = "executions", "delete"
 
 
+def _once_key(entry: HistoryEntry) -> str | None:
+    """What makes a turn the same turn written again (None: a turn without a message id,
+    never deduplicated). ``metadata["run"]`` tells apart the runs of one message that
+    follow the user's answers (the worker sets it)."""
+    if not entry.message_id:
+        return None
+    run = entry.metadata.get("run", 0) if isinstance(entry.metadata, dict) else 0
+    return _jsonb([entry.message_id, entry.role, entry.status, run])
+
+
 def message_op(session_id: str, entries: list[HistoryEntry], now_ms: int) -> Op:
     """The turns of one append; a turn without a timestamp is ordered by ``now_ms``."""
     rows = []
@@ -99,9 +114,10 @@ def message_op(session_id: str, entries: list[HistoryEntry], now_ms: int) -> Op:
                 _jsonb(entry.metadata),
                 entry.timestamp,
                 at,
+                _once_key(entry),
             )
         )
-    times = [r[-1] for r in rows] or [to_time(now_ms)]
+    times = [r[8] for r in rows] or [to_time(now_ms)]
     session = _Session("", {e.agent_type for e in entries if e.agent_type}, min(times), max(times))
     return Op(MESSAGES, _Rows(session_id, session, messages=rows), len(rows))
 
@@ -161,10 +177,14 @@ ON CONFLICT (session_id) DO UPDATE SET
     created_at = least(s.created_at, excluded.created_at),
     updated_at = greatest(s.updated_at, excluded.updated_at)
 """
+# the session's row is locked (upserted above in this transaction): max() is the last turn
 _INSERT_MESSAGE = """
-INSERT INTO byway_messages
-    (session_id, role, content, message_id, agent_type, status, metadata, timestamp_ms, created_at)
-VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7::jsonb, $8, $9)
+INSERT INTO byway_messages (session_id, role, content, message_id, agent_type, status,
+    metadata, timestamp_ms, created_at, once_key)
+SELECT $1, $2, $3::jsonb, $4, $5, $6, $7::jsonb, $8, greatest($9::timestamptz,
+    (SELECT max(created_at) + interval '1 microsecond' FROM byway_messages
+     WHERE session_id = $1)), $10
+ON CONFLICT DO NOTHING
 """
 _UPSERT_EXECUTION = """
 INSERT INTO byway_executions AS e (execution_id, session_id, message_id, parent_message_id,

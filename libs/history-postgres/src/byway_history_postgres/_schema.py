@@ -88,6 +88,13 @@ MIGRATIONS: list[str] = [
     CREATE TRIGGER byway_transitions_append_only BEFORE UPDATE OR DELETE ON byway_transitions
         FOR EACH ROW EXECUTE FUNCTION byway_transitions_append_only();
     """,
+    # 2: each turn once. A task ended twice (a rerun after a lost lease) appends its turns
+    # again; once_key (message id, role, status, run) tells a repeat from a new turn. Turns
+    # without a message id, and rows written before this version, have none (NULLs differ)
+    """
+    ALTER TABLE byway_messages ADD COLUMN once_key text;
+    CREATE UNIQUE INDEX byway_messages_once ON byway_messages (session_id, once_key);
+    """,
 ]
 
 

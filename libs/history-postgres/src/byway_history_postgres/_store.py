@@ -33,7 +33,7 @@ from byway_history_postgres._types import (
     SessionPage,
     Transition,
 )
-from byway_history_postgres._writer import Writer
+from byway_history_postgres._writer import Writer, outage
 
 __all__ = ["PostgresHistoryStore"]
 
@@ -41,6 +41,12 @@ log = logging.getLogger("byway.history_postgres")
 
 #: executions whose logged timeline length the store remembers (to send only what is new)
 _SEEN_EXECUTIONS = 50_000
+#: longest ``append`` waits for its turns to be committed (they stay queued after)
+_APPEND_WAIT = 0.5
+#: longest the worker's read (``list``) waits for a connection, then for its rows
+_READ_TIMEOUT = 1.0
+#: longest ``close`` gives the pool to close once the buffer is drained (or given up)
+_POOL_CLOSE = 0.5
 
 
 def _check_session(session_id: Any) -> None:
@@ -48,9 +54,10 @@ def _check_session(session_id: Any) -> None:
         raise ConfigurationError(f"session_id: expected a non-empty string, got {session_id!r}")
 
 
-def _check_limit(limit: Any) -> None:
-    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
-        raise ConfigurationError(f"limit: expected a non-negative integer, got {limit!r}")
+def _check_limit(limit: Any, minimum: int = 0) -> None:
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit < minimum:
+        expected = "a positive" if minimum else "a non-negative"
+        raise ConfigurationError(f"limit: expected {expected} integer, got {limit!r}")
 
 
 def _cursor(at: datetime, key: int | str) -> str:
@@ -150,10 +157,11 @@ class PostgresHistoryStore:
         """What the write-behind buffer did (written, buffered, dropped, outages...)."""
         return self._writer.stats
 
-    async def open(self) -> None:
-        """Create the pool and bring the schema up to date. PostgreSQL being unreachable
-        is not an error here (the schema is set up before the first write); a refused
-        login or a database that does not exist is."""
+    async def open(self, *, migrate: bool = True) -> None:
+        """Create the pool and (``migrate``) bring the schema up to date. PostgreSQL being
+        unreachable (or out of connections) is not an error here: the schema is set up
+        before the first write; a refused login or a database that does not exist is.
+        ``migrate=False`` (a reader, such as ``byway history``) leaves the schema alone."""
         if self._pool is None:
             self._pool = await asyncpg.create_pool(
                 self.dsn,
@@ -162,10 +170,23 @@ class PostgresHistoryStore:
                 timeout=self.timeout,
                 command_timeout=self.timeout,
             )
+        if not migrate:
+            return
         try:
             await self.setup()
-        except (OSError, TimeoutError, asyncpg.CannotConnectNowError) as exc:
-            log.warning("history: PostgreSQL unreachable at start (%s); writes are buffered", exc)
+        except Exception as exc:
+            if not outage(exc):
+                raise
+            log.warning(
+                "history: PostgreSQL unreachable at start (%s: %s); writes are buffered",
+                type(exc).__name__,
+                exc,
+            )
+
+    async def schema_version(self) -> int:
+        """The version of the schema in the database (0: no Byway history tables)."""
+        async with self._reading() as conn:
+            return await _schema.schema_version(conn)
 
     async def setup(self) -> int:
         """Apply the migrations the database lacks (idempotent); returns the version."""
@@ -174,31 +195,35 @@ class PostgresHistoryStore:
         self._schema_ready = True
         return version
 
-    async def close(self, timeout: float = 5.0) -> None:
-        """Write what is buffered (up to ``timeout`` seconds), then close the pool."""
+    async def close(self, timeout: float = 3.0) -> None:
+        """Write what is buffered (up to ``timeout`` seconds), then close the pool (up to
+        half a second more, then its connections are cut): at most ``timeout + 0.5`` s."""
         await self._writer.close(timeout)
         if self._pool is not None:
             pool, self._pool = self._pool, None
             try:
-                await asyncio.wait_for(pool.close(), timeout)
-            except (TimeoutError, OSError, asyncpg.PostgresError):
+                await asyncio.wait_for(pool.close(), _POOL_CLOSE)
+            except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
                 pool.terminate()
         s = self.stats
+        if not (s.written or s.dropped or s.rejected or s.failed or s.abandoned or s.outages):
+            return  # a reader (byway history): nothing to report
         log.info(
             "history: %d row(s) written in %d transaction(s); %d outage(s), %d dropped, "
-            "%d rejected, %d abandoned",
+            "%d rejected, %d failed, %d abandoned",
             s.written,
             s.flushes,
             s.outages,
             s.dropped,
             s.rejected,
+            s.failed,
             s.abandoned,
         )
 
-    def _pool_acquire(self) -> Any:
+    def _pool_acquire(self, timeout: float | None = None) -> Any:
         if self._pool is None:
             raise HistoryUnavailableError("history store is not open (call open() first)")
-        return self._pool.acquire()
+        return self._pool.acquire(timeout=timeout)
 
     async def _flush(self, ops: list[Any]) -> None:
         async with self._pool_acquire() as conn:
@@ -210,23 +235,27 @@ class PostgresHistoryStore:
     # -- HistoryStore ----------------------------------------------------------------------
 
     async def append(self, session_id: str, entries: list[HistoryEntry]) -> None:
-        """Add turns; returns once they are written (or buffered, while PostgreSQL is down)."""
+        """Add turns. Returns once they are committed when that is quick (PostgreSQL up,
+        little queued ahead, at most half a second), else once they are queued: the queue
+        keeps the order, and the worker's read does not answer from a database still
+        writing a backlog."""
         _check_session(session_id)
         if not isinstance(entries, list) or not all(isinstance(e, HistoryEntry) for e in entries):
             raise ConfigurationError("entries: expected a list of HistoryEntry")
         if not entries:
             return
-        done = self._writer.put(_ops.message_op(session_id, entries, now_ms()), wait=True)
-        if done is not None:
-            await asyncio.shield(done)
+        await self._put_and_wait(_ops.message_op(session_id, entries, now_ms()))
 
     async def delete(self, session_id: str) -> None:
-        """Forget the session's turns and its session row (after what was queued before).
-        The execution log is append-only and keeps its transitions."""
+        """Forget the session's turns and its session row (after what was queued before;
+        waits like ``append``). The execution log is append-only and keeps its transitions."""
         _check_session(session_id)
-        done = self._writer.put(_ops.delete_op(session_id), wait=True)
-        if done is not None:
-            await asyncio.shield(done)
+        await self._put_and_wait(_ops.delete_op(session_id))
+
+    async def _put_and_wait(self, op: Any) -> None:
+        if self._writer.put(op, wait=True) and op.done is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(op.done), _APPEND_WAIT)
 
     # -- ExecutionLog ----------------------------------------------------------------------
 
@@ -237,7 +266,7 @@ class PostgresHistoryStore:
             seen = self._seen.get(record.execution_id, 0)
             if steps <= seen or not record.session_id:
                 continue
-            if self._writer.put(_ops.execution_op(record, seen)) is not None:
+            if self._writer.put(_ops.execution_op(record, seen)):
                 self._seen[record.execution_id] = steps
                 self._seen.move_to_end(record.execution_id)
                 if len(self._seen) > _SEEN_EXECUTIONS:
@@ -245,16 +274,28 @@ class PostgresHistoryStore:
 
     # -- queries ---------------------------------------------------------------------------
 
-    async def _fetch(self, query: str, *args: Any) -> list[Any]:
+    @contextlib.asynccontextmanager
+    async def _reading(self, timeout: float | None = None) -> AsyncIterator[Any]:
+        """A connection for a read (waiting ``timeout`` at most, default the store's);
+        an outage while reading raises HistoryUnavailableError."""
         try:
-            async with self._pool_acquire() as conn:
-                rows: list[Any] = await conn.fetch(query, *args)
-                return rows
-        except (OSError, TimeoutError, asyncpg.PostgresConnectionError,
-                asyncpg.CannotConnectNowError, asyncpg.InterfaceError) as exc:  # fmt: skip
+            async with self._pool_acquire(timeout) as conn:
+                yield conn
+        except HistoryUnavailableError:
+            raise
+        except Exception as exc:
+            if not outage(exc):
+                raise
             raise HistoryUnavailableError(
                 f"history: PostgreSQL unreachable ({type(exc).__name__}: {exc})"
             ) from exc
+
+    async def _fetch(self, query: str, *args: Any, timeout: float | None = None) -> list[Any]:
+        """Rows of ``query``; ``timeout`` bounds the wait for a connection and then for the
+        rows (default: the store's ``timeout``)."""
+        async with self._reading(timeout) as conn:
+            rows: list[Any] = await conn.fetch(query, *args, timeout=timeout)
+            return rows
 
     async def history(
         self,
@@ -267,7 +308,7 @@ class PostgresHistoryStore:
         """One page of the session's turns, newest or oldest first; ``cursor`` is the
         ``next_cursor`` of the page before."""
         _check_session(session_id)
-        _check_limit(limit)
+        _check_limit(limit, minimum=1)
         order, compare = ("DESC", "<") if newest_first else ("ASC", ">")
         args: list[Any] = [session_id, limit + 1]
         after = ""
@@ -292,7 +333,7 @@ class PostgresHistoryStore:
         """One page of the user's sessions, most recently active first."""
         if not isinstance(user_code, str):
             raise ConfigurationError(f"user_code: expected a string, got {user_code!r}")
-        _check_limit(limit)
+        _check_limit(limit, minimum=1)
         args: list[Any] = [user_code, limit + 1]
         after = ""
         if cursor is not None:
@@ -380,12 +421,17 @@ class PostgresHistoryStore:
 
     # last in the class: below it, `list` would name this method
     async def list(self, session_id: str, limit: int = 50) -> list[HistoryEntry]:
-        """The newest ``limit`` turns of the session, oldest first. While PostgreSQL is down
-        it answers no turns (counted in ``stats.unread``) rather than fail the task that
-        asked; the other queries raise :class:`HistoryUnavailableError`."""
+        """The newest ``limit`` turns of the session, oldest first: the worker's read, on
+        the task's path, so it never waits long. It answers no turns (counted in
+        ``stats.unread``) at once while the writer is retrying through an outage or
+        draining what queued during one, and after a second without a connection or
+        rows; the other queries raise :class:`HistoryUnavailableError`."""
         _check_session(session_id)
         _check_limit(limit)
         if limit == 0:
+            return []
+        if self._writer.behind:
+            self.stats.unread += 1
             return []
         try:
             rows = await self._fetch(
@@ -393,10 +439,12 @@ class PostgresHistoryStore:
                 " ORDER BY created_at DESC, id DESC LIMIT $2",
                 session_id,
                 limit,
+                timeout=_READ_TIMEOUT,
             )
         except HistoryUnavailableError as exc:
-            # the worker's read, on the task's path: the task goes on without history
+            # the task goes on without history
             self._writer.went_down(exc)
             self.stats.unread += 1
             return []
+        self._writer.came_back()  # after a failed read with nothing queued: it answers again
         return [_entry(r) for r in reversed(rows)]

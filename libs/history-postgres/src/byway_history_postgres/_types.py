@@ -108,6 +108,9 @@ class HistoryStats:
     dropped: int = 0
     #: rows PostgreSQL refused as invalid (lost; each is logged)
     rejected: int = 0
+    #: rows PostgreSQL kept refusing for another reason (permission denied, a missing
+    #: table...), dropped after a few tries so the rows behind them go through (lost)
+    failed: int = 0
     #: rows still buffered when the store closed (lost)
     abandoned: int = 0
     #: times PostgreSQL became unreachable
@@ -116,5 +119,6 @@ class HistoryStats:
     retries: int = 0
     #: transactions written
     flushes: int = 0
-    #: list() calls (the worker's history read) answered with no turns: PostgreSQL was down
+    #: list() calls (the worker's history read) answered with no turns: PostgreSQL was
+    #: down, slow to answer, or still writing what queued during an outage
     unread: int = 0

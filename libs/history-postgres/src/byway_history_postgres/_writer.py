@@ -1,16 +1,23 @@
 """The write-behind buffer: every write goes through it, in order, and survives outages.
 
 One task writes what is queued, oldest first, up to ``batch_rows`` rows per transaction.
-While PostgreSQL answers, a caller that asks to wait is released once its rows are
-committed. When a flush fails for any reason other than invalid data, PostgreSQL counts as
-down: one warning, waiting callers are released at once (their rows stay queued), new
-writes queue without waiting, and the flush is retried with backoff (0.1 s doubling to
-5 s) until it goes through (one info line then). Nothing queued is lost unless the queue
-would pass ``max_rows`` (new writes are dropped and counted, one error line per outage)
-or the process stops while PostgreSQL is still down (counted as abandoned). A write that
-PostgreSQL refuses as invalid (SQLSTATE classes 22 and 23: a NUL character in a JSON
-string, say) is retried alone and, refused again, dropped with a warning: one bad row
-never holds up the rows behind it.
+While PostgreSQL answers, a caller that asks to wait (with little queued ahead of it) is
+released once its rows are committed. Failures fall in three kinds:
+
+- connection-level (:func:`outage`: the network, a timeout, a server shutting down or out
+  of connections): PostgreSQL counts as down. One warning, waiting callers are released at
+  once (their rows stay queued), new writes queue without waiting, and the flush is
+  retried with backoff (0.1 s doubling to 5 s) until it goes through (one info line then).
+  Nothing queued is lost unless the queue would pass ``max_rows`` (new writes are dropped
+  and counted, one error line per outage) or the process stops while PostgreSQL is still
+  down (counted as abandoned);
+- invalid data (SQLSTATE classes 22 and 23: a NUL character in a JSON string, say): each
+  write of the batch is retried alone and one refused again is dropped with a warning
+  (``rejected``): one bad row never holds up the rows behind it;
+- anything else PostgreSQL refuses (permission denied, a missing table...): the batch is
+  tried ``_MAX_ATTEMPTS`` times with the same backoff, then each of its writes alone, and
+  those still refused are dropped (``failed``), so such an error never blocks the queue.
+  One error line per kind of error (its SQLSTATE) for the store's life.
 """
 
 from __future__ import annotations
@@ -24,13 +31,33 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from byway_history_postgres._types import HistoryStats
+import asyncpg
 
-__all__ = ["Op", "Writer"]
+from byway_history_postgres._types import HistoryStats, HistoryUnavailableError
+
+__all__ = ["Op", "Writer", "outage"]
 
 log = logging.getLogger("byway.history_postgres")
 
 _MIN_DELAY, _MAX_DELAY = 0.1, 5.0
+#: tries of a batch PostgreSQL refuses with an error that is neither an outage nor invalid
+#: data, before its writes are tried alone and those still refused dropped
+_MAX_ATTEMPTS = 3
+#: a caller asking to wait waits only with at most this many rows queued ahead of it
+WAIT_AHEAD_ROWS = 1_000
+
+#: errors that mean PostgreSQL cannot be reached now (not that it refuses this data)
+_OUTAGES: tuple[type[BaseException], ...] = (
+    OSError,  # includes ConnectionError
+    TimeoutError,  # asyncio's too: a connect, acquire or command timeout
+    HistoryUnavailableError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,  # SQLSTATE class 08: ConnectionDoesNotExistError...
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.TooManyConnectionsError,
+)
 
 
 @dataclass(slots=True)
@@ -42,6 +69,16 @@ class Op:
     rows: Any
     size: int
     done: asyncio.Future[None] | None = None
+
+
+def outage(exc: BaseException) -> bool:
+    """The error is connection-level: PostgreSQL is unreachable, not refusing the data."""
+    return isinstance(exc, _OUTAGES)
+
+
+def _kind(exc: BaseException) -> str:
+    state = getattr(exc, "sqlstate", None)
+    return f"{type(exc).__name__} {state}" if state else type(exc).__name__
 
 
 def _invalid_data(exc: BaseException) -> bool:
@@ -72,17 +109,29 @@ class Writer:
         #: monotonic time PostgreSQL went down (None: it answers)
         self.down_since: float | None = None
         self._full_logged = False
+        #: back after an outage, with rows from it still queued
+        self._draining = False
+        #: the kinds of refusal (not outages) already logged
+        self._refusals_logged: set[str] = set()
 
     @property
     def down(self) -> bool:
         return self.down_since is not None
 
-    def put(self, op: Op, *, wait: bool = False) -> asyncio.Future[None] | None:
-        """Queue ``op``; with ``wait`` (and PostgreSQL up) a future done once it is written
-        or once PostgreSQL turns out to be down. Never raises, never blocks."""
+    @property
+    def behind(self) -> bool:
+        """Retrying through an outage with writes queued, or draining what queued during
+        one: a read now would wait on PostgreSQL or miss what is queued."""
+        return (self.down and bool(self._queue)) or self._draining
+
+    def put(self, op: Op, *, wait: bool = False) -> bool:
+        """Queue ``op``; whether it was (False: dropped, the buffer being full or the
+        writer closed). With ``wait``, PostgreSQL up and at most :data:`WAIT_AHEAD_ROWS`
+        rows queued ahead, ``op.done`` is a future done once the op is written or once the
+        write fails. Never raises, never blocks."""
         if self._closing:
             self.stats.abandoned += op.size
-            return None
+            return False
         if self.stats.buffered + op.size > self.max_rows:
             self.stats.dropped += op.size
             if not self._full_logged:
@@ -91,8 +140,8 @@ class Writer:
                     "history buffer full (%d rows): dropping new writes until PostgreSQL is back",
                     self.max_rows,
                 )
-            return None
-        if wait and not self.down:
+            return False
+        if wait and not self.down and self.stats.buffered <= WAIT_AHEAD_ROWS:
             op.done = asyncio.get_running_loop().create_future()
         self._queue.append(op)
         self.stats.buffered += op.size
@@ -100,7 +149,7 @@ class Writer:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="byway-history-writer")
         self._wake.set()
-        return op.done
+        return True
 
     async def close(self, timeout: float) -> None:
         """Write what is queued (for up to ``timeout`` seconds), then stop."""
@@ -134,6 +183,25 @@ class Writer:
             rows += op.size
         return batch
 
+    def _refused(self, op: Op, exc: BaseException) -> None:
+        """Drop the op at the head of the queue: PostgreSQL kept refusing it."""
+        kind = _kind(exc)
+        if kind not in self._refusals_logged:
+            self._refusals_logged.add(kind)
+            log.error(
+                "history: PostgreSQL refused %s rows %d times (%s: %s); dropping them "
+                "(stats.failed counts these; no further line for this error)",
+                op.kind,
+                _MAX_ATTEMPTS,
+                kind,
+                exc,
+            )
+        self._queue.popleft()
+        self.stats.buffered -= op.size
+        self.stats.failed += op.size
+        if op.done is not None and not op.done.done():
+            op.done.set_result(None)
+
     def _written(self, count: int, *, rejected: bool = False) -> None:
         """The first ``count`` queued ops are done (written, or refused as invalid)."""
         for _ in range(count):
@@ -153,8 +221,10 @@ class Writer:
 
     async def _run(self) -> None:
         delay = _MIN_DELAY
+        refusals = 0  # failures in a row that were neither an outage nor invalid data
         while True:
             if not self._queue:
+                self._draining = False
                 if self._closing:
                     return
                 self._wake.clear()
@@ -162,13 +232,19 @@ class Writer:
                 continue
             batch = self._batch()
             failure = await self._try(self._write_batch, batch)
-            if failure is not None and _invalid_data(failure):
-                failure = await self._try(self._one_by_one, len(batch))
+            if failure is not None and not outage(failure):
+                if not _invalid_data(failure):
+                    refusals += 1
+                give_up = refusals >= _MAX_ATTEMPTS
+                failure = await self._try(self._one_by_one, (len(batch), give_up))
             if failure is None:
-                delay = _MIN_DELAY
+                delay, refusals = _MIN_DELAY, 0
                 self.came_back()
                 continue
-            self.went_down(failure)
+            if outage(failure):
+                self.went_down(failure)
+            else:
+                self._release_all()  # the refusal may last: nobody waits on it
             self.stats.retries += 1
             if self._closing:  # closing: try often until close's own timeout
                 await asyncio.sleep(_MIN_DELAY)
@@ -190,17 +266,24 @@ class Writer:
         self.stats.flushes += 1
         self._written(len(batch))
 
-    async def _one_by_one(self, count: int) -> None:
-        """A batch with invalid data in it: each op alone, dropping the ones refused."""
+    async def _one_by_one(self, args: tuple[int, bool]) -> None:
+        """A batch PostgreSQL refused: each op alone, dropping those refused as invalid
+        (and, with ``give_up``, those refused for any reason but an outage)."""
+        count, give_up = args
         for _ in range(count):
             op = self._queue[0]
             try:
                 await self._flush([op])
             except Exception as exc:
-                if not _invalid_data(exc):
+                if _invalid_data(exc):
+                    log.warning(
+                        "history: PostgreSQL refused %d %s row(s): %s", op.size, op.kind, exc
+                    )
+                    self._written(1, rejected=True)
+                elif give_up and not outage(exc):
+                    self._refused(op, exc)
+                else:
                     raise
-                log.warning("history: PostgreSQL refused %d %s row(s): %s", op.size, op.kind, exc)
-                self._written(1, rejected=True)
             else:
                 self.stats.flushes += 1
                 self._written(1)
@@ -230,3 +313,4 @@ class Writer:
         )
         self.down_since = None
         self._full_logged = False
+        self._draining = bool(self._queue)
