@@ -71,6 +71,10 @@ async def test_one_trace_with_nesting_session_user_and_generations(
     assert root["name"] == "byway.task supervisor"
     assert root["attributes"]["langfuse.observation.type"] == "agent"
     assert root["attributes"]["input.value"] == "Lisbon"
+    # the trace's output: the root's answer, from the run that resumed and ended it
+    [answered] = [s for s in spans if "langfuse.trace.output" in s["attributes"]]
+    assert answered["name"] == "byway.resume supervisor"
+    assert answered["attributes"]["langfuse.trace.output"].startswith("supervisor: ask_customer")
     # Langfuse's trace attributes: session id = the Byway session, user id = the user code
     assert {s["attributes"].get("session.id") for s in spans} == {session}
     assert {s["attributes"].get("user.id") for s in spans} == {user}

@@ -36,6 +36,7 @@ __all__ = [
     "record_outcome",
     "span",
     "task_span",
+    "text",
 ]
 
 SESSION_ID = "session.id"
@@ -78,9 +79,10 @@ def inherited(context: otel_context.Context | None = None) -> dict[str, str] | N
     return value if isinstance(value, dict) else None
 
 
-def _text(content: Any) -> str:
-    text = content if isinstance(content, str) else _encode(content).decode()
-    return text if len(text) <= TEXT_LIMIT else text[:TEXT_LIMIT] + "…"
+def text(content: Any) -> str:
+    """``content`` as span text: itself when a string, else JSON; cut at TEXT_LIMIT."""
+    out = content if isinstance(content, str) else _encode(content).decode()
+    return out if len(out) <= TEXT_LIMIT else out[:TEXT_LIMIT] + "…"
 
 
 @contextmanager
@@ -112,7 +114,7 @@ def task_span(
         current.set_attributes(shared)
         if content is not None:
             try:
-                current.set_attribute(INPUT, _text(content))
+                current.set_attribute(INPUT, text(content))
             except (TypeError, msgspec.EncodeError):
                 pass  # not JSON: the span goes without its input
         # also under the names OpenInference instrumentations read from the context, so
@@ -136,7 +138,7 @@ def record_outcome(status: str, content: Any = None, error: dict[str, str] | Non
     current.set_attribute("byway.status", status)
     if content is not None and content != "":
         try:
-            current.set_attribute(OUTPUT, _text(content))
+            current.set_attribute(OUTPUT, text(content))
         except (TypeError, msgspec.EncodeError):
             pass
     if error is not None and status == "FAILED":

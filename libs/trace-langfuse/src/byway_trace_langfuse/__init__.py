@@ -18,12 +18,18 @@ from __future__ import annotations
 import contextvars
 import os
 from collections.abc import Iterable
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
+from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 
+from byway import tracing
 from byway.plugins import PluginDeclined, PluginManifest
 from byway.telemetry import TraceOptions, TracePlugin, hidden_keys, imported
+
+if TYPE_CHECKING:
+    from byway.context import AgentContext
+    from byway.protocol import AgentTaskResult
 
 __all__ = ["LangfusePlugin"]
 
@@ -87,6 +93,14 @@ class LangfusePlugin(TracePlugin):
             adk = GoogleADKInstrumentor()
             if not adk.is_instrumented_by_opentelemetry:
                 adk.instrument(tracer_provider=provider)
+
+    async def on_task_complete(self, ctx: AgentContext, result: AgentTaskResult) -> None:
+        """A root task's answer is the trace's output (its first run, the trace's root
+        span, may have suspended: the answer then comes from a resumed run)."""
+        if ctx.is_root and result.content:
+            span = trace.get_current_span()
+            if span.is_recording():
+                span.set_attribute("langfuse.trace.output", tracing.text(result.content))
 
     def _mask(self, *, params: Any) -> Any:
         from langfuse.types import MaskOtelSpansResult, OtelSpanPatch
