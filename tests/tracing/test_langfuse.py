@@ -134,3 +134,23 @@ async def test_a_sample_ratio_of_zero_sends_nothing_and_the_tasks_still_run(
     await run_tree(client, settings, env, f"trip-{uuid.uuid4().hex[:6]}", "traveller-4")
     await asyncio.sleep(1)
     assert got.spans == []
+
+
+async def test_a_worker_follows_the_sampling_decision_of_the_request_it_serves(
+    receiver: tuple[str, Receiver], client: GatewayClient, settings: RedisSettings
+) -> None:
+    """The specialist's worker samples nothing of its own, yet traces the specialist's
+    runs of a request the supervisor's worker sampled: a request is traced whole."""
+    url, got = receiver
+    await run_tree(
+        client,
+        settings,
+        _env(url, BYWAY_TRACE_SAMPLE_RATIO="1"),
+        f"trip-{uuid.uuid4().hex[:6]}",
+        "traveller-5",
+        specialist_env={"BYWAY_TRACE_SAMPLE_RATIO": "0"},
+    )
+    spans = await _settled(got)
+    names = {s["name"] for s in spans}
+    assert {"byway.task adk-specialist", "byway.resume adk-specialist"} <= names, names
+    assert len({s["trace_id"] for s in spans}) == 1

@@ -3,11 +3,12 @@ on: by its provider's usual variables, declining quietly without them."""
 
 from __future__ import annotations
 
+import socket
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import byway_trace_langfuse
-import byway_trace_phoenix
 import pytest
 from byway_trace_langfuse import LangfusePlugin
 from byway_trace_phoenix import PhoenixPlugin
@@ -16,10 +17,12 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Status, StatusCode
 
+from byway import telemetry
 from byway.errors import ConfigurationError
-from byway.plugins import PluginDeclined
+from byway.plugins import PluginBuildContext, PluginDeclined
 from byway.telemetry import RedactingExporter, TraceOptions, hidden_keys
 from byway.testing import PluginSuite
+from tests.tracing.receiver import serving
 
 
 def test_options_come_from_the_environment() -> None:
@@ -53,24 +56,39 @@ def test_a_bad_option_names_its_variable(env: dict[str, str], named: str) -> Non
 
 
 def test_hidden_keys_cover_every_convention_and_nothing_else() -> None:
-    attributes = {
+    inputs = {
         "input.value": "x",
         "input.mime_type": "text/plain",
         "llm.input_messages.0.message.content": "x",
+        "llm.invocation_parameters": "x",
         "gen_ai.prompt.0.content": "x",
+        "gen_ai.input.messages": "x",
         "gcp.vertex.agent.llm_request": "x",
+        "gcp.vertex.agent.data": "x",
+        "tool.parameters": "x",
+        "reranker.query": "x",
+        "embedding.text": "x",
         "langfuse.observation.input": "x",
+    }
+    outputs = {
         "output.value": "y",
         "llm.output_messages.0.message.content": "y",
+        "llm.choices.0": "y",
+        "gen_ai.completion.0.content": "y",
         "gcp.vertex.agent.llm_response": "y",
+        "retrieval.documents.0.document.content": "y",
+        "langfuse.trace.output": "y",
+    }
+    errors = {"exception.message": "e", "langfuse.observation.status_message": "e"}
+    kept = {
         "session.id": "s",
         "llm.token_count.prompt": 3,
+        "llm.model_name": "m",
         "inputs_seen": 1,  # not an input attribute, only a similar name
     }
-    inputs = set(hidden_keys(attributes, TraceOptions(hide_inputs=True)))
-    outputs = set(hidden_keys(attributes, TraceOptions(hide_outputs=True)))
-    assert inputs == {k for k, v in attributes.items() if v == "x"} | {"input.mime_type"}
-    assert outputs == {k for k, v in attributes.items() if v == "y"}
+    attributes = {**inputs, **outputs, **errors, **kept}
+    assert set(hidden_keys(attributes, TraceOptions(hide_inputs=True))) == {*inputs, *errors}
+    assert set(hidden_keys(attributes, TraceOptions(hide_outputs=True))) == {*outputs, *errors}
     assert hidden_keys(attributes, TraceOptions()) == []
 
 
@@ -119,8 +137,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     for name in [*PHOENIX, *LANGFUSE, "LANGFUSE_HOST", "LANGFUSE_TRACING_ENABLED"]:
         monkeypatch.delenv(name, raising=False)
     # the suites below must not instrument LangChain or ADK in the test process
-    for module in (byway_trace_phoenix, byway_trace_langfuse):
-        monkeypatch.setattr(module, "imported", lambda name: False)
+    monkeypatch.setattr(telemetry, "imported", lambda name: False)
     return monkeypatch
 
 
@@ -140,12 +157,61 @@ def test_langfuse_declines_when_its_tracing_is_switched_off(clean_env: pytest.Mo
         LangfusePlugin()
 
 
+def _context() -> PluginBuildContext:
+    return PluginBuildContext(worker_id="w", agent_types=[], redis=None, keys=None)  # type: ignore[arg-type]
+
+
+async def test_langfuse_hides_error_messages_and_statuses_too(
+    clean_env: pytest.MonkeyPatch,
+) -> None:
+    """Langfuse's own masking hook sees attributes only: the exporter at the end of its
+    pipeline is the plugin's, which also drops events' messages and status texts."""
+    with serving() as (url, got):
+        env = {**LANGFUSE, "LANGFUSE_PUBLIC_KEY": "pk-lf-hide", "LANGFUSE_BASE_URL": url}
+        for name, value in env.items():
+            clean_env.setenv(name, value)
+        clean_env.setenv("BYWAY_TRACE_HIDE_INPUTS", "true")
+        plugin = LangfusePlugin()
+        ctx = _context()
+        await plugin.setup(ctx)
+        provider = ctx.tracer_provider
+        with provider.get_tracer("byway").start_as_current_span("byway.task t") as span:
+            span.set_attributes({"input.value": "SECRET-IN", "session.id": "s1"})
+            span.record_exception(ValueError("SECRET-ERROR"))
+            span.set_status(Status(StatusCode.ERROR, "ValueError: SECRET-STATUS"))
+        await plugin.on_worker_shutdown(None)
+    [exported] = got.spans
+    assert exported["attributes"]["session.id"] == "s1"
+    assert "SECRET" not in repr(exported)
+
+
+async def test_a_back_end_that_never_answers_cannot_hold_a_worker_s_exit(
+    clean_env: pytest.MonkeyPatch,
+) -> None:
+    with socket.socket() as silent:  # accepts connections, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        clean_env.setenv(
+            "PHOENIX_COLLECTOR_ENDPOINT", f"http://127.0.0.1:{silent.getsockname()[1]}"
+        )
+        plugin = PhoenixPlugin()
+        ctx = _context()
+        await plugin.setup(ctx)
+        with ctx.tracer_provider.get_tracer("byway").start_as_current_span("byway.task t"):
+            pass
+        started = time.monotonic()
+        await plugin.on_worker_shutdown(None)
+        elapsed = time.monotonic() - started
+    assert elapsed < plugin.export_seconds + 1, elapsed  # within the plugin hook timeout
+
+
 class TestPhoenixPlugin(PluginSuite):
     @pytest.fixture
     def plugin(self, clean_env: pytest.MonkeyPatch) -> Iterator[PhoenixPlugin]:
         for name, value in PHOENIX.items():
             clean_env.setenv(name, value)
         yield PhoenixPlugin()
+        _left_langchain_alone()
 
 
 class TestLangfusePlugin(PluginSuite):
@@ -154,9 +220,11 @@ class TestLangfusePlugin(PluginSuite):
         for name, value in LANGFUSE.items():
             clean_env.setenv(name, value)
         yield LangfusePlugin()
+        _left_langchain_alone()
 
 
-def test_the_suites_left_langchain_alone() -> None:
+def _left_langchain_alone() -> None:
+    """The suites set plugins up without instrumenting the test process."""
     from openinference.instrumentation.langchain import LangChainInstrumentor
 
     assert not LangChainInstrumentor().is_instrumented_by_opentelemetry

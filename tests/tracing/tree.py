@@ -13,13 +13,26 @@ SPECIALIST = "tests.agents.adk_agents:specialist_agent"
 
 
 async def run_tree(
-    client: GatewayClient, settings: RedisSettings, env: dict[str, str], session: str, user: str
+    client: GatewayClient,
+    settings: RedisSettings,
+    env: dict[str, str],
+    session: str,
+    user: str,
+    *,
+    specialist_env: dict[str, str] | None = None,
 ) -> tuple[str, str]:
     """Runs one request through the tree; returns the root's and the question's message
-    ids. The workers are stopped (gracefully: their spans are flushed) before it returns."""
+    ids. The workers are stopped (gracefully: their spans are flushed) before it returns.
+    ``specialist_env`` adds to ``env`` for the specialist's worker."""
     procs: list[subprocess.Popen[bytes]] = [
         spawn_worker(SUPERVISOR, settings, "--agent-type", "supervisor", env=env),
-        spawn_worker(SPECIALIST, settings, "--agent-type", "adk-specialist", env=env),
+        spawn_worker(
+            SPECIALIST,
+            settings,
+            "--agent-type",
+            "adk-specialist",
+            env={**env, **(specialist_env or {})},
+        ),
     ]
     try:
         await wait_online(client, "supervisor", timeout=60)

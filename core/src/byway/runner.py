@@ -325,6 +325,8 @@ class WorkerRunner:
         self.history: HistoryStore = RedisHistoryStore(
             self.redis, self.keys, ttl_seconds=self.config.session_ttl_seconds
         )
+        #: the tracer provider a plugin installed (OpenTelemetry keeps the first)
+        self._tracer_provider: Any = None
         #: the history store's execution log, if it keeps one (None: no work at all)
         self.execution_log: ExecutionLog | None = None
         #: a history call timed out and was logged (at WARNING once, until one succeeds)
@@ -403,10 +405,7 @@ class WorkerRunner:
             await self.plugins.build(ctx)
         except PluginError as exc:
             failure = exc
-        if ctx.tracer_provider is not None:
-            from opentelemetry import trace
-
-            trace.set_tracer_provider(ctx.tracer_provider)
+        self._use_tracer_provider(ctx.tracer_provider)
         if ctx.history_store is not None:
             self._use_history(ctx.history_store)
         if failure is None:
@@ -420,6 +419,19 @@ class WorkerRunner:
         log.error("%s; running the last good agent configs (%s)", failure, last[0])
         self.config_version, self.agent_configs = last
         self._snapshots[last[0]] = last[1]
+
+    def _use_tracer_provider(self, provider: Any) -> None:
+        """Install a plugin's tracer provider as the process's (OpenTelemetry takes the
+        first one only: a reload that brings another one is logged and ignored)."""
+        if provider is None or provider is self._tracer_provider:
+            return
+        if self._tracer_provider is not None:
+            log.warning("a tracer provider is installed already; the reload's is ignored")
+            return
+        from opentelemetry import trace
+
+        trace.set_tracer_provider(provider)
+        self._tracer_provider = provider
 
     def _use_history(self, store: HistoryStore) -> None:
         """Install a plugin's history store, and its execution log if it keeps one."""
@@ -476,6 +488,7 @@ class WorkerRunner:
             ctx = self._build_context()
             try:
                 await self.plugins.build(ctx, reload=True)
+                self._use_tracer_provider(ctx.tracer_provider)
                 if ctx.history_store is not None:
                     self._use_history(ctx.history_store)
                 await self._publish_configs(ctx.agent_configs)
@@ -1029,8 +1042,8 @@ class WorkerRunner:
             session_id=ctx.session_id,
             user_id=ctx.user_code,
             content=getattr(command, "content", None),
-        ):
-            await self._run_traced(running)
+        ) as span:
+            await self._run_traced(running, span)
 
     async def _before(self, ctx: AgentContext) -> None:
         """What a task gets before its handler: its agent config, its session's history
@@ -1066,7 +1079,7 @@ class WorkerRunner:
         ):
             await self.plugins.fire("on_call_agent_complete", ctx, command)
 
-    async def _run_traced(self, running: _Running) -> None:
+    async def _run_traced(self, running: _Running, span: Any) -> None:
         ctx = running.context
         error: dict[str, str] | None = None
         result: AgentTaskResult | None = None
@@ -1110,10 +1123,10 @@ class WorkerRunner:
             if running.suspect:
                 self._suspect_running = False
         if result is not None:
-            tracing.record_outcome(str(result.status).upper(), result.content, error)
+            tracing.record_outcome(span, str(result.status).upper(), result.content, error)
             await self._after(ctx, result, error)  # its slot is free already
         elif ctx.suspension is not None:
-            tracing.record_outcome(str(ctx.suspension.status))
+            tracing.record_outcome(span, str(ctx.suspension.status))
 
     async def _after(
         self, ctx: AgentContext, result: AgentTaskResult, error: dict[str, str] | None

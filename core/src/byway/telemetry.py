@@ -22,10 +22,13 @@ already imported in the worker.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import threading
+import traceback
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -38,7 +41,7 @@ from opentelemetry.trace import Status
 
 from byway import tracing
 from byway.errors import ConfigurationError
-from byway.plugins import Plugin, PluginBuildContext
+from byway.plugins import Plugin, PluginBuildContext, PluginDeclined
 
 __all__ = [
     "InheritTaskAttributes",
@@ -70,12 +73,13 @@ INPUT_KEYS = (
     "langfuse.trace.input",
     "gcp.vertex.agent.llm_request",
     "gcp.vertex.agent.tool_call_args",
+    "gcp.vertex.agent.data",
     "tool.parameters",
     "tool_call.function.arguments",
-    # error messages quote what a step was given (a LangGraph interrupt quotes its value)
-    "langfuse.observation.status_message",
-    "exception.message",
-    "exception.stacktrace",
+    "reranker.query",
+    "reranker.input_documents",
+    "embedding.text",
+    "embedding.embeddings",
 )
 #: ... and what came *out* of it
 OUTPUT_KEYS = (
@@ -88,6 +92,17 @@ OUTPUT_KEYS = (
     "langfuse.trace.output",
     "gcp.vertex.agent.llm_response",
     "gcp.vertex.agent.tool_response",
+    "retrieval.documents",
+    "reranker.output_documents",
+    "llm.function_call",
+    "llm.choices",
+)
+#: error messages quote what a step was given or made (a LangGraph interrupt quotes its
+#: value): hidden with either
+ERROR_KEYS = (
+    "langfuse.observation.status_message",
+    "exception.message",
+    "exception.stacktrace",
 )
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -160,7 +175,7 @@ def hidden_keys(attributes: Mapping[str, Any] | None, options: TraceOptions) -> 
     """The attribute names of ``attributes`` that ``options`` keep from export."""
     if not attributes or not options.hides:
         return []
-    names: tuple[str, ...] = ()
+    names: tuple[str, ...] = ERROR_KEYS
     if options.hide_inputs:
         names += INPUT_KEYS
     if options.hide_outputs:
@@ -205,20 +220,26 @@ class InheritTaskAttributes(SpanProcessor):
 
 
 class RedactingExporter(SpanExporter):
-    """Hands ``exporter`` copies of the spans without the attributes ``options`` hide."""
+    """Hands ``exporter`` copies of the spans without what ``options`` hide, and none of
+    the spans of the instrumentation scopes in ``skip_scopes`` (another back end's own)."""
 
-    def __init__(self, exporter: SpanExporter, options: TraceOptions) -> None:
+    def __init__(
+        self, exporter: SpanExporter, options: TraceOptions, skip_scopes: Iterable[str] = ()
+    ) -> None:
         self.exporter = exporter
         self.options = options
+        self.skip_scopes = frozenset(skip_scopes)
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        if self.skip_scopes:
+            spans = [s for s in spans if _scope(s) not in self.skip_scopes]
         if not self.options.hides:
             return self.exporter.export(spans)
         return self.exporter.export([self._redacted(s) for s in spans])
 
     def _redacted(self, span: ReadableSpan) -> ReadableSpan:
         """The span without hidden attributes, in itself and its events (an exception's
-        message), and, when inputs are hidden, without its status description."""
+        message), and without its status description (an error message)."""
         hidden = hidden_keys(span.attributes, self.options)
         events = [
             Event(
@@ -231,7 +252,7 @@ class RedactingExporter(SpanExporter):
             for e in span.events
         ]
         status = span.status
-        if self.options.hide_inputs and status.description:
+        if status.description:
             status = Status(status.status_code)
         if (
             not hidden
@@ -270,13 +291,26 @@ class _DemoteForeignDetach(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
-        if isinstance(exc, ValueError) and "created in a different Context" in str(exc):
-            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
-            return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
-        return True
+        if not (isinstance(exc, ValueError) and "created in a different Context" in str(exc)):
+            return True
+        tb = exc.__context__.__traceback__ if exc.__context__ is not None else None
+        frames = traceback.extract_tb(tb) if tb is not None else []
+        if not any("openinference" in frame.filename for frame in frames):
+            return True
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
 
 
 _demote = _DemoteForeignDetach()
+
+
+def _scope(span: ReadableSpan) -> str:
+    scope = span.instrumentation_scope
+    return scope.name if scope is not None else ""
+
+
+#: the frameworks trace plugins instrument, by the module that shows a worker uses it
+FRAMEWORKS = ("langchain_core", "google.adk")
 
 
 def imported(module: str) -> bool:
@@ -291,12 +325,15 @@ class TracePlugin(Plugin):
     #: attributes for Byway's task and call spans in the back end's terms
     task_attributes: ClassVar[Mapping[str, str]] = {"openinference.span.kind": "AGENT"}
     call_attributes: ClassVar[Mapping[str, str]] = {"openinference.span.kind": "CHAIN"}
-    #: seconds a shutdown waits for the last spans to leave
-    flush_seconds: ClassVar[float] = 4.0
+    #: seconds one export may take (exporters get it as their timeout), and the longest
+    #: a worker's shutdown waits for the last spans to leave
+    export_seconds: ClassVar[float] = 3.0
 
     def __init__(self, options: TraceOptions | None = None) -> None:
         self.options = options or TraceOptions.from_env()
         self.provider: TracerProvider | None = None
+        #: whether this plugin built the provider (and so shuts it down)
+        self.owns_provider = False
 
     def resource_attributes(self) -> dict[str, str]:
         """Resource attributes of a provider this plugin builds."""
@@ -306,31 +343,46 @@ class TracePlugin(Plugin):
         """The processors that send spans to this back end."""
         return ()
 
-    def instrument(self, provider: TracerProvider) -> None:
-        """Instrument the frameworks the worker uses (once per process)."""
+    def instrument(self, provider: TracerProvider, frameworks: set[str]) -> None:
+        """Instrument ``frameworks`` (the modules of :data:`FRAMEWORKS` the worker had
+        imported when tracing was set up), once per process."""
 
     async def setup(self, ctx: PluginBuildContext) -> None:
         if self.provider is not None:  # a reload: the provider and exporters stay
             ctx.set_tracer_provider(self.provider)
             return
-        provider = ctx.tracer_provider
-        if isinstance(provider, TracerProvider):
-            log.info("%s joins the tracer provider already installed", self.manifest.id)
+        # before any tracing library is imported (Langfuse's imports LangChain)
+        frameworks = {module for module in FRAMEWORKS if imported(module)}
+        shared = ctx.tracer_provider
+        if isinstance(shared, TracerProvider):
+            provider = shared
+            log.info(
+                "%s joins the tracer provider already installed (its sampling applies)",
+                self.manifest.id,
+            )
         else:
+            # shut down by on_worker_shutdown within a bound, not by an exit handler
             provider = TracerProvider(
                 sampler=self.options.sampler(),
                 resource=Resource.create(self.resource_attributes()),
+                shutdown_on_exit=False,
             )
-        provider.add_span_processor(
-            InheritTaskAttributes(self.task_attributes, self.call_attributes)
-        )
-        for processor in self.processors(provider):
-            provider.add_span_processor(processor)
-        self.instrument(provider)
+        try:
+            provider.add_span_processor(
+                InheritTaskAttributes(self.task_attributes, self.call_attributes)
+            )
+            for processor in self.processors(provider):
+                provider.add_span_processor(processor)
+            self.provider, self.owns_provider = provider, provider is not shared
+            self.instrument(provider, frameworks)
+        except Exception as exc:
+            # tracing must never keep a worker from serving: this plugin stands down
+            log.error("%s could not set up tracing: %s: %s", self.manifest.id,
+                      type(exc).__name__, exc)  # fmt: skip
+            raise PluginDeclined(f"set-up failed: {exc}") from exc
         context_log = logging.getLogger("opentelemetry.context")
         if _demote not in context_log.filters:
             context_log.addFilter(_demote)
-        self.provider = provider
         ctx.set_tracer_provider(provider)
         log.info(
             "%s tracing on (sample ratio %s%s)",
@@ -340,7 +392,25 @@ class TracePlugin(Plugin):
         )
 
     async def on_worker_shutdown(self, info: Any) -> None:
+        """Send the last spans and shut the provider down, within ``export_seconds``
+        (a back end that is down must not hold the worker's exit)."""
         provider = self.provider
-        if provider is not None:
-            flush: Callable[[int], bool] = provider.force_flush
-            await asyncio.to_thread(flush, int(self.flush_seconds * 1000))
+        if provider is None or not self.owns_provider:
+            return
+        loop = asyncio.get_running_loop()
+        done = asyncio.Event()
+
+        def stop() -> None:
+            try:
+                provider.shutdown()
+            finally:
+                with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                    loop.call_soon_threadsafe(done.set)
+
+        # a daemon thread, not the executor: left behind, it holds neither the loop's
+        # close nor the process's exit
+        threading.Thread(target=stop, name="byway-trace-shutdown", daemon=True).start()
+        try:
+            await asyncio.wait_for(done.wait(), self.export_seconds + 0.5)
+        except TimeoutError:
+            log.warning("%s: the last spans did not leave in time", self.manifest.id)

@@ -129,10 +129,11 @@ def task_span(
             otel_context.detach(token)
 
 
-def record_outcome(status: str, content: Any = None, error: dict[str, str] | None = None) -> None:
-    """Write how the current task span's run ended: ``byway.status``, ``output.value``
-    and, for a failure, an error status."""
-    current = trace.get_current_span()
+def record_outcome(
+    current: Any, status: str, content: Any = None, error: dict[str, str] | None = None
+) -> None:
+    """Write on a task's span how its run ended: ``byway.status``, ``output.value`` and,
+    for a failure, an error status."""
     if not current.is_recording():
         return
     current.set_attribute("byway.status", status)

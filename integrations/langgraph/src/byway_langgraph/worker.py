@@ -146,12 +146,8 @@ class LangGraphWorker(GatewayWorker):
         config = {
             "configurable": {"thread_id": self.thread_id_of(context)},
             # which message a checkpoint belongs to: a retry knows what it may continue;
-            # the session and user, for tracers (OpenInference reads these names)
-            "metadata": {
-                "byway_message_id": context.message_id,
-                "session_id": context.session_id,
-                "user_id": context.user_code,
-            },
+            # the session, for tracers (OpenInference takes it over the thread id)
+            "metadata": {"byway_message_id": context.message_id, "session_id": context.session_id},
         }
         graph_input = await self._input(graph, config, command, context)
         if graph_input is _FINISHED:  # the run ended before its worker died: answer again

@@ -15,17 +15,20 @@ Byway's ``BYWAY_TRACE_SAMPLE_RATIO`` (else ``LANGFUSE_SAMPLE_RATE``),
 
 from __future__ import annotations
 
+import base64
 import contextvars
 import os
 from collections.abc import Iterable
+from importlib.metadata import version
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 
 from byway import tracing
 from byway.plugins import PluginDeclined, PluginManifest
-from byway.telemetry import TraceOptions, TracePlugin, hidden_keys, imported
+from byway.telemetry import RedactingExporter, TraceOptions, TracePlugin
 
 if TYPE_CHECKING:
     from byway.context import AgentContext
@@ -67,18 +70,42 @@ class LangfusePlugin(TracePlugin):
     def processors(self, provider: TracerProvider) -> Iterable[SpanProcessor]:
         from langfuse import Langfuse
 
-        # the client adds its own span processor (batching, OTLP/HTTP to Langfuse) to the
-        # provider it is given
+        # the client adds its own span processor (batching, export filter, media) to the
+        # provider it is given; the exporter at its end is ours, so hidden inputs and
+        # outputs leave no trace in attributes, events or statuses, and an export that
+        # hangs gives up after export_seconds
         self.client = Langfuse(
             tracer_provider=provider,
             should_export_span=_exported,
-            mask_otel_spans=self._mask if self.options.hides else None,
+            span_exporter=RedactingExporter(self._exporter(), self.options),
+            timeout=int(self.export_seconds),
         )
         return ()
 
-    def instrument(self, provider: TracerProvider) -> None:
+    def _exporter(self) -> OTLPSpanExporter:
+        """OTLP/HTTP to Langfuse's endpoint, with the headers the Langfuse SDK sends."""
+        public, secret = (os.environ[name] for name in KEY_ENVS)
+        base = (
+            os.environ.get("LANGFUSE_BASE_URL")
+            or os.environ.get("LANGFUSE_HOST")
+            or "https://cloud.langfuse.com"
+        ).rstrip("/")
+        path = os.environ.get("LANGFUSE_OTEL_TRACES_EXPORT_PATH") or "api/public/otel/v1/traces"
+        auth = base64.b64encode(f"{public}:{secret}".encode()).decode("ascii")
+        return OTLPSpanExporter(
+            endpoint=f"{base}/{path.lstrip('/')}",
+            headers={
+                "Authorization": f"Basic {auth}",
+                "x-langfuse-sdk-name": "python",
+                "x-langfuse-sdk-version": version("langfuse"),
+                "x-langfuse-public-key": public,
+            },
+            timeout=self.export_seconds,
+        )
+
+    def instrument(self, provider: TracerProvider, frameworks: set[str]) -> None:
         global _handler
-        if imported("langchain_core") and _handler is None:
+        if "langchain_core" in frameworks and _handler is None:
             from langchain_core.tracers.context import register_configure_hook
             from langfuse.langchain import CallbackHandler
 
@@ -87,7 +114,7 @@ class LangfusePlugin(TracePlugin):
             handler = CallbackHandler()
             _handler = contextvars.ContextVar("byway_langfuse_handler", default=handler)
             register_configure_hook(_handler, inheritable=True)
-        if imported("google.adk"):
+        if "google.adk" in frameworks:
             from openinference.instrumentation.google_adk import GoogleADKInstrumentor
 
             adk = GoogleADKInstrumentor()
@@ -102,21 +129,15 @@ class LangfusePlugin(TracePlugin):
             if span.is_recording():
                 span.set_attribute("langfuse.trace.output", tracing.text(result.content))
 
-    def _mask(self, *, params: Any) -> Any:
-        from langfuse.types import MaskOtelSpansResult, OtelSpanPatch
-
-        patches = {}
-        for identifier, span in params.spans.items():
-            hidden = hidden_keys(span.attributes, self.options)
-            if hidden:
-                patches[identifier] = OtelSpanPatch(delete_attributes=tuple(hidden))
-        return MaskOtelSpansResult(span_patches=patches)
-
 
 def _exported(span: ReadableSpan) -> bool:
     """Langfuse's own choice (its SDK's spans, GenAI and known LLM instrumentations) and
     Byway's task, call and resume spans."""
     from langfuse.span_filter import is_default_export_span
 
-    scope = span.instrumentation_scope
-    return (scope is not None and scope.name == "byway") or is_default_export_span(span)
+    scope = span.instrumentation_scope.name if span.instrumentation_scope else ""
+    if scope == "byway":
+        return True
+    # LangChain runs reach Langfuse through its own handler; OpenInference's spans of the
+    # same runs (the Phoenix plugin's, on a shared provider) would count every call twice
+    return scope != "openinference.instrumentation.langchain" and is_default_export_span(span)

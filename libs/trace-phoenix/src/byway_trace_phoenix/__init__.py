@@ -22,7 +22,7 @@ from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from byway.plugins import PluginDeclined, PluginManifest
-from byway.telemetry import RedactingExporter, TraceOptions, TracePlugin, imported
+from byway.telemetry import RedactingExporter, TraceOptions, TracePlugin
 
 __all__ = ["PhoenixPlugin"]
 
@@ -56,16 +56,22 @@ class PhoenixPlugin(TracePlugin):
     def processors(self, provider: TracerProvider) -> Iterable[SpanProcessor]:
         from phoenix.otel import HTTPSpanExporter
 
-        yield BatchSpanProcessor(RedactingExporter(HTTPSpanExporter(), self.options))
+        exporter = HTTPSpanExporter(timeout=self.export_seconds)
+        # Langfuse's own spans, when both plugins share the provider, are Langfuse's view
+        # of what the OpenInference spans already show
+        yield BatchSpanProcessor(
+            RedactingExporter(exporter, self.options, skip_scopes=["langfuse-sdk"]),
+            export_timeout_millis=int(self.export_seconds * 1000),
+        )
 
-    def instrument(self, provider: TracerProvider) -> None:
-        if imported("langchain_core"):
+    def instrument(self, provider: TracerProvider, frameworks: set[str]) -> None:
+        if "langchain_core" in frameworks:
             from openinference.instrumentation.langchain import LangChainInstrumentor
 
             langchain = LangChainInstrumentor()
             if not langchain.is_instrumented_by_opentelemetry:
                 langchain.instrument(tracer_provider=provider)
-        if imported("google.adk"):
+        if "google.adk" in frameworks:
             from openinference.instrumentation.google_adk import GoogleADKInstrumentor
 
             adk = GoogleADKInstrumentor()
