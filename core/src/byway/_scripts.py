@@ -251,7 +251,11 @@ return false
 #         {'suspect', exec_id, '', 0} (a retry: start it again with ARGV[18] = '1', alone)
 # A resume runs only if the execution waits for exactly that reply; anything else (a
 # duplicate, a late reply after a timeout, an answer to a question no longer open) is
-# 'stale'. A root execution takes its session's lock with a lease; if another root holds
+# 'stale', and so is a callee's reply unless the callee's own record (in this session)
+# says it ended and was called by this execution. An ask whose execution already started
+# from another entry and has not ended (a duplicate, a replay) is 'stale' too: only the
+# entry that started it runs or is recovered. A root execution takes its session's lock
+# with a lease; if another root holds
 # the session, it is queued behind it ('deferred'). An entry that comes back while its
 # execution still says RUNNING was interrupted (its worker died): it runs again, the first
 # time beside other tasks, after that alone ('suspect'); after ARGV[17] runs alone that
@@ -292,10 +296,15 @@ end
 local now = tonumber(ARGV[4])
 local step = 'RUNNING'
 local detail = nil
+local seen = rec['redis_message_id'] or ''
+if kind == 'ask' and seen ~= '' and seen ~= ARGV[7] and status ~= 'QUEUED' then
+  -- the same ask in another entry while its execution lives (a duplicate or a replay):
+  -- the entry that started it is the one that runs (or is recovered)
+  return {'stale', exec_id, status}
+end
 -- the same entry again while its run is still marked RUNNING: that run died with its
 -- worker (or the worker let it go); run it again, unless it keeps dying
-local rerun = status == 'RUNNING' and rec['redis_message_id'] == ARGV[7]
-if rerun or (kind == 'ask' and status == 'RUNNING') then
+if status == 'RUNNING' and seen == ARGV[7] then
   if root then
     local holder = redis.call('GET', KEYS[2])
     if holder and holder ~= ARGV[1] then
@@ -332,6 +341,10 @@ elseif kind == 'resume' then
     for _, c in ipairs(wait['children'] or {}) do
       if c == ARGV[10] then ok = true end
     end
+    -- a callee's reply counts only once that callee, called by this execution, has ended
+    local callee = ok and record_of(KEYS[1], ARGV[10])
+    ok = callee and is_terminal(callee['status'])
+      and (callee['parent_message_id'] or '') == ARGV[1]
   end
   if not ok then return {'stale', exec_id, status} end
   redis.call('HDEL', KEYS[1], 'wait:' .. exec_id)

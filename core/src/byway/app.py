@@ -10,7 +10,7 @@ import sys
 from dataclasses import fields, replace
 from typing import Any
 
-from byway.errors import ConfigurationError
+from byway.errors import ConfigurationError, WorkerError
 from byway.plugins import Plugin, adapt, discover_plugins
 from byway.runner import RunnerConfig, WorkerRunner
 from byway.settings import RedisSettings
@@ -128,6 +128,8 @@ async def serve(
                 await runner.start(handle_signals=handle_signals)
     finally:
         await runner.release()
+    if runner.fatal:  # it stopped on its own: the process must not exit 0
+        raise WorkerError(f"worker {worker.worker_id} stopped: {runner.fatal}")
 
 
 def run_worker(

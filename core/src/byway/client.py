@@ -14,6 +14,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -27,6 +29,7 @@ from byway import tracing
 from byway.errors import ConfigurationError, NoOnlineWorkerError, ProtocolError, SessionBusyError
 from byway.flow import STRATEGIES, CancelOutcome, Flow
 from byway.keys import Keys
+from byway.limits import Limits
 from byway.protocol import (
     AgentState,
     AskAgentCommand,
@@ -38,6 +41,7 @@ from byway.protocol import (
     MessageHeader,
     ReloadPluginsCommand,
     ResumeCommand,
+    check_id,
     decode_command,
     decode_event,
     encode_command,
@@ -46,6 +50,8 @@ from byway.protocol import (
 )
 from byway.registry import WorkerRegistry
 from byway.settings import RedisSettings
+
+log = logging.getLogger("byway.client")
 
 __all__ = ["ClientInterceptor", "GatewayClient", "ReloadAck", "SendMessageResponse"]
 
@@ -101,11 +107,12 @@ class SendMessageResponse:
 
 
 def _check_id(field: str, value: object) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ConfigurationError(f"{field}: expected a non-empty string, got {value!r}")
-    if any(c in value for c in "{}\r\n"):
-        raise ConfigurationError(f"{field}: must not contain braces or newlines, got {value!r}")
-    return value
+    """An id a client may send: 1-256 characters, no control characters, no braces (so the
+    same ids work under both key schemas)."""
+    try:
+        return check_id(field, value, forbid_braces=True)
+    except ProtocolError as exc:
+        raise ConfigurationError(str(exc)) from None
 
 
 def _cancel_mode(value: CancelMode | str) -> CancelMode:
@@ -119,6 +126,11 @@ def _cancel_mode(value: CancelMode | str) -> CancelMode:
 
 def _check_content(content: object) -> Content:
     if isinstance(content, str) and content.strip():
+        if _SURROGATE.search(content):
+            raise ConfigurationError(
+                "content: holds a lone surrogate (U+D800-U+DFFF), which UTF-8 cannot encode; "
+                "decode the text with errors='replace' first"
+            )
         return content
     if isinstance(content, list) and content and all(isinstance(i, dict) for i in content):
         return content
@@ -126,6 +138,9 @@ def _check_content(content: object) -> Content:
         "content: expected a non-empty string or a non-empty list of message objects, "
         f"got {content!r}"
     )
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class GatewayClient:
@@ -137,8 +152,11 @@ class GatewayClient:
         *,
         settings: RedisSettings | None = None,
         stream_maxlen: int = 0,
+        limits: Limits | None = None,
     ) -> None:
+        """``limits`` (default: :meth:`Limits.from_env`) bounds what it sends and reads."""
         self.settings = settings or RedisSettings.from_env()
+        self.limits = limits or Limits.from_env()
         self._owns_redis = redis is None
         self.redis = redis if redis is not None else self.settings.client()
         self.keys: Keys = self.settings.keys
@@ -149,6 +167,7 @@ class GatewayClient:
             self.keys,
             record_ttl_s=self.registry.record_ttl_s,
             stream_maxlen=stream_maxlen,
+            max_command_bytes=self.limits.max_command_bytes,
         )
         self._interceptors: list[ClientInterceptor | Callable[[Command], Awaitable[Command]]] = []
 
@@ -282,7 +301,7 @@ class GatewayClient:
         if not isinstance(command, AskAgentCommand):
             entry: Any = await self.redis.xadd(
                 stream,
-                {"data": encode_command(command)},
+                {"data": encode_command(command, max_bytes=self.limits.max_command_bytes)},
                 maxlen=self.stream_maxlen or None,
                 approximate=True,
             )
@@ -545,7 +564,16 @@ class GatewayClient:
                 deadline = loop.time() + idle_timeout
             for entry_id, fields in reply[0][1]:
                 last = entry_id.decode()
-                event = decode_event(fields[b"data"], last)
+                try:
+                    event = decode_event(
+                        fields.get(b"data", b"") if isinstance(fields, dict) else b"",
+                        last,
+                        max_bytes=self.limits.max_command_bytes,
+                        max_depth=self.limits.max_depth,
+                    )
+                except ProtocolError as exc:  # someone else's bytes must not end the stream
+                    log.warning("session %s: skipped entry %s (%s)", session_id, last, exc)
+                    continue
                 yield event
                 if event.event_type == EventType.APP_STREAM_RESPONSE and (
                     stop_at_end or event.message_id == until_message_id

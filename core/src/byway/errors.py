@@ -9,7 +9,8 @@ Every error Byway raises on purpose derives from :class:`BywayError`::
     ├── RoutingError            no worker can take the message
     │   ├── NoOnlineWorkerError
     │   └── SessionBusyError    the session runs a task and its strategy is reject
-    ├── LimitExceededError      a call tree grew past its depth or fan-out limit
+    ├── LimitExceededError      a call tree grew past its depth or fan-out limit, or a
+    │                           message past a size limit (byway.limits)
     ├── WorkerError             a worker cannot start or keep running
     │   └── WorkerIdInUseError  another live process holds the worker id
     ├── TaskError               a task ended FAILED (raised to callers that wait on it)
@@ -63,7 +64,8 @@ class SessionBusyError(RoutingError):
 
 
 class LimitExceededError(BywayError):
-    """A call would exceed ``max_call_depth``, ``max_fanout`` or the state size limit."""
+    """A call would exceed ``max_call_depth`` or ``max_fanout``, or a command, event, or
+    ``context.state`` its size limit (:mod:`byway.limits`)."""
 
 
 class WorkerError(BywayError):

@@ -97,8 +97,11 @@ class Flow:
         stream_maxlen: int = 0,
         session_stream_maxlen: int = 10_000,
         lock_grace_ms: int = 600_000,
+        max_command_bytes: int | None = None,
     ) -> None:
         self.redis = redis
+        #: commands larger than this are refused before they are sent (LimitExceededError)
+        self.max_command_bytes = max_command_bytes
         self.keys = keys
         self.record_ttl_s = record_ttl_s
         self.stream_maxlen = stream_maxlen
@@ -190,7 +193,7 @@ class Flow:
             other[3],
         ]
         args = [
-            encode_command(command),
+            encode_command(command, max_bytes=self.max_command_bytes),
             execution_id,
             h.message_id,
             record,

@@ -214,7 +214,8 @@ class Recovery:
                 "deliveries": runs,
                 "worker_id": self.consumer,
                 "timestamp": now_ms(),
-                "raw": raw.decode("utf-8", "replace"),
+                "raw": raw[:1024].decode("utf-8", "replace"),
+                "raw_bytes": len(raw),
             }
         )
 

@@ -21,8 +21,8 @@ import random
 import signal
 import socket
 import time
-from collections.abc import Awaitable, Iterable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import msgspec
@@ -41,6 +41,7 @@ from byway.errors import (
 from byway.flow import STRATEGIES, TIMEOUT_STATUS, WAIT_ID_KEY, Flow, header_depth
 from byway.history import ExecutionLog, HistoryEntry, HistoryStore, RedisHistoryStore
 from byway.keys import Keys
+from byway.limits import Limits
 from byway.plugins import (
     AgentConfig,
     Plugin,
@@ -67,6 +68,7 @@ from byway.protocol import (
     encode_event,
     new_id,
     now_ms,
+    utf8_safe,
 )
 from byway.recovery import Recovery
 from byway.registry import (
@@ -85,6 +87,10 @@ log = logging.getLogger("byway.worker")
 
 #: how long a worker with no free slot blocks on its own stream before looking again
 _SATURATED_BLOCK_MS = 50
+#: reload commands one worker keeps to acknowledge at once (older ones get no ack)
+_RELOADS_ANSWERED = 100
+#: failures of one loop within a minute that stop the worker (below: it restarts)
+_LOOP_FAILURES = 5
 _json = msgspec.json.Encoder()
 _decode_record = msgspec.json.Decoder(ExecutionRecord).decode
 _T = TypeVar("_T")
@@ -119,6 +125,8 @@ class RunnerConfig:
     #: longest a history store other than Redis may take to read a root task's history or
     #: append its turns; past it the task goes on (no history; its end is written)
     history_timeout_seconds: float = 3.0
+    #: size limits of commands read and events written (``BYWAY_MAX_*``)
+    limits: Limits = field(default_factory=Limits.from_env)
 
     def __post_init__(self) -> None:
         if self.multitask_strategy not in STRATEGIES:
@@ -204,6 +212,10 @@ class _Running:
     handler_done: bool = False
     #: its previous run died with its worker: it runs alone
     suspect: bool = False
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.context.session_id, self.context.message_id)
 
 
 @dataclass(slots=True)
@@ -303,11 +315,14 @@ class WorkerRunner:
             self.keys,
             record_ttl_s=self.config.session_ttl_seconds,
             session_stream_maxlen=self.config.session_stream_maxlen,
+            max_command_bytes=self.config.limits.max_command_bytes,
         )
         self._streams = {self.keys.agent_stream(t): t for t in self.agent_types}
         self.recovery = Recovery(self)
         self._own_stream = self.keys.worker_stream(worker.worker_id)
-        self._running: dict[str, _Running] = {}
+        #: what runs here, by (session id, message id): a message id is unique only
+        #: within its session
+        self._running: dict[tuple[str, str], _Running] = {}
         self._stopping = asyncio.Event()
         self._initialized = False
         self._consume_task: asyncio.Task[None] | None = None
@@ -336,10 +351,17 @@ class WorkerRunner:
         self.config_version = ""
         self._snapshots: dict[str, dict[str, AgentConfig]] = {}
         self._reload_lock = asyncio.Lock()
+        #: reload commands not yet answered, and the task answering them (one at a time)
+        self._reloads_waiting: list[ReloadPluginsCommand] = []
+        self._reload_task: asyncio.Task[None] | None = None
         self.completed = 0
         self.failed = 0
         #: monotonic time Redis last answered a read or a heartbeat (readiness)
         self.redis_ok_at = 0.0
+        #: loops that failed and wait to start again, and why (readiness is false meanwhile)
+        self._loop_trouble: dict[str, str] = {}
+        #: why the worker stopped on its own (a loop kept failing); '' otherwise
+        self.fatal = ""
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -475,13 +497,30 @@ class WorkerRunner:
         return self._snapshots[version]
 
     def _start_reload(self, command: ReloadPluginsCommand) -> None:
-        """Reload beside the consume loop (plugins may take their time); one at a time."""
-        task = asyncio.create_task(self._reload(command), name=f"byway-reload-{command.reload_id}")
-        self._timers.add(task)
-        task.add_done_callback(self._timers.discard)
+        """Reload beside the consume loop (plugins may take their time). Reloads coalesce:
+        whatever is asked while one runs is answered by a single next one, so a flood of
+        reload commands costs at most two reloads."""
+        waiting = self._reloads_waiting
+        if len(waiting) >= _RELOADS_ANSWERED:
+            dropped = waiting.pop(0)
+            log.warning("reload %s: too many reloads waiting; it gets no ack", dropped.reload_id)
+        waiting.append(command)
+        if self._reload_task is None or self._reload_task.done():
+            task = asyncio.create_task(self._reload_waiting(), name="byway-reload")
+            self._reload_task = task
+            self._timers.add(task)
+            task.add_done_callback(self._timers.discard)
 
-    async def _reload(self, command: ReloadPluginsCommand) -> None:
-        """Hot reload: every plugin re-reads its configuration; ack on the reload's stream."""
+    async def _reload_waiting(self) -> None:
+        while self._reloads_waiting:
+            batch, self._reloads_waiting = self._reloads_waiting, []
+            await self._reload(batch)
+
+    async def _reload(self, commands: list[ReloadPluginsCommand]) -> None:
+        """Hot reload: every plugin re-reads its configuration; ack on each reload's stream."""
+        ids = ", ".join(c.reload_id for c in commands[:3]) + (
+            f" (+{len(commands) - 3})" if len(commands) > 3 else ""
+        )
         async with self._reload_lock:
             before = self.config_version
             status, error = "ok", ""
@@ -494,14 +533,15 @@ class WorkerRunner:
                 await self._publish_configs(ctx.agent_configs)
             except Exception as exc:  # the old configs stay
                 status, error = "error", f"{type(exc).__name__}: {exc}"
-                log.error("reload %s failed: %s", command.reload_id, error)
+                log.error("reload %s failed: %s", ids, error)
             else:
-                log.info("reload %s: agent configs %s -> %s", command.reload_id, before or "-",
+                log.info("reload %s: agent configs %s -> %s", ids, before or "-",
                          self.config_version or "-")  # fmt: skip
-            try:
-                await self._write_reload_ack(command, status, before, error)
-            except RedisError as exc:
-                log.warning("reload %s: could not write the ack (%s)", command.reload_id, exc)
+            for command in commands:
+                try:
+                    await self._write_reload_ack(command, status, before, error)
+                except RedisError as exc:
+                    log.warning("reload %s: could not write the ack (%s)", command.reload_id, exc)
 
     async def _write_reload_ack(
         self, command: ReloadPluginsCommand, status: str, before: str, error: str
@@ -534,9 +574,15 @@ class WorkerRunner:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self._on_signal, sig)
         self._backlog.extend(await self._decode(await self.recovery.own_pending()))
-        heartbeat = asyncio.create_task(self._heartbeat_loop(), name="byway-heartbeat")
-        sweeper = asyncio.create_task(self._deadline_loop(), name="byway-deadlines")
-        self._consume_task = asyncio.create_task(self._consume_loop(), name="byway-consume")
+        heartbeat = asyncio.create_task(
+            self._supervised("heartbeat", self._heartbeat_loop), name="byway-heartbeat"
+        )
+        sweeper = asyncio.create_task(
+            self._supervised("deadline", self._deadline_loop), name="byway-deadlines"
+        )
+        self._consume_task = asyncio.create_task(
+            self._supervised("consume", self._consume_loop), name="byway-consume"
+        )
         try:
             await self._stopping.wait()
         finally:
@@ -552,6 +598,37 @@ class WorkerRunner:
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     loop.remove_signal_handler(sig)
 
+    async def _supervised(self, name: str, loop: Callable[[], Awaitable[None]]) -> None:
+        """Run one of the worker's loops for as long as the worker runs. A loop that fails
+        (a bug, or an error nothing else caught) is logged with its traceback, turns
+        readiness false, and starts again after a backoff; one that fails
+        ``_LOOP_FAILURES`` times within a minute stops the worker, which then exits
+        non-zero (:attr:`fatal` says why)."""
+        backoff, failures = 0.1, list[float]()
+        while not self._stopping.is_set():
+            try:
+                await loop()
+                if self._stopping.is_set():
+                    return
+                raise WorkerError(f"the {name} loop ended on its own")
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                now = time.monotonic()
+                failures = [t for t in failures if now - t < 60] + [now]
+                why = f"the {name} loop failed: {type(exc).__name__}: {_cut(str(exc), 200)}"
+                self._loop_trouble[name] = why
+                if len(failures) >= _LOOP_FAILURES:
+                    log.critical("%s (%d times in a minute); stopping", why, len(failures),
+                                 exc_info=exc)  # fmt: skip
+                    self.fatal = why
+                    self._stopping.set()
+                    return
+                log.error("%s; restarting it in %.1fs", why, backoff, exc_info=exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                self._loop_trouble.pop(name, None)
+
     def _on_signal(self, sig: signal.Signals) -> None:
         if self._stopping.is_set():
             log.warning("second %s: cancelling running tasks now", sig.name)
@@ -566,8 +643,12 @@ class WorkerRunner:
         """Whether this worker consumes and Redis answered recently, and if not, why."""
         if not self._initialized:
             return False, "starting"
+        if self.fatal:
+            return False, self.fatal
         if self._stopping.is_set():
             return False, "stopping"
+        if self._loop_trouble:
+            return False, "; ".join(self._loop_trouble.values())
         limit = max(5.0, self.config.block_ms / 1000 * 2.5)
         silent = time.monotonic() - self.redis_ok_at
         if silent > limit:
@@ -822,27 +903,47 @@ class WorkerRunner:
             await self._start_batch(starts)
 
     async def _decode(self, reply: list[Any]) -> list[_Start]:
-        """Handle control commands and bad entries; return the tasks to start."""
+        """Handle control commands and bad entries; return the tasks to start.
+
+        No entry can fail the others: one that does not decode is dead-lettered and
+        acknowledged at once, and one whose handling meets a Redis error stays pending
+        (recovered later) while the rest of the batch goes on."""
         starts: list[_Start] = []
         for stream_raw, entries in reply:
-            stream = stream_raw.decode() if isinstance(stream_raw, bytes) else stream_raw
+            stream = _text(stream_raw)
             for entry_raw, fields in entries:
-                entry_id = entry_raw.decode()
-                data = fields.get(b"data", b"")
+                entry_id = _text(entry_raw)
                 try:
-                    command = decode_command(data)
-                except ProtocolError as exc:
-                    await self._dead_letter(stream, entry_id, fields, str(exc))
+                    start = await self._take(stream, entry_id, fields)
+                except RedisError as exc:
+                    log.warning("entry %s of %s stays pending (%s)", entry_id, stream, exc)
                     continue
-                if isinstance(command, (AskAgentCommand, ResumeCommand)):
-                    starts.append((stream, entry_id, command, data))
-                elif isinstance(command, CancelTaskCommand):
-                    await self._on_cancel(command)
-                    await self._ack(stream, entry_id)
-                elif isinstance(command, ReloadPluginsCommand):
-                    self._start_reload(command)
-                    await self._ack(stream, entry_id)
+                if start is not None:
+                    starts.append(start)
         return starts
+
+    async def _take(self, stream: str, entry_id: str, fields: Any) -> _Start | None:
+        """Decode one entry: a task to start, or None once it was handled here."""
+        data = fields.get(b"data", b"") if isinstance(fields, dict) else b""
+        limits = self.config.limits
+        try:
+            command = decode_command(
+                data,
+                max_bytes=limits.max_command_bytes,
+                max_depth=limits.max_depth,
+                forbid_braces=self.keys.schema == "v2",
+            )
+        except ProtocolError as exc:
+            await self._dead_letter(stream, entry_id, fields, str(exc))
+            return None
+        if isinstance(command, (AskAgentCommand, ResumeCommand)):
+            return (stream, entry_id, command, data)
+        if isinstance(command, CancelTaskCommand):
+            await self._on_cancel(command)
+        elif isinstance(command, ReloadPluginsCommand):
+            self._start_reload(command)
+        await self._ack(stream, entry_id)
+        return None
 
     async def _start_batch(self, starts: list[_Start], *, alone: bool = False) -> None:
         now = now_ms()
@@ -994,7 +1095,7 @@ class WorkerRunner:
         return max(0, self.config.max_concurrency - len(self._running))
 
     def _launch(self, running: _Running, *, suspect: bool = False) -> None:
-        self._running[running.context.message_id] = running
+        self._running[running.key] = running
         running.suspect = suspect
         if suspect:
             self._suspect_running = True
@@ -1087,7 +1188,7 @@ class WorkerRunner:
             await self._before(ctx)
             raw = await self.worker.process_command(ctx.command, ctx)
             if ctx.suspension is None:
-                result = normalize_result(raw)
+                result = utf8_safe(normalize_result(raw))
         except (asyncio.CancelledError, TaskCancelledError) as exc:
             if not ctx.cancel_event.is_set() and isinstance(exc, asyncio.CancelledError):
                 raise  # the runner itself is shutting down: leave the entry pending
@@ -1113,13 +1214,23 @@ class WorkerRunner:
             )
         running.handler_done = True
         try:
-            if result is None:
-                await self._suspend(running)
-            else:
+            try:
+                if result is None:
+                    await self._suspend(running)
+                else:
+                    await self._finish(running, result, error)
+            except (RedisError, asyncio.CancelledError):
+                raise  # its entry stays pending: recovered once Redis answers
+            except Exception as exc:  # what it returned cannot be written: it fails, saying why
+                log.exception("task %s could not end as it returned", ctx.message_id)
+                error = {"type": type(exc).__name__, "message": _cut(str(exc), 500)}
+                result = AgentTaskResult(
+                    status=AgentState.FAILED, content=f"{error['type']}: {error['message']}"
+                )
                 await self._finish(running, result, error)
         finally:
-            if self._running.get(ctx.message_id) is running:
-                del self._running[ctx.message_id]
+            if self._running.get(running.key) is running:
+                del self._running[running.key]
             if running.suspect:
                 self._suspect_running = False
         if result is not None:
@@ -1172,7 +1283,7 @@ class WorkerRunner:
             turns.append(
                 HistoryEntry(
                     role="user",
-                    content=getattr(command, "content", ""),
+                    content=self._kept(getattr(command, "content", "")),
                     message_id=ctx.message_id,
                     agent_type=ctx.current_agent_id,
                     timestamp=now,
@@ -1183,7 +1294,7 @@ class WorkerRunner:
             turns.append(
                 HistoryEntry(
                     role="assistant",
-                    content=result.content,
+                    content=self._kept(result.content),
                     message_id=ctx.message_id,
                     agent_type=ctx.current_agent_id,
                     status=str(result.status).upper(),
@@ -1195,7 +1306,7 @@ class WorkerRunner:
             turns.append(
                 HistoryEntry(
                     role="assistant",
-                    content=question,
+                    content=self._kept(question),
                     message_id=ctx.message_id,
                     agent_type=ctx.current_agent_id,
                     status=AgentState.WAITING_USER,
@@ -1204,6 +1315,22 @@ class WorkerRunner:
                 )
             )
         return turns
+
+    def _kept(self, content: Any) -> Any:
+        """``content`` as a history turn keeps it: cut to ``max_history_bytes``."""
+        limit = self.config.limits.max_history_bytes
+        if isinstance(content, str):
+            if len(content) * 4 <= limit:  # UTF-8 is at most 4 bytes a character
+                return content
+            data = content.encode("utf-8", "replace")
+            if len(data) <= limit:
+                return content
+            cut = data[:limit].decode("utf-8", "ignore")
+            return f"{cut}... [{len(data) - len(cut.encode()):,} more bytes not kept]"
+        size = len(_json.encode(content))
+        if size <= limit:
+            return content
+        return f"[{size:,} bytes of structured content not kept (max_history_bytes={limit:,})]"
 
     async def _suspend(self, running: _Running) -> None:
         """Record the wait, then send what it waits for, then acknowledge (SPEC §6)."""
@@ -1374,6 +1501,26 @@ class WorkerRunner:
                 **base,
             )
         ]
+        limit = self.config.limits.max_event_bytes
+        if len(payloads[0]) > limit and status != AgentState.FAILED:
+            # an answer no reader should have to take: the task fails, saying why
+            message = (
+                f"result: {len(payloads[0]):,} bytes is over max_event_bytes={limit:,} "
+                "(BYWAY_MAX_EVENT_BYTES); return large data as an artifact"
+            )
+            self.completed -= status == AgentState.COMPLETED
+            self.failed += status == AgentState.COMPLETED
+            status = AgentState.FAILED
+            error = {"type": "LimitExceededError", "message": message}
+            final = AgentTaskResult(status=status, content=message, metadata=result.metadata)
+            payloads[0] = encode_event(
+                event_type=EventType.REASONING_LOG_DELTA
+                if ctx.is_sub_agent
+                else EventType.FINAL_ANSWER,
+                data=events.final_data(final, ctx.execution_id, error),
+                metadata=result.metadata,
+                **base,
+            )
         if ctx.is_root:
             payloads.append(
                 encode_event(
@@ -1585,6 +1732,13 @@ class WorkerRunner:
             parent_message_id=ctx.parent_message_id,
             data=data,
         )
+        limit = self.config.limits.max_event_bytes
+        if len(payload) > limit:
+            raise LimitExceededError(
+                f"{data.get('kind') or 'event'}: {len(payload):,} bytes is over "
+                f"max_event_bytes={limit:,} (BYWAY_MAX_EVENT_BYTES); send it in smaller "
+                "pieces, or as an artifact"
+            )
         await self.redis.xadd(
             self.keys.session_stream(ctx.session_id),
             {"data": payload},
@@ -1595,7 +1749,8 @@ class WorkerRunner:
     # -- control commands ------------------------------------------------------------------
 
     async def _on_cancel(self, command: CancelTaskCommand) -> None:
-        running = self._running.get(command.target_message_id)
+        # a cancel reaches only a task of the session its header names
+        running = self._running.get((command.header.session_id, command.target_message_id))
         if running is None or running.task is None:
             log.debug("cancel for %s: not running here", command.target_message_id)
             return
@@ -1627,12 +1782,15 @@ class WorkerRunner:
     async def _ack(self, stream: str, entry_id: str) -> None:
         await self.redis.xack(stream, self.config.consumer_group, entry_id)
 
-    async def _dead_letter(
-        self, stream: str, entry_id: str, fields: dict[bytes, bytes], reason: str
-    ) -> None:
-        """Move an entry that cannot be decoded aside (with the reason) and acknowledge it."""
+    async def _dead_letter(self, stream: str, entry_id: str, fields: Any, reason: str) -> None:
+        """Move an entry that cannot be decoded aside (with the reason) and acknowledge it.
+
+        What is kept is bounded whatever the entry holds: the reason cut to a few hundred
+        characters and at most the first KiB of the raw entry (with its full size)."""
+        reason = _cut(reason, _REASON_KEPT)
         log.error("dead-lettering %s %s: %s", stream, entry_id, reason)
-        raw = fields.get(b"data", b"")
+        raw = fields.get(b"data", b"") if isinstance(fields, dict) else b""
+        raw = raw if isinstance(raw, bytes) else b""
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.xadd(
                 self.keys.dead_letters(),
@@ -1644,7 +1802,11 @@ class WorkerRunner:
                             "reason": reason,
                             "worker_id": self.worker.worker_id,
                             "timestamp": now_ms(),
-                            "raw": raw.decode("utf-8", "replace"),
+                            "raw": raw[:_RAW_KEPT].decode("utf-8", "replace"),
+                            "raw_bytes": len(raw),
+                            "fields": sorted(_text(f)[:64] for f in fields)[:8]
+                            if isinstance(fields, dict)
+                            else [],
                         }
                     )
                 },
@@ -1653,6 +1815,19 @@ class WorkerRunner:
             )
             pipe.xack(stream, self.config.consumer_group, entry_id)
             await pipe.execute()
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} chars)"
+
+
+#: how much of a bad entry's reason and raw bytes its dead letter keeps
+_REASON_KEPT = 300
+_RAW_KEPT = 1024
 
 
 class _StreamReaders:
@@ -1703,6 +1878,9 @@ class _StreamReaders:
             if not done.done():
                 done.set_result(None)
         self._handed = []
+        for task in self.tasks:  # a reader that died takes the consume loop with it
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                raise WorkerError(f"{task.get_name()} stopped") from task.exception()
         try:
             first = await asyncio.wait_for(self.inbox.get(), block_ms / 1000)
         except TimeoutError:
