@@ -383,3 +383,23 @@ def test_a_loop_that_keeps_failing_stops_the_worker_non_zero(
     assert proc.returncode != -signal.SIGKILL
     assert "the consume loop failed: RuntimeError: a bug in reading" in proc.stderr
     assert "restarting it in" in proc.stderr
+
+
+async def test_a_session_id_that_breaks_hash_tags_is_dead_lettered_on_a_cluster(
+    client: GatewayClient, settings: RedisSettings, redis: aioredis.Redis
+) -> None:
+    """Under key schema v2 an id with a brace would make an empty or foreign hash tag (the
+    keys of one script in different slots): the entry is dead-lettered, the worker serves on."""
+    if settings.keys.schema != "v2":
+        pytest.skip("key schema v2 (the cluster suite: BYWAY_TEST_CLUSTER=1)")
+    stream = settings.keys.agent_stream("echo")
+    async with running(echo, settings) as runner:
+        for session in ("}abc", "{x}y", "a}"):
+            await redis.xadd(stream, {"data": raw(ask(session, f"m-{session}"))})
+        sent = await client.send_message("echo", "fine", "still serving")
+        final = await client.wait_for_final("fine", sent.message_id, timeout=15)
+        assert runner.readiness() == (True, "ready")
+    assert final.data["status"] == "COMPLETED"
+    dead = [json.loads(f[b"data"]) for _, f in await redis.xrange(settings.keys.dead_letters())]
+    assert len(dead) == 3 and all("braces" in d["reason"] for d in dead)
+    assert (await redis.xinfo_groups(stream))[0]["pending"] == 0
