@@ -36,8 +36,8 @@ from tests.conftest import (
 
 pytestmark = [pytest.mark.redis, pytest.mark.standalone]
 
-#: makes an ACL user of a role for the test's namespace: its settings (URL with password)
-MakeUser = Callable[[str], Awaitable[RedisSettings]]
+#: makes an ACL user of a role (and key schema) for the test's namespace: its settings
+MakeUser = Callable[..., Awaitable[RedisSettings]]
 
 
 def _byway_acl(*args: str) -> str:
@@ -67,12 +67,12 @@ async def make_user(redis: aioredis.Redis, settings: RedisSettings) -> AsyncIter
     dialect = "7.2" if version >= (7, 2) else "7.0"
     made: list[str] = []
 
-    async def make(role: str) -> RedisSettings:
+    async def make(role: str, schema: str = "v1") -> RedisSettings:
         name = f"bwt-{role}-{secrets.token_hex(4)}"
         password = secrets.token_hex(12)
         printed = _byway_acl(
             "--role", role, "--user", name, "--namespace", settings.namespace,
-            "--key-schema", settings.keys.schema, "--redis-version", dialect, "--format", "json",
+            "--key-schema", schema, "--redis-version", dialect, "--format", "json",
         )  # fmt: skip
         [user] = json.loads(printed)
         assert user["user"] == name and user["role"] == role
@@ -80,7 +80,7 @@ async def make_user(redis: aioredis.Redis, settings: RedisSettings) -> AsyncIter
         await redis.execute_command("ACL", "SETUSER", name, *user["rules"], f">{password}")
         parts = urlsplit(settings.url)
         netloc = f"{name}:{password}@{parts.hostname}:{parts.port or 6379}"
-        return replace(settings, url=parts._replace(netloc=netloc).geturl())
+        return replace(settings, url=parts._replace(netloc=netloc).geturl(), schema=schema)
 
     yield make
     for name in made:
@@ -160,10 +160,13 @@ async def test_a_worker_process_runs_everything_under_the_worker_role(
     assert await _denials(redis, worker_user) == []  # not one command was refused
 
 
+@pytest.mark.parametrize("schema", ["v1", "v2"])
 async def test_a_client_without_scripts_sends_streams_resumes_and_cancels(
-    redis: aioredis.Redis, settings: RedisSettings, make_user: MakeUser
+    redis: aioredis.Redis, settings: RedisSettings, make_user: MakeUser, schema: str
 ) -> None:
-    worker_user, client_user = await make_user("worker"), await make_user("client")
+    settings = replace(settings, schema=schema)  # type: ignore[arg-type]
+    worker_user = await make_user("worker", schema)
+    client_user = await make_user("client", schema)
     proc = spawn_worker("tests.agents.multi:Multi", worker_user)
     try:
         async with GatewayClient(settings=client_user) as client:
@@ -364,6 +367,6 @@ async def test_setuser_lines_with_a_password_from_stdin_make_users_that_log_in(
 def _cli(settings: RedisSettings, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "byway", args[0], *args[1:], "--redis-url", settings.url or "",
-         "--namespace", settings.namespace],
+         "--namespace", settings.namespace, "--key-schema", settings.keys.schema],
         capture_output=True, text=True, cwd=ROOT, timeout=60,
     )  # fmt: skip

@@ -6,7 +6,7 @@
   (FLUSHALL, FLUSHDB, CONFIG, KEYS, DEBUG, ACL, SHUTDOWN, MONITOR...).
 - **client** (send, stream, resume, cancel): XADD to control streams (agent-type and
   worker streams) and reads of session streams, execution records, worker membership
-  and leases, reload acknowledgements. No scripts: EVAL would write whatever its keys
+  and leases, agent types' strategies, reload acknowledgements. No scripts: EVAL would write whatever its keys
   allow. Under Redis 7 the keys are split into read-only (``%R~``) and write-only
   (``%W~``) patterns, so a client cannot write an execution record or a session stream;
   GatewayClient then takes its script-free path (see :mod:`byway.client`).
@@ -112,6 +112,7 @@ def _client_keys(keys: Keys) -> tuple[list[str], list[str]]:
         keys.worker_online("*"),
         keys.agent_type_workers("*"),
         keys.worker_agent_types("*"),
+        keys.agent_type_strategy("*"),
         keys.plugin_reload_ack("*"),
     ]
     return write, read
