@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -34,6 +33,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import NoPermissionError
 
 from byway import tracing
+from byway._scriptless import cancel_requests, scripts_setting
 from byway.errors import ConfigurationError, NoOnlineWorkerError, ProtocolError, SessionBusyError
 from byway.flow import STRATEGIES, CancelOutcome, Flow, SendOutcome
 from byway.keys import Keys
@@ -41,7 +41,6 @@ from byway.protocol import (
     AgentState,
     AskAgentCommand,
     CancelMode,
-    CancelTaskCommand,
     Command,
     Content,
     Event,
@@ -62,21 +61,6 @@ __all__ = ["ClientInterceptor", "GatewayClient", "ReloadAck", "SendMessageRespon
 
 DEFAULT_STREAM_BLOCK_MS = 5_000
 log = logging.getLogger("byway.client")
-_TERMINAL = frozenset({"COMPLETED", "FAILED", "CANCELLED"})
-
-
-def _scripts_setting(value: bool | None) -> bool | None:
-    """True: scripts only; False: never; None: scripts until Redis refuses them."""
-    if value is not None:
-        return bool(value)
-    raw = os.environ.get("BYWAY_CLIENT_SCRIPTS", "").strip().lower()
-    if raw in ("", "auto"):
-        return None
-    if raw in ("1", "true", "yes", "on"):
-        return True
-    if raw in ("0", "false", "no", "off"):
-        return False
-    raise ConfigurationError(f"BYWAY_CLIENT_SCRIPTS: expected 1, 0 or auto, got {raw!r}")
 
 
 class ClientInterceptor(Protocol):
@@ -170,7 +154,7 @@ class GatewayClient:
         None (default, or ``$BYWAY_CLIENT_SCRIPTS``) runs them until Redis refuses one
         (NOPERM), then goes on without."""
         self.settings = settings or RedisSettings.from_env()
-        self._scripts = _scripts_setting(scripts)
+        self._scripts = scripts_setting(scripts)
         self._owns_redis = redis is None
         self.redis = redis if redis is not None else self.settings.client()
         self.keys: Keys = self.settings.keys
@@ -536,38 +520,9 @@ class GatewayClient:
         """Without scripts: a CANCEL_TASK for each execution that has not ended, on its
         agent type's stream, where a worker cancels its tree (flow.cancel_tree)."""
         items: list[dict[str, Any]] = []
-        for record in records:
-            if record.status.upper() in _TERMINAL:
-                continue
-            command = CancelTaskCommand(
-                header=MessageHeader(
-                    message_id=new_id("msg-cancel"),
-                    session_id=record.session_id,
-                    trace_id=record.trace_id or uuid.uuid4().hex,
-                    target_agent_type=record.target_agent_type,
-                    parent_message_id=record.message_id,
-                ),
-                target_message_id=record.message_id,
-                target_execution_id=record.execution_id,
-                reason=reason,
-                requested_by="client",
-                cancel_mode=mode,
-            )
+        for command, item in cancel_requests(records, reason, mode):
             await self.send_command(command, require_online_worker=False)
-            items.append(
-                {
-                    "message_id": record.message_id,
-                    "execution_id": record.execution_id,
-                    "previous": record.status,
-                    "ended": False,
-                    "worker_id": record.worker_id,
-                    "target_agent_type": record.target_agent_type,
-                    "source_agent_type": record.source_agent_type,
-                    "parent_message_id": record.parent_message_id,
-                    "task_group_id": record.task_group_id,
-                    "trace_id": record.trace_id,
-                }
-            )
+            items.append(item)
         return CancelOutcome(items=items, via_worker=True)
 
     # -- plugins ---------------------------------------------------------------------------
