@@ -1,4 +1,5 @@
-"""The ``byway`` command line: worker, send, stream, status, history, demo, bench, embedded."""
+"""The ``byway`` command line: worker, send, stream, status, history, acl, demo, bench,
+embedded."""
 
 from __future__ import annotations
 
@@ -269,6 +270,30 @@ async def _status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_acl(args: argparse.Namespace) -> int:
+    from byway import acl
+
+    if args.user and not args.role:
+        print("error: --user names one user: give its --role too", file=sys.stderr)
+        return 2
+    password = None
+    if args.password_stdin:
+        password = acl.password_hash(sys.stdin.readline().rstrip("\r\n"))
+    keys = _settings(args).keys
+    users = [
+        acl.acl_user(
+            role,
+            keys,
+            user=args.user,
+            redis_version=args.redis_version,
+            password_sha256=password,
+        )
+        for role in ([args.role] if args.role else acl.ROLES)
+    ]
+    print(acl.render(users, keys, fmt=args.format, redis_version=args.redis_version))
+    return 0
+
+
 def _cmd_history(args: argparse.Namespace) -> int:
     try:
         from byway_history_postgres import history_command
@@ -484,6 +509,49 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     _add_redis_options(p)
     p.set_defaults(func=lambda a: asyncio.run(_status(a)))
+
+    p = sub.add_parser(
+        "acl",
+        help="print least-privilege Redis ACL rules for workers, clients and readers",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=(
+            "Print Redis ACL users (ACL SETUSER commands for redis-cli, ACL file lines, or "
+            "JSON) for the namespace and key schema of the usual settings:\n\n"
+            "  worker  everything a worker runs (streams, records, scripts, leases, LangGraph\n"
+            "          checkpoints, ADK sessions, byway dlq) on the namespace's keys only;\n"
+            "          no FLUSHALL, FLUSHDB, CONFIG, KEYS, DEBUG, ACL, SHUTDOWN, MONITOR...\n"
+            "  client  send, stream, resume, cancel: XADD to control streams and reads of\n"
+            "          session streams, execution records and worker leases; no scripts, no\n"
+            "          write to a record or a session stream (GatewayClient, byway send and\n"
+            "          byway cancel then work without scripts)\n"
+            "  reader  byway status and dashboards: read-only commands (and SCAN)\n\n"
+            "Redis 7 separates read (%R~) from write (%W~) key permissions; Redis 6.2\n"
+            "cannot, so under --redis-version 6.2 a client may also write what it reads.\n"
+            "The rules set no password unless --password-stdin gives one (stored as its\n"
+            "SHA-256). See docs/operations.md, 'Redis ACLs'."
+        ),
+    )
+    p.add_argument("--role", choices=["worker", "client", "reader"], help="one role (default: all)")
+    p.add_argument("--user", metavar="NAME", help="the user's name (default: byway-ROLE)")
+    p.add_argument(
+        "--format",
+        choices=["setuser", "aclfile", "json"],
+        default="setuser",
+        help="ACL SETUSER commands (default), lines for an ACL file, or JSON",
+    )
+    p.add_argument(
+        "--redis-version",
+        choices=["7.2", "7.0", "6.2"],
+        default="7.2",
+        help="7.2 (and later, default), 7.0 (no CLIENT SETINFO) or 6.2 (no %%R~/%%W~)",
+    )
+    p.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the user's password from the first line of stdin (printed as #SHA256)",
+    )
+    _add_redis_options(p)
+    p.set_defaults(func=_cmd_acl)
 
     p = sub.add_parser(
         "history",

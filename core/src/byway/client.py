@@ -9,6 +9,13 @@
 
 ``stream`` is resumable: every event carries the stream entry ``id`` it was read at, and
 ``stream(session_id, after=event.id)`` continues from there after a disconnect.
+
+Without scripts (``scripts=False``, ``BYWAY_CLIENT_SCRIPTS=0``, or by itself once Redis
+answers NOPERM to a script: the ACL client role of ``byway acl``) the client writes
+nothing but control-stream entries: an ask is a plain XADD (the worker that reads it
+creates its execution record and applies one writer per session), the online check
+reads the registry, and a cancel is a CANCEL_TASK on the task's agent-type stream, whose
+worker cancels the tree.
 """
 
 from __future__ import annotations
@@ -24,10 +31,12 @@ from typing import Any, Protocol
 
 import msgspec
 import redis.asyncio as aioredis
+from redis.exceptions import NoPermissionError
 
 from byway import tracing
+from byway._scriptless import cancel_requests, scripts_setting
 from byway.errors import ConfigurationError, NoOnlineWorkerError, ProtocolError, SessionBusyError
-from byway.flow import STRATEGIES, CancelOutcome, Flow
+from byway.flow import STRATEGIES, CancelOutcome, Flow, SendOutcome
 from byway.keys import Keys
 from byway.limits import Limits
 from byway.protocol import (
@@ -48,7 +57,7 @@ from byway.protocol import (
     new_id,
     now_ms,
 )
-from byway.registry import WorkerRegistry
+from byway.registry import ExecutionRecord, WorkerRegistry
 from byway.settings import RedisSettings
 
 log = logging.getLogger("byway.client")
@@ -56,6 +65,7 @@ log = logging.getLogger("byway.client")
 __all__ = ["ClientInterceptor", "GatewayClient", "ReloadAck", "SendMessageResponse"]
 
 DEFAULT_STREAM_BLOCK_MS = 5_000
+log = logging.getLogger("byway.client")
 
 
 class ClientInterceptor(Protocol):
@@ -152,10 +162,15 @@ class GatewayClient:
         *,
         settings: RedisSettings | None = None,
         stream_maxlen: int = 0,
+        scripts: bool | None = None,
         limits: Limits | None = None,
     ) -> None:
-        """``limits`` (default: :meth:`Limits.from_env`) bounds what it sends and reads."""
+        """``scripts``: True runs Lua scripts only, False never (the ACL client role);
+        None (default, or ``$BYWAY_CLIENT_SCRIPTS``) runs them until Redis refuses one
+        (NOPERM), then goes on without. ``limits`` (default: :meth:`Limits.from_env`)
+        bounds what it sends and reads."""
         self.settings = settings or RedisSettings.from_env()
+        self._scripts = scripts_setting(scripts)
         self.limits = limits or Limits.from_env()
         self._owns_redis = redis is None
         self.redis = redis if redis is not None else self.settings.client()
@@ -197,6 +212,30 @@ class GatewayClient:
     ) -> None:
         """Run ``interceptor`` on every command before it is sent, in the order added."""
         self._interceptors.append(interceptor)
+
+    @property
+    def uses_scripts(self) -> bool:
+        """Whether sends and cancels still go through Lua scripts."""
+        return self._scripts is not False
+
+    def _refuse_scripts(self, exc: NoPermissionError) -> None:
+        """Redis refused a script (or a key it needs): go on without, unless told not to."""
+        if self._scripts is True:
+            raise exc
+        self._scripts = False
+        log.info(
+            "Redis refused this client's scripts (%s): sending without scripts from now on "
+            "(the ACL client role; see docs/operations.md, 'Redis ACLs')",
+            exc,
+        )
+
+    async def _find_online(self, agent_type: str, worker: str) -> str | None:
+        if self._scripts is not False:
+            try:
+                return await self.registry.find_online_worker(agent_type, worker)
+            except NoPermissionError as exc:
+                self._refuse_scripts(exc)
+        return await self.registry.find_online_worker(agent_type, worker, script=False)
 
     async def _intercept(self, command: Command) -> Command:
         for interceptor in self._interceptors:
@@ -288,9 +327,11 @@ class GatewayClient:
         worker = target_worker_id or ""
         is_ask = isinstance(command, AskAgentCommand)
         # under schema v1 the SEND script checks for a live worker itself: one round trip
-        check_in_script = require_online_worker and is_ask and self.keys.schema == "v1"
+        check_in_script = (
+            require_online_worker and is_ask and self.keys.schema == "v1" and self.uses_scripts
+        )
         if require_online_worker and not check_in_script:
-            if await self.registry.find_online_worker(agent_type, worker) is None:
+            if await self._find_online(agent_type, worker) is None:
                 return self._refused(command, worker, "")
         stream = (
             self.keys.worker_stream(target_worker_id)
@@ -298,33 +339,52 @@ class GatewayClient:
             else self.keys.agent_stream(agent_type)
         )
         now = now_ms()
-        if not isinstance(command, AskAgentCommand):
-            entry: Any = await self.redis.xadd(
-                stream,
-                {"data": encode_command(command, max_bytes=self.limits.max_command_bytes)},
-                maxlen=self.stream_maxlen or None,
-                approximate=True,
-            )
-            return SendMessageResponse(
-                success=True,
-                message_id=header.message_id,
-                trace_id=header.trace_id,
-                session_id=header.session_id,
-                target_worker_id=worker,
-                timestamp=now,
-                status=AgentState.QUEUED,
-                stream_entry_id=entry.decode(),
-                disposition="sent",
-            )
         root = header.source_agent_type in ("", "client") and not header.parent_message_id
-        sent = await self.flow.send(
-            command,
-            stream=stream,
-            root=root,
-            strategy=multitask_strategy,
-            check_online=check_in_script,
-            target_worker=worker,
+        if isinstance(command, AskAgentCommand) and self.uses_scripts:
+            try:
+                sent = await self.flow.send(
+                    command,
+                    stream=stream,
+                    root=root,
+                    strategy=multitask_strategy,
+                    check_online=check_in_script,
+                    target_worker=worker,
+                )
+            except NoPermissionError as exc:  # refused before it ran: nothing was written
+                self._refuse_scripts(exc)
+                if check_in_script and await self._find_online(agent_type, worker) is None:
+                    return self._refused(command, worker, "")
+            else:
+                return await self._sent(command, worker, now, sent)
+        if isinstance(command, AskAgentCommand) and root and multitask_strategy in STRATEGIES[1:]:
+            raise ConfigurationError(
+                f"multitask_strategy: {multitask_strategy!r} needs the client's scripts; "
+                "without them (the ACL client role) a busy session queues the message"
+            )
+        # a plain XADD: any command that is not an ask, and every command without scripts
+        entry: Any = await self.redis.xadd(
+            stream,
+            {"data": encode_command(command, max_bytes=self.limits.max_command_bytes)},
+            maxlen=self.stream_maxlen or None,
+            approximate=True,
         )
+        return SendMessageResponse(
+            success=True,
+            message_id=header.message_id,
+            trace_id=header.trace_id,
+            session_id=header.session_id,
+            target_worker_id=worker,
+            timestamp=now,
+            status=AgentState.QUEUED,
+            stream_entry_id=entry.decode(),
+            disposition="sent",
+        )
+
+    async def _sent(
+        self, command: AskAgentCommand, worker: str, now: int, sent: SendOutcome
+    ) -> SendMessageResponse:
+        """The response to an ask the SEND script handled."""
+        header = command.header
         if not sent.accepted:
             return self._refused(command, worker, sent.error_code, sent.holder)
         if sent.disposition == "interrupt":
@@ -431,17 +491,26 @@ class GatewayClient:
         handler's ``check_cancelled`` raises, and after the worker's grace period the
         handler is cancelled; force: at once). A caller waiting on the cancelled task is
         resumed with CANCELLED. Returns what was reached (ended tasks are not listed).
+        Without scripts the cancel goes to a worker of the task's agent type, which does
+        the same; the outcome then lists the task only (``via_worker``).
         """
         _check_id("message_id", message_id)
         _check_id("session_id", session_id)
         mode = _cancel_mode(cancel_mode)
-        if await self.registry.get_execution_by_message(session_id, message_id) is None:
+        record = await self.registry.get_execution_by_message(session_id, message_id)
+        if record is None:
             raise ConfigurationError(
                 f"message_id: no execution of {message_id!r} in session {session_id!r}"
+                + ("" if self.uses_scripts else " (yet: no worker has read it)")
             )
-        return await self.flow.cancel_tree(
-            session_id, message_id, reason=reason or "cancelled", mode=mode
-        )
+        if self.uses_scripts:
+            try:
+                return await self.flow.cancel_tree(
+                    session_id, message_id, reason=reason or "cancelled", mode=mode
+                )
+            except NoPermissionError as exc:  # refused before it ran
+                self._refuse_scripts(exc)
+        return await self._cancel_via_worker([record], reason or "cancelled", mode)
 
     async def cancel_session(
         self, session_id: str, reason: str | None = None, cancel_mode: CancelMode | str = "graceful"
@@ -449,9 +518,30 @@ class GatewayClient:
         """Cancel every task of the session, and the messages queued behind them."""
         _check_id("session_id", session_id)
         mode = _cancel_mode(cancel_mode)
-        return await self.flow.cancel_tree(
-            session_id, "", reason=reason or "session cancelled", mode=mode
-        )
+        if self.uses_scripts:
+            try:
+                return await self.flow.cancel_tree(
+                    session_id, "", reason=reason or "session cancelled", mode=mode
+                )
+            except NoPermissionError as exc:
+                self._refuse_scripts(exc)
+        roots = [
+            r
+            for r in await self.registry.list_executions(session_id)
+            if r.source_agent_type in ("", "client") and not r.parent_message_id
+        ]
+        return await self._cancel_via_worker(roots, reason or "session cancelled", mode)
+
+    async def _cancel_via_worker(
+        self, records: list[ExecutionRecord], reason: str, mode: CancelMode
+    ) -> CancelOutcome:
+        """Without scripts: a CANCEL_TASK for each execution that has not ended, on its
+        agent type's stream, where a worker cancels its tree (flow.cancel_tree)."""
+        items: list[dict[str, Any]] = []
+        for command, item in cancel_requests(records, reason, mode):
+            await self.send_command(command, require_online_worker=False)
+            items.append(item)
+        return CancelOutcome(items=items, via_worker=True)
 
     # -- plugins ---------------------------------------------------------------------------
 

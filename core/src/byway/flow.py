@@ -72,9 +72,13 @@ class SendOutcome:
 
 @dataclass(slots=True)
 class CancelOutcome:
-    """What a cancel reached: every execution that had not ended, in BFS order."""
+    """What a cancel reached: every execution that had not ended, in BFS order.
+
+    ``via_worker``: the cancel went to a worker of the task's agent type (a client
+    without scripts), which cancels the tree; ``items`` then lists only the targets."""
 
     items: list[dict[str, Any]] = field(default_factory=list)
+    via_worker: bool = False
 
     @property
     def count(self) -> int:

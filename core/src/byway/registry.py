@@ -239,10 +239,13 @@ class WorkerRegistry:
         members: Any = await self.redis.smembers(self.keys.agent_type_workers(agent_type))
         return sorted(m.decode() for m in members)
 
-    async def find_online_worker(self, agent_type: str, target_worker_id: str = "") -> str | None:
-        """A live worker for ``agent_type`` (or whether ``target_worker_id`` is live)."""
+    async def find_online_worker(
+        self, agent_type: str, target_worker_id: str = "", *, script: bool = True
+    ) -> str | None:
+        """A live worker for ``agent_type`` (or whether ``target_worker_id`` is live);
+        ``script=False`` reads without a script (a user that may not run scripts)."""
         k = self.keys
-        if k.schema == "v1":
+        if k.schema == "v1" and script:
             found = await _scripts.FIND_ONLINE.run(
                 self.redis,
                 [k.agent_type_workers(agent_type)],

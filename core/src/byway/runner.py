@@ -939,7 +939,7 @@ class WorkerRunner:
         if isinstance(command, (AskAgentCommand, ResumeCommand)):
             return (stream, entry_id, command, data)
         if isinstance(command, CancelTaskCommand):
-            await self._on_cancel(command)
+            await self._on_cancel(command, tree=stream in self._streams)
         elif isinstance(command, ReloadPluginsCommand):
             self._start_reload(command)
         await self._ack(stream, entry_id)
@@ -1748,7 +1748,23 @@ class WorkerRunner:
 
     # -- control commands ------------------------------------------------------------------
 
-    async def _on_cancel(self, command: CancelTaskCommand) -> None:
+    async def _on_cancel(self, command: CancelTaskCommand, *, tree: bool = False) -> None:
+        """A cancel from this worker's own stream stops a local task. One read from an
+        agent-type stream (``tree``: a client without scripts, a by-framework client) asks
+        for what ``GatewayClient.cancel_task`` does: cancel the task's tree, whose running
+        tasks then get a cancel on their workers' own streams."""
+        if tree:
+            try:
+                await self.flow.cancel_tree(
+                    command.header.session_id,
+                    command.target_message_id,
+                    reason=command.reason or "cancelled",
+                    mode=command.cancel_mode,
+                    requested_by=command.requested_by or "client",
+                )
+            except ResponseError as exc:  # a wrong-type key: retrying cannot help
+                log.warning("cancel of %r failed: %s", command.target_message_id, exc)
+            return
         # a cancel reaches only a task of the session its header names
         running = self._running.get((command.header.session_id, command.target_message_id))
         if running is None or running.task is None:

@@ -9,6 +9,12 @@ with an ACL user and password: ``redis://user:secret@host:6379/0``.
 A Redis Cluster is named by ``redis+cluster://`` (or ``rediss+cluster://``) and the
 address of any one of its nodes; the client finds the others. A cluster uses key schema
 v2 unless told otherwise, and refuses v1 (whose keys cannot be kept within one slot).
+
+TLS: a ``rediss://`` URL verifies the server against the system's CAs. A private CA and
+a client certificate (``tls-auth-clients yes``) are given by ``BYWAY_REDIS_TLS_CA``,
+``BYWAY_REDIS_TLS_CERT`` and ``BYWAY_REDIS_TLS_KEY`` (PEM file paths), or by redis-py's
+URL query parameters: ``rediss://host:6380/0?ssl_ca_certs=ca.pem&ssl_certfile=client.pem
+&ssl_keyfile=client.key`` (the URL wins where both are given).
 """
 
 from __future__ import annotations
@@ -67,6 +73,11 @@ class RedisSettings:
     max_connections: int = 64
     socket_timeout: float | None = None
     health_check_interval: int = 30
+    #: PEM files for TLS (``rediss://``): the CA that signed the server's certificate, and
+    #: this client's certificate and key for a server that checks clients
+    tls_ca: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
 
     def __post_init__(self) -> None:
         if self.url is not None:
@@ -76,6 +87,11 @@ class RedisSettings:
                     "redis_url: expected a redis://, rediss://, unix://, redis+cluster:// or "
                     f"rediss+cluster:// URL, got {self.url!r}"
                 )
+            for name, path in self._tls_files().items():
+                if not scheme.startswith("rediss"):
+                    raise ConfigurationError(f"{name}: TLS files need a rediss:// URL")
+                if not os.path.isfile(path):
+                    raise ConfigurationError(f"{name}: expected a PEM file, got {path!r}")
             if self.cluster and self.schema == "v1":
                 raise ConfigurationError(
                     "schema: a Redis Cluster needs key schema v2 (hash-tagged keys), got 'v1'"
@@ -106,7 +122,20 @@ class RedisSettings:
             namespace=os.environ.get("BYWAY_NAMESPACE", DEFAULT_NAMESPACE),
             schema=schema,  # type: ignore[arg-type]
             max_connections=_env_int("BYAI_REDIS_MAX_CONNECTIONS", 64),
+            tls_ca=os.environ.get("BYWAY_REDIS_TLS_CA") or None,
+            tls_cert=os.environ.get("BYWAY_REDIS_TLS_CERT") or None,
+            tls_key=os.environ.get("BYWAY_REDIS_TLS_KEY") or None,
         )
+
+    def _tls_files(self) -> dict[str, str]:
+        """The TLS files that are set, by setting name."""
+        named = {"tls_ca": self.tls_ca, "tls_cert": self.tls_cert, "tls_key": self.tls_key}
+        return {name: path for name, path in named.items() if path}
+
+    def _tls_kwargs(self) -> dict[str, str]:
+        """redis-py's connection arguments for the TLS files that are set."""
+        names = {"tls_ca": "ssl_ca_certs", "tls_cert": "ssl_certfile", "tls_key": "ssl_keyfile"}
+        return {names[name]: path for name, path in self._tls_files().items()}
 
     @property
     def keys(self) -> Keys:
@@ -141,6 +170,7 @@ class RedisSettings:
                 socket_timeout=self.socket_timeout,
                 health_check_interval=self.health_check_interval,
                 decode_responses=False,
+                **self._tls_kwargs(),
             )
             return cast(aioredis.Redis, cluster)
         url = self.resolved_url()
@@ -153,6 +183,7 @@ class RedisSettings:
             socket_timeout=self.socket_timeout,
             health_check_interval=self.health_check_interval,
             decode_responses=False,
+            **self._tls_kwargs(),
         )
         # the same kind of connection, packing commands with hiredis (set after from_url,
         # whose URL options would override a connection_class argument)
