@@ -317,7 +317,7 @@ async def test_history_keeps_a_bounded_turn(client: GatewayClient, settings: Red
         assert "more bytes not kept" in str(turn.content)
 
 
-async def test_a_flood_of_reloads_costs_at_most_two(
+async def test_a_flood_of_reloads_costs_a_handful_not_one_each(
     client: GatewayClient, settings: RedisSettings, redis: aioredis.Redis
 ) -> None:
     builds = 0
@@ -349,7 +349,9 @@ async def test_a_flood_of_reloads_costs_at_most_two(
                 break
             await asyncio.sleep(0.05)
         await asyncio.sleep(1.0)
-    assert 2 <= builds <= 4  # the start, then one or two reloads for all 2,000
+    # one reload runs at a time and at most one waits, whatever arrives meanwhile: the
+    # start, then a reload per 0.2 s the worker spent reading the 2,000
+    assert 2 <= builds <= 20
 
 
 @pytest.mark.standalone
