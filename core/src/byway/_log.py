@@ -99,7 +99,7 @@ class SafeRecordFilter(logging.Filter):
         elif isinstance(args, Mapping):
             record.args = {k: _clean_arg(v) for k, v in args.items()}
         if record.exc_info and record.exc_info[1] is not None and not record.exc_text:
-            record.exc_text = _safe_traceback(record.exc_info)  # type: ignore[arg-type]
+            record.exc_text = _safe_traceback(record.exc_info)
         return True
 
 

@@ -82,7 +82,7 @@ def redact_url(url: str) -> str:
 def url_secrets(url: str) -> list[str]:
     """The passwords written in ``url`` (as written and percent-decoded), longest first."""
     found: set[str] = set()
-    scheme, sep, rest = url.partition("://")
+    _, sep, rest = url.partition("://")
     if sep:
         netloc = rest.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
         userinfo, at, _ = netloc.rpartition("@")

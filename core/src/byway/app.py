@@ -109,9 +109,7 @@ def worker_command(target: str, settings: RedisSettings, *extra: str) -> list[st
     ]  # fmt: skip
 
 
-def worker_env(
-    settings: RedisSettings, base: Mapping[str, str] | None = None
-) -> dict[str, str]:
+def worker_env(settings: RedisSettings, base: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment of a child process on ``settings``' Redis: ``base`` (default: this
     process's environment) with ``BYWAY_REDIS_URL`` set to the URL resolved first, so a
     child of a process that uses the embedded server attaches to the same one."""

@@ -42,7 +42,8 @@ def _add_redis_options(p: argparse.ArgumentParser) -> None:
         "--redis-url",
         metavar="URL",
         help="redis://, rediss:// or unix:// URL, or redis+cluster://NODE for a Redis Cluster "
-        "(default: $BYWAY_REDIS_URL, else embedded)",
+        "(default: $BYWAY_REDIS_URL, else embedded; a URL with a password belongs in "
+        "$BYWAY_REDIS_URL: a command line is visible to ps)",
     )
     g.add_argument("--namespace", help="key namespace (default: $BYWAY_NAMESPACE or byai_gateway)")
     g.add_argument(

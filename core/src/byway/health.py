@@ -30,9 +30,7 @@ log = get_logger("byway.health")
 class HealthServer:
     """Serves the runner's liveness and readiness on ``host:port``."""
 
-    def __init__(
-        self, runner: WorkerRunner, port: int, host: str = DEFAULT_HEALTH_HOST
-    ) -> None:
+    def __init__(self, runner: WorkerRunner, port: int, host: str = DEFAULT_HEALTH_HOST) -> None:
         self.runner = runner
         self.port = port
         self.host = host
