@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Iterator
 
 from byway import EventType, GatewayClient, RedisSettings
-from byway.app import worker_command
+from byway.app import worker_command, worker_env
 from byway.cli import render_event
 
 
@@ -22,9 +22,11 @@ def serving(
     settings: RedisSettings, *targets: tuple[str, str]
 ) -> Iterator[list[subprocess.Popen[bytes]]]:
     """One worker process per (module:attr, agent type); stopped (SIGTERM) on exit."""
+    env = worker_env(settings)  # the URL, password and all, stays out of their argv
     workers = [
         subprocess.Popen(
-            worker_command(target, settings, "--agent-type", agent_type, "--drain-timeout", "5")
+            worker_command(target, settings, "--agent-type", agent_type, "--drain-timeout", "5"),
+            env=env,
         )
         for target, agent_type in targets
     ]

@@ -30,7 +30,7 @@ from byway import (
     RunnerConfig,
     WorkerRunner,
 )
-from byway.app import worker_command
+from byway.app import worker_command, worker_env
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -237,7 +237,7 @@ def spawn_worker(
     if worker_id:
         cmd += ["--worker-id", worker_id]
     full = {
-        **os.environ,
+        **worker_env(settings),
         "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
         **(env or {}),
     }

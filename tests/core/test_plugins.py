@@ -69,11 +69,12 @@ def test_a_broken_plugin_fails_loudly_with_its_name(monkeypatch: pytest.MonkeyPa
 def test_a_broken_plugin_stops_the_worker_process_with_its_name(
     monkeypatch: pytest.MonkeyPatch, settings: RedisSettings
 ) -> None:
-    from byway.app import worker_command
+    from byway.app import worker_command, worker_env
 
     monkeypatch.setenv("BYWAY_TEST_BROKEN_PLUGIN", "1")
     done = subprocess.run(
         worker_command("tests.agents.basic:echo", settings),
+        env=worker_env(settings),
         capture_output=True,
         text=True,
         timeout=60,

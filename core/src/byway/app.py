@@ -4,21 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import logging
 import os
 import sys
+from collections.abc import Mapping
 from dataclasses import fields, replace
 from typing import Any
 
+from byway._log import get_logger
 from byway.errors import ConfigurationError, WorkerError
+from byway.health import DEFAULT_HEALTH_HOST
 from byway.plugins import Plugin, adapt, discover_plugins
 from byway.runner import RunnerConfig, WorkerRunner
 from byway.settings import RedisSettings
 from byway.worker import FunctionWorker, GatewayWorker
 
-__all__ = ["load_worker", "run_worker", "serve", "worker_command"]
+__all__ = ["load_worker", "run_worker", "serve", "worker_command", "worker_env"]
 
-log = logging.getLogger("byway.worker")
+log = get_logger("byway.worker")
 
 
 def _env_override(name: str, value: int) -> int:
@@ -94,16 +96,26 @@ def load_worker(
 
 
 def worker_command(target: str, settings: RedisSettings, *extra: str) -> list[str]:
-    """The argv that runs ``byway worker TARGET`` in a new process on ``settings``' Redis.
+    """The argv that runs ``byway worker TARGET`` in a new process on ``settings``' Redis;
+    start it with ``env=worker_env(settings)``.
 
-    The Redis URL is resolved first, so a child of a process that uses the embedded
-    server attaches to the same one.
+    The Redis URL is not in it: a command line is readable by every user of the machine
+    (``ps``, ``/proc/<pid>/cmdline``) and the URL may hold a password, so the child reads
+    it from ``BYWAY_REDIS_URL`` (:func:`worker_env`).
     """
     return [
         sys.executable, "-m", "byway", "--log-level", "WARNING", "worker", target,
-        "--redis-url", settings.resolved_url(), "--namespace", settings.namespace,
-        "--key-schema", settings.keys.schema, *extra,
+        "--namespace", settings.namespace, "--key-schema", settings.keys.schema, *extra,
     ]  # fmt: skip
+
+
+def worker_env(settings: RedisSettings, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of a child process on ``settings``' Redis: ``base`` (default: this
+    process's environment) with ``BYWAY_REDIS_URL`` set to the URL resolved first, so a
+    child of a process that uses the embedded server attaches to the same one."""
+    env = dict(os.environ if base is None else base)
+    env["BYWAY_REDIS_URL"] = settings.resolved_url()
+    return env
 
 
 async def serve(
@@ -113,10 +125,12 @@ async def serve(
     config: RunnerConfig | None = None,
     handle_signals: bool = True,
     health_port: int | None = None,
+    health_host: str = DEFAULT_HEALTH_HOST,
     plugins: list[Plugin] | None = None,
 ) -> None:
     """Run ``worker`` until stopped (SIGTERM/SIGINT drain it); with ``health_port``,
-    serve ``/healthz`` and ``/readyz`` meanwhile. ``plugins=None`` discovers them."""
+    serve ``/healthz`` and ``/readyz`` on ``health_host`` (this machine only by default)
+    meanwhile. ``plugins=None`` discovers them."""
     runner = WorkerRunner(worker, settings=settings, config=config, plugins=plugins)
     try:
         if health_port is None:
@@ -124,7 +138,7 @@ async def serve(
         else:
             from byway.health import HealthServer
 
-            async with HealthServer(runner, health_port):
+            async with HealthServer(runner, health_port, health_host):
                 await runner.start(handle_signals=handle_signals)
     finally:
         await runner.release()

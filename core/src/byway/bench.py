@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import json
 import math
+import os
 import secrets
 import signal
 import statistics
@@ -35,7 +36,7 @@ from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 
-from byway.app import worker_command
+from byway.app import worker_command, worker_env
 from byway.client import GatewayClient
 from byway.errors import BywayError, WorkerError
 from byway.protocol import EventType, decode_event, new_id
@@ -274,15 +275,18 @@ async def _measure(systems: list[_System], args: argparse.Namespace) -> dict[str
 
 
 def _spawn(
-    stack: contextlib.AsyncExitStack, argv: list[str], n: int
+    stack: contextlib.AsyncExitStack, argv: list[str], n: int, settings: RedisSettings
 ) -> list[subprocess.Popen[bytes]]:
-    """Start ``n`` processes of ``argv``, stopped (by pid) when ``stack`` closes.
+    """Start ``n`` processes of ``argv``, stopped (by pid) when ``stack`` closes; they
+    find ``settings``' Redis URL in their environment (never in their argv).
 
     Each gets its own session, so a Ctrl-C in the terminal reaches only the bench, which
     then stops them with one SIGTERM each.
     """
+    env = worker_env(settings)
     procs = [
-        subprocess.Popen(argv, stdout=subprocess.DEVNULL, start_new_session=True) for _ in range(n)
+        subprocess.Popen(argv, stdout=subprocess.DEVNULL, start_new_session=True, env=env)
+        for _ in range(n)
     ]
     stack.callback(_stop, procs)
     return procs
@@ -317,7 +321,6 @@ async def _wait_ready(
 async def _start_floor(
     stack: contextlib.AsyncExitStack,
     settings: RedisSettings,
-    url: str,
     workers: int,
     args: argparse.Namespace,
 ) -> _Floor:
@@ -333,11 +336,11 @@ async def _start_floor(
             "-m",
             "byway.bench",
             "--floor-worker",
-            url,
             floor.tasks,
             str(args.fetch_count),
         ],
         workers,
+        settings,
     )
 
     async def consumers() -> int:
@@ -350,7 +353,6 @@ async def _start_floor(
 async def _start_byway(
     stack: contextlib.AsyncExitStack,
     settings: RedisSettings,
-    url: str,
     workers: int,
     args: argparse.Namespace,
 ) -> _Byway:
@@ -371,6 +373,7 @@ async def _start_byway(
             str(max(50, args.concurrency)),
         ),
         workers,
+        settings,
     )
 
     async def online() -> int:
@@ -383,8 +386,9 @@ async def _start_byway(
 # -- the floor worker (a separate process: python -m byway.bench --floor-worker ...) -----
 
 
-async def _floor_worker(url: str, stream: str, count: int) -> None:
-    redis = aioredis.Redis.from_url(url, max_connections=64)
+async def _floor_worker(stream: str, count: int) -> None:
+    # the URL comes through the environment (worker_env): an argv is visible to `ps`
+    redis = aioredis.Redis.from_url(os.environ["BYWAY_REDIS_URL"], max_connections=64)
     consumer = f"floor-{secrets.token_hex(4)}"
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
@@ -464,7 +468,7 @@ def _worker_counts(raw: str) -> list[int]:
 async def _bench(
     args: argparse.Namespace, settings: RedisSettings, counts: list[int]
 ) -> list[dict[str, Any]]:
-    url = settings.resolved_url()
+    settings = replace(settings, url=settings.resolved_url())  # the embedded one, started once
     rows: list[dict[str, Any]] = []
     if this := asyncio.current_task():  # SIGTERM: stop the workers and delete keys all the same
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, this.cancel)
@@ -472,8 +476,8 @@ async def _bench(
         for workers in counts:
             _log(f"--- {workers} worker process(es) each ---")
             async with contextlib.AsyncExitStack() as stack:
-                floor = await _start_floor(stack, settings, url, workers, args)
-                byway = await _start_byway(stack, settings, url, workers, args)
+                floor = await _start_floor(stack, settings, workers, args)
+                byway = await _start_byway(stack, settings, workers, args)
                 results = await _measure([floor, byway], args)
             f, b = results["floor"], results["byway"]
             rows.append(
@@ -549,4 +553,4 @@ def main(args: argparse.Namespace, settings: RedisSettings) -> int:
 
 
 if __name__ == "__main__" and sys.argv[1:2] == ["--floor-worker"]:
-    asyncio.run(_floor_worker(sys.argv[2], sys.argv[3], int(sys.argv[4])))
+    asyncio.run(_floor_worker(sys.argv[2], int(sys.argv[3])))

@@ -14,7 +14,11 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
+from redis.exceptions import RedisError
+
+from byway._redact import redact_text
 from byway.errors import BywayError
+from byway.health import DEFAULT_HEALTH_HOST
 from byway.protocol import Event, EventType
 from byway.settings import RedisSettings
 
@@ -39,7 +43,8 @@ def _add_redis_options(p: argparse.ArgumentParser) -> None:
         "--redis-url",
         metavar="URL",
         help="redis://, rediss:// or unix:// URL, or redis+cluster://NODE for a Redis Cluster "
-        "(default: $BYWAY_REDIS_URL, else embedded)",
+        "(default: $BYWAY_REDIS_URL, else embedded; a URL with a password belongs in "
+        "$BYWAY_REDIS_URL: a command line is visible to ps)",
     )
     g.add_argument("--namespace", help="key namespace (default: $BYWAY_NAMESPACE or byai_gateway)")
     g.add_argument(
@@ -124,6 +129,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
             settings=_settings(args),
             config=config,
             health_port=args.health_port,
+            health_host=args.health_host,
             plugins=plugins,
         )
     )
@@ -372,6 +378,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve /healthz and /readyz on this port (off by default)",
     )
     p.add_argument(
+        "--health-host",
+        metavar="ADDR",
+        default=os.environ.get("BYWAY_HEALTH_HOST") or DEFAULT_HEALTH_HOST,
+        help="address the health server listens on: 127.0.0.1 (default, $BYWAY_HEALTH_HOST), "
+        "0.0.0.0 for every interface (probes from other hosts)",
+    )
+    p.add_argument(
         "--max-deliveries",
         type=int,
         default=5,
@@ -611,8 +624,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except BywayError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {redact_text(str(exc))}", file=sys.stderr)
         return 2
+    except RedisError as exc:  # one line, password masked, rather than a traceback
+        print(f"error: redis: {redact_text(str(exc))}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

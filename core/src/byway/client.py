@@ -21,7 +21,6 @@ worker cancels the tree.
 from __future__ import annotations
 
 import asyncio
-import logging
 import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -34,6 +33,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import NoPermissionError
 
 from byway import tracing
+from byway._log import get_logger
 from byway._scriptless import cancel_requests, scripts_setting
 from byway.errors import ConfigurationError, NoOnlineWorkerError, ProtocolError, SessionBusyError
 from byway.flow import STRATEGIES, CancelOutcome, Flow, SendOutcome
@@ -60,12 +60,10 @@ from byway.protocol import (
 from byway.registry import ExecutionRecord, WorkerRegistry
 from byway.settings import RedisSettings
 
-log = logging.getLogger("byway.client")
-
 __all__ = ["ClientInterceptor", "GatewayClient", "ReloadAck", "SendMessageResponse"]
 
 DEFAULT_STREAM_BLOCK_MS = 5_000
-log = logging.getLogger("byway.client")
+log = get_logger("byway.client")
 
 
 class ClientInterceptor(Protocol):

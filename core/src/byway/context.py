@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import msgspec
 
 from byway import events, tracing
+from byway._log import get_logger
 from byway.errors import (
     ConfigurationError,
     LimitExceededError,
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
 
 __all__ = ["AgentContext", "Suspension"]
 
-log = logging.getLogger("byway.task")
+log = get_logger("byway.task")
 T = TypeVar("T")
 
 _SCHEDULER_STATES = frozenset(

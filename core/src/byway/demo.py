@@ -13,8 +13,9 @@ import subprocess
 import sys
 import time
 import uuid
+from dataclasses import replace
 
-from byway.app import worker_command
+from byway.app import worker_command, worker_env
 from byway.cli import render_event
 from byway.client import GatewayClient
 from byway.context import AgentContext
@@ -84,13 +85,14 @@ async def _run(
 
 
 def main(args: argparse.Namespace, settings: RedisSettings) -> int:
-    url = settings.resolved_url()
+    settings = replace(settings, url=settings.resolved_url())
     agent_type = f"assistant-{uuid.uuid4().hex[:6]}"
-    print(f"redis: {settings.describe()} ({url})", file=sys.stderr)
+    print(f"redis: {settings.describe()}", file=sys.stderr)
     worker = subprocess.Popen(
         worker_command(
             "byway.demo:assistant", settings, "--agent-type", agent_type, "--drain-timeout", "5"
-        )
+        ),
+        env=worker_env(settings),
     )
     try:
         return asyncio.run(_run(args, settings, agent_type, worker))

@@ -12,7 +12,6 @@ process that started it; ``byway embedded stop`` shuts it down.
 from __future__ import annotations
 
 import fcntl
-import logging
 import os
 import socket
 import subprocess
@@ -20,11 +19,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from byway._log import get_logger
 from byway.errors import ConnectionError
 
 __all__ = ["embedded_dir", "ensure_embedded_redis", "socket_path", "stop_embedded_redis"]
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 _START_TIMEOUT_S = 15.0
 

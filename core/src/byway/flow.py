@@ -11,7 +11,6 @@ mode and :meth:`Flow.forward` sends on what they return.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +18,7 @@ import msgspec
 import redis.asyncio as aioredis
 
 from byway import _scripts
+from byway._log import get_logger
 from byway.keys import Keys
 from byway.protocol import (
     AgentState,
@@ -35,7 +35,7 @@ from byway.registry import new_record
 
 __all__ = ["CancelOutcome", "Flow", "SendOutcome"]
 
-log = logging.getLogger("byway.flow")
+log = get_logger("byway.flow")
 _json = msgspec.json.Encoder()
 
 #: Resume status a waiting execution receives when its deadline passes.

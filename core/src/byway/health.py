@@ -1,6 +1,10 @@
 """``byway worker --health-port``: ``/healthz`` (the process is alive) and ``/readyz``
 (it is consuming and Redis answers), for Kubernetes probes and load balancers.
 
+It listens on 127.0.0.1 unless told otherwise (``--health-host``, ``$BYWAY_HEALTH_HOST``):
+a probe from another machine or pod (Kubernetes' kubelet probes the pod's IP) needs
+``--health-host 0.0.0.0`` (or the pod IP), a choice made on purpose.
+
 A few lines of HTTP over :func:`asyncio.start_server`: no web framework for two routes.
 """
 
@@ -8,21 +12,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from typing import TYPE_CHECKING
+
+from byway._log import get_logger
 
 if TYPE_CHECKING:
     from byway.runner import WorkerRunner
 
-__all__ = ["HealthServer"]
+__all__ = ["DEFAULT_HEALTH_HOST", "HealthServer"]
 
-log = logging.getLogger("byway.health")
+#: where the health server listens unless told otherwise: this machine only
+DEFAULT_HEALTH_HOST = "127.0.0.1"
+
+log = get_logger("byway.health")
 
 
 class HealthServer:
     """Serves the runner's liveness and readiness on ``host:port``."""
 
-    def __init__(self, runner: WorkerRunner, port: int, host: str = "0.0.0.0") -> None:
+    def __init__(self, runner: WorkerRunner, port: int, host: str = DEFAULT_HEALTH_HOST) -> None:
         self.runner = runner
         self.port = port
         self.host = host

@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import importlib.util
-import logging
 import os
 import re
 import sys
@@ -37,6 +36,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import msgspec
 
+from byway._log import get_logger
 from byway.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -63,7 +63,7 @@ __all__ = [
     "discover_plugins",
 ]
 
-log = logging.getLogger("byway.plugins")
+log = get_logger("byway.plugins")
 
 PLUGIN_GROUP = "byway.plugins"
 ADAPTER_GROUP = "byway.adapters"

@@ -18,13 +18,13 @@ idle), so other workers take it without waiting for the lease to lapse.
 
 from __future__ import annotations
 
-import logging
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 from redis.exceptions import ResponseError
 
+from byway._log import get_logger
 from byway.protocol import now_ms
 from byway.settings import is_cluster
 
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Recovery"]
 
-log = logging.getLogger("byway.recovery")
+log = get_logger("byway.recovery")
 _json = msgspec.json.Encoder()
 
 #: entries one reclaim pass looks at per stream

@@ -30,6 +30,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
 from byway import _scripts, events, tracing
+from byway._log import get_logger
 from byway.context import AgentContext
 from byway.errors import (
     LimitExceededError,
@@ -83,7 +84,7 @@ from byway.worker import GatewayWorker, normalize_result
 
 __all__ = ["RunnerConfig", "WorkerRunner"]
 
-log = logging.getLogger("byway.worker")
+log = get_logger("byway.worker")
 
 #: how long a worker with no free slot blocks on its own stream before looking again
 _SATURATED_BLOCK_MS = 50

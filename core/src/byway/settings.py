@@ -4,7 +4,9 @@
 ``BYWAY_NAMESPACE``, ``BYWAY_KEY_SCHEMA`` and ``BYAI_REDIS_MAX_CONNECTIONS``. With no
 URL at all, Byway starts or attaches the machine's embedded Redis (see
 :mod:`byway.embedded`). URLs may be ``redis://``, ``rediss://`` (TLS) or ``unix://``,
-with an ACL user and password: ``redis://user:secret@host:6379/0``.
+with an ACL user and password: ``redis://user:secret@host:6379/0`` (or
+``?password=secret``). Whatever Byway prints of a URL (``describe()``, ``repr()``, error
+messages) has its password masked.
 
 A Redis Cluster is named by ``redis+cluster://`` (or ``rediss+cluster://``) and the
 address of any one of its nodes; the client finds the others. A cluster uses key schema
@@ -28,6 +30,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 
 from byway._connection import connection_class_for
+from byway._redact import redact_text, redact_url
 from byway.embedded import ensure_embedded_redis
 from byway.errors import ConfigurationError
 from byway.keys import DEFAULT_NAMESPACE, Keys
@@ -58,7 +61,7 @@ def _env_int(name: str, default: int) -> int:
     return value
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class RedisSettings:
     """Where Byway's Redis is and how keys are laid out in it.
 
@@ -85,7 +88,7 @@ class RedisSettings:
             if scheme not in _SCHEMES:
                 raise ConfigurationError(
                     "redis_url: expected a redis://, rediss://, unix://, redis+cluster:// or "
-                    f"rediss+cluster:// URL, got {self.url!r}"
+                    f"rediss+cluster:// URL, got {redact_url(self.url)!r}"
                 )
             for name, path in self._tls_files().items():
                 if not scheme.startswith("rediss"):
@@ -101,6 +104,12 @@ class RedisSettings:
                 f"max_connections: expected at least 2, got {self.max_connections}"
             )
         _ = self.keys  # validates namespace and schema
+
+    def __repr__(self) -> str:
+        return (
+            f"RedisSettings(url={self.describe()!r}, namespace={self.namespace!r}, "
+            f"schema={self.schema!r}, max_connections={self.max_connections})"
+        )
 
     @property
     def cluster(self) -> bool:
@@ -147,20 +156,24 @@ class RedisSettings:
         return self.url if self.url is not None else ensure_embedded_redis()
 
     def describe(self) -> str:
-        """The URL without its password, for logs."""
-        if self.url is None:
-            return "embedded"
-        parts = urlsplit(self.url)
-        if parts.password:
-            netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-            return parts._replace(netloc=netloc).geturl()
-        return self.url
+        """The URL with its password masked (userinfo and query alike), for output."""
+        return "embedded" if self.url is None else redact_url(self.url)
 
     def client(self) -> aioredis.Redis:
         """A new asyncio client with its own pool (bytes in, bytes out).
 
         For a cluster this is a :class:`redis.asyncio.RedisCluster`, which offers the same
-        commands (each routed to the node of its key's slot)."""
+        commands (each routed to the node of its key's slot). A URL redis-py refuses is a
+        :class:`ConfigurationError` whose message has the password masked."""
+        try:
+            return self._client()
+        except (ValueError, TypeError, IndexError) as exc:
+            # redis-py's parse errors may quote the URL or a part of it
+            raise ConfigurationError(
+                f"redis_url: {redact_text(str(exc), self.url)} (in {self.describe()!r})"
+            ) from None
+
+    def _client(self) -> aioredis.Redis:
         if self.cluster:
             assert self.url is not None
             plain = self.url.replace("+cluster://", "://", 1)

@@ -40,6 +40,7 @@ from opentelemetry.sdk.trace.sampling import ParentBased, Sampler, TraceIdRatioB
 from opentelemetry.trace import Status
 
 from byway import tracing
+from byway._log import get_logger
 from byway.errors import ConfigurationError
 from byway.plugins import Plugin, PluginBuildContext, PluginDeclined
 
@@ -51,7 +52,7 @@ __all__ = [
     "hidden_keys",
 ]
 
-log = logging.getLogger("byway.telemetry")
+log = get_logger("byway.telemetry")
 
 SAMPLE_ENV = "BYWAY_TRACE_SAMPLE_RATIO"
 HIDE_INPUTS_ENV = "BYWAY_TRACE_HIDE_INPUTS"

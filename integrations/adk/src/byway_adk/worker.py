@@ -29,7 +29,6 @@ import contextlib
 import dataclasses
 import inspect
 import json
-import logging
 import os
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -53,6 +52,7 @@ from byway import (
     StreamChunkEvent,
     TaskError,
 )
+from byway._log import get_logger
 from byway_adk.sessions import RedisSessionService
 from byway_adk.tools import CALL_MARKER
 
@@ -67,7 +67,7 @@ except ImportError:  # pragma: no cover - older google-adk
 
 __all__ = ["AdkWorker"]
 
-log = logging.getLogger("byway.adk")
+log = get_logger("byway.adk")
 
 #: the function call ADK issues to ask for a tool confirmation
 CONFIRMATION = "adk_request_confirmation"

@@ -21,7 +21,6 @@ resume and every retry after a crash can run on any worker:
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -46,12 +45,13 @@ from byway import (
     StateChangeEvent,
     StreamChunkEvent,
 )
+from byway._log import get_logger
 from byway_langgraph.checkpoint import RedisCheckpointSaver
 from byway_langgraph.tools import CALL_MARKER
 
 __all__ = ["LangGraphWorker"]
 
-log = logging.getLogger("byway.langgraph")
+log = get_logger("byway.langgraph")
 
 InputMapper = Callable[[AskAgentCommand, AgentContext], Any]
 OutputMapper = Callable[[dict[str, Any]], Any]

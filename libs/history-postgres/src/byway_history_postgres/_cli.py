@@ -18,6 +18,7 @@ from typing import Any, TextIO
 import asyncpg
 import msgspec
 
+from byway._redact import redact_text
 from byway_history_postgres._plugin import DSN_ENV, PostgresHistorySettings
 from byway_history_postgres._store import PostgresHistoryStore
 from byway_history_postgres._types import ExecutionNode, HistoryUnavailableError
@@ -52,9 +53,12 @@ def history_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
     try:
         return asyncio.run(_run(args, PostgresHistorySettings(dsn=dsn), out or sys.stdout))
     except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
-        print(f"error: PostgreSQL: {exc or type(exc).__name__}", file=sys.stderr)
+        print(
+            f"error: PostgreSQL: {redact_text(str(exc), dsn) or type(exc).__name__}",
+            file=sys.stderr,
+        )
     except HistoryUnavailableError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {redact_text(str(exc), dsn)}", file=sys.stderr)
     return 1
 
 

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from byway._redact import redact_url
 from byway.errors import ConfigurationError
 from byway.plugins import Plugin, PluginBuildContext, PluginDeclined, PluginManifest
 from byway.registry import WorkerInfo
@@ -25,7 +26,7 @@ BUFFER_ENV = "BYWAY_HISTORY_POSTGRES_BUFFER"
 DIR_ENV = "BYWAY_HISTORY_POSTGRES_DIR"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class PostgresHistorySettings:
     """``dsn``: a ``postgresql://`` URL, or ``auto`` for the embedded server (its data in
     ``embedded_dir``); ``max_buffered``: rows kept in memory while PostgreSQL is down;
@@ -39,12 +40,18 @@ class PostgresHistorySettings:
     def __post_init__(self) -> None:
         if self.dsn != "auto" and not self.dsn.startswith(("postgres://", "postgresql://")):
             raise ConfigurationError(
-                f"{DSN_ENV}: expected a postgresql:// URL or 'auto', got {self.dsn!r}"
+                f"{DSN_ENV}: expected a postgresql:// URL or 'auto', got {redact_url(self.dsn)!r}"
             )
         if not isinstance(self.max_buffered, int) or self.max_buffered < 1:
             raise ConfigurationError(
                 f"{BUFFER_ENV}: expected a positive number of rows, got {self.max_buffered!r}"
             )
+
+    def __repr__(self) -> str:
+        return (
+            f"PostgresHistorySettings(dsn={redact_url(self.dsn)!r}, "
+            f"max_buffered={self.max_buffered}, embedded_dir={self.embedded_dir!r})"
+        )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> PostgresHistorySettings | None:

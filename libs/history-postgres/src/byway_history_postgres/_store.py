@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -19,6 +18,8 @@ from typing import Any
 import asyncpg
 import msgspec
 
+from byway._log import get_logger
+from byway._redact import redact_url
 from byway.errors import ConfigurationError
 from byway.history import HistoryEntry
 from byway.protocol import now_ms
@@ -37,7 +38,7 @@ from byway_history_postgres._writer import Writer, outage
 
 __all__ = ["PostgresHistoryStore"]
 
-log = logging.getLogger("byway.history_postgres")
+log = get_logger("byway.history_postgres")
 
 #: executions whose logged timeline length the store remembers (to send only what is new)
 _SEEN_EXECUTIONS = 50_000
@@ -127,7 +128,8 @@ class PostgresHistoryStore:
         timeout: float = 10.0,
     ) -> None:
         if not isinstance(dsn, str) or not dsn.startswith(("postgres://", "postgresql://")):
-            raise ConfigurationError(f"dsn: expected a postgresql:// URL, got {dsn!r}")
+            shown = redact_url(dsn) if isinstance(dsn, str) else dsn
+            raise ConfigurationError(f"dsn: expected a postgresql:// URL, got {shown!r}")
         if not isinstance(max_buffered, int) or max_buffered < 1:
             raise ConfigurationError(
                 f"max_buffered: expected a positive integer, got {max_buffered!r}"

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -33,11 +32,12 @@ from typing import Any
 
 import asyncpg
 
+from byway._log import get_logger
 from byway_history_postgres._types import HistoryStats, HistoryUnavailableError
 
 __all__ = ["Op", "Writer", "outage"]
 
-log = logging.getLogger("byway.history_postgres")
+log = get_logger("byway.history_postgres")
 
 _MIN_DELAY, _MAX_DELAY = 0.1, 5.0
 #: tries of a batch PostgreSQL refuses with an error that is neither an outage nor invalid
