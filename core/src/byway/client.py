@@ -46,6 +46,7 @@ from byway.protocol import (
 )
 from byway.registry import WorkerRegistry
 from byway.settings import RedisSettings
+from byway.signing import Signer
 
 __all__ = ["ClientInterceptor", "GatewayClient", "ReloadAck", "SendMessageResponse"]
 
@@ -137,7 +138,9 @@ class GatewayClient:
         *,
         settings: RedisSettings | None = None,
         stream_maxlen: int = 0,
+        signer: Signer | None = None,
     ) -> None:
+        """``signer=None`` signs commands as ``BYWAY_SIGNING_KEYS`` says (unset: unsigned)."""
         self.settings = settings or RedisSettings.from_env()
         self._owns_redis = redis is None
         self.redis = redis if redis is not None else self.settings.client()
@@ -149,6 +152,7 @@ class GatewayClient:
             self.keys,
             record_ttl_s=self.registry.record_ttl_s,
             stream_maxlen=stream_maxlen,
+            signer=signer if signer is not None else Signer.from_env(),
         )
         self._interceptors: list[ClientInterceptor | Callable[[Command], Awaitable[Command]]] = []
 
@@ -282,7 +286,7 @@ class GatewayClient:
         if not isinstance(command, AskAgentCommand):
             entry: Any = await self.redis.xadd(
                 stream,
-                {"data": encode_command(command)},
+                {"data": self.flow.seal(stream, encode_command(command))},
                 maxlen=self.stream_maxlen or None,
                 approximate=True,
             )
@@ -456,7 +460,8 @@ class GatewayClient:
                     reload_id=reload_id,
                     reason=reason,
                 )
-                pipe.xadd(self.keys.worker_stream(worker_id), {"data": encode_command(command)})
+                stream = self.keys.worker_stream(worker_id)
+                pipe.xadd(stream, {"data": self.flow.seal(stream, encode_command(command))})
             await pipe.execute()
         acks: list[ReloadAck] = []
         last: bytes | str = "0"

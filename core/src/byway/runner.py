@@ -77,6 +77,7 @@ from byway.registry import (
     new_record,
 )
 from byway.settings import RedisSettings, is_cluster
+from byway.signing import Signer
 from byway.worker import GatewayWorker, normalize_result
 
 __all__ = ["RunnerConfig", "WorkerRunner"]
@@ -269,10 +270,12 @@ class WorkerRunner:
         settings: RedisSettings | None = None,
         config: RunnerConfig | None = None,
         plugins: Iterable[Plugin] | None = None,
+        signer: Signer | None = None,
         **overrides: Any,
     ) -> None:
         """``plugins=None`` discovers them (entry points, ``BYWAY_DISABLED_PLUGINS``);
-        pass a list to choose, or ``[]`` for none."""
+        pass a list to choose, or ``[]`` for none. ``signer=None``: commands are signed
+        and verified as ``BYWAY_SIGNING_KEYS`` says (unset: neither)."""
         if not isinstance(worker, GatewayWorker):
             raise WorkerError(f"worker: expected a GatewayWorker, got {type(worker).__name__}")
         agent_types = worker.get_agent_types()
@@ -303,6 +306,7 @@ class WorkerRunner:
             self.keys,
             record_ttl_s=self.config.session_ttl_seconds,
             session_stream_maxlen=self.config.session_stream_maxlen,
+            signer=signer if signer is not None else Signer.from_env(),
         )
         self._streams = {self.keys.agent_stream(t): t for t in self.agent_types}
         self.recovery = Recovery(self)
@@ -707,9 +711,8 @@ class WorkerRunner:
             status=TIMEOUT_STATUS,
             reply_data={"error": "timeout", "waiting_for": wait.get("children", [])},
         )
-        await self.redis.xadd(
-            self.keys.agent_stream(wait["agent_type"]), {"data": encode_command(command)}
-        )
+        stream = self.keys.agent_stream(wait["agent_type"])
+        await self.redis.xadd(stream, {"data": self.flow.seal(stream, encode_command(command))})
         for child in wait.get("children", []):
             await self.flow.cancel_tree(
                 session,
@@ -824,11 +827,16 @@ class WorkerRunner:
     async def _decode(self, reply: list[Any]) -> list[_Start]:
         """Handle control commands and bad entries; return the tasks to start."""
         starts: list[_Start] = []
+        signer = self.flow.signer  # signed commands: refuse what does not verify, first
+        refused = await signer.screen(self.redis, self.keys, reply) if signer else {}
         for stream_raw, entries in reply:
             stream = stream_raw.decode() if isinstance(stream_raw, bytes) else stream_raw
             for entry_raw, fields in entries:
                 entry_id = entry_raw.decode()
                 data = fields.get(b"data", b"")
+                if (stream, entry_id) in refused:
+                    await self._dead_letter(stream, entry_id, fields, refused[stream, entry_id])
+                    continue
                 try:
                     command = decode_command(data)
                 except ProtocolError as exc:
