@@ -19,8 +19,8 @@ it by more than the clock-skew allowance (``expired``), or whose signature anoth
 already carried (``replayed``). Age is measured against the entry id's time, not the
 reader's clock, so a backlog read after an outage is not refused. Seen signatures are
 kept in Redis for the max age window (one key each, ``SET NX`` in one pipeline per read
-batch); the same entry delivered again (recovery after a worker died, a restart) is
-accepted.
+batch; only a signature seen before costs a second round trip); the same entry delivered
+again (recovery after a worker died, a restart) is accepted.
 """
 
 from __future__ import annotations
@@ -224,12 +224,18 @@ class Signer:
             for stream, entry_id, mac in passed:
                 key = keys.signing_seen(mac)
                 pipe.set(key, f"{stream} {entry_id}", nx=True, px=self.seen_ttl_ms)
-                pipe.get(key)
-            results = await pipe.execute()
-        for i, (stream, entry_id, _) in enumerate(passed):
-            holder = results[2 * i + 1]
-            if holder is not None and _text(holder) != f"{stream} {entry_id}":
-                refused[(stream, entry_id)] = (
-                    f"{REPLAYED}: its signature was first used by {_text(holder)[:200]}"
-                )
+            taken = await pipe.execute()
+        # seen before: the same entry again (a redelivery) or another entry (a replay);
+        # rare, so only these cost a second round trip
+        again = [item for item, fresh in zip(passed, taken, strict=True) if not fresh]
+        if again:
+            async with redis.pipeline(transaction=False) as pipe:
+                for _, _, mac in again:
+                    pipe.get(keys.signing_seen(mac))
+                holders = await pipe.execute()
+            for (stream, entry_id, _), holder in zip(again, holders, strict=True):
+                if holder is not None and _text(holder) != f"{stream} {entry_id}":
+                    refused[(stream, entry_id)] = (
+                        f"{REPLAYED}: its signature was first used by {_text(holder)[:200]}"
+                    )
         return refused
