@@ -63,6 +63,7 @@ from byway.protocol import (
 from byway.registry import ExecutionRecord, WorkerInfo, WorkerRegistry
 from byway.runner import RunnerConfig, WorkerRunner
 from byway.settings import RedisSettings
+from byway.signing import Signer
 from byway.worker import FunctionWorker, GatewayWorker, agent
 
 __version__ = "0.1.0"
@@ -114,6 +115,7 @@ __all__ = [
     "RunnerConfig",
     "SendMessageResponse",
     "SessionBusyError",
+    "Signer",
     "StateChangeEvent",
     "StreamChunkEvent",
     "TaskCancelledError",

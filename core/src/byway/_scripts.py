@@ -141,7 +141,8 @@ end
 #       writer per session applies), 10 multitask strategy ('' = the agent type's, else
 #       enqueue), 11 lock grace ms, 12 session id, 13 '1' for OUTBOX mode (schema v2: KEYS
 #       1, 3, 6 and 7 are not touched, the strategy must be given, nothing is XADDed),
-#       14 the target stream's name
+#       or '2': OUTBOX mode for what is handed on, but this (signed) command is XADDed
+#       here (schema v1 with signed commands), 14 the target stream's name
 # Returns {0, code, holder} when refused (AGENT_TYPE_UNAVAILABLE, WORKER_NOT_ONLINE,
 # SESSION_BUSY), else {entry id or '', execution id, disposition, holder, handed item}
 # (the item is for the caller to forward in OUTBOX mode, else '') where
@@ -152,7 +153,7 @@ end
 SEND = Script(
     LIB
     + """
-OUTBOX = ARGV[13] == '1'
+OUTBOX = ARGV[13] ~= '0'
 if ARGV[7] ~= '' then
   local online = false
   if ARGV[8] ~= '' then
@@ -199,7 +200,7 @@ end
 redis.call('EXPIRE', KEYS[2], ttl)
 local entry = ''
 local handed = ''
-if disposition == 'sent' and OUTBOX then
+if disposition == 'sent' and ARGV[13] == '1' then
   entry = ''  -- the caller sends it
 elseif disposition == 'sent' then
   if tonumber(ARGV[6]) > 0 then

@@ -8,6 +8,8 @@ Two systems go through the same client harness, with the same number of worker p
 - **byway**: ``GatewayClient.send_message(require_online_worker=True)`` to a no-op
   ``@agent`` served by ``byway worker`` processes; the client decodes the session's events
   until it sees the task's ``finalAnswer``.
+- **signed** (``--signing``): the same as byway, with every command signed and verified
+  (``BYWAY_SIGNING_KEYS`` set on the client and its own worker processes).
 
 The harness keeps K sessions busy (send, wait for the final event, send the next) with one
 reader doing ``XREAD BLOCK`` over every session stream, then runs one task at a time for
@@ -41,6 +43,7 @@ from byway.client import GatewayClient
 from byway.errors import BywayError, WorkerError
 from byway.protocol import EventType, decode_event, new_id
 from byway.settings import RedisSettings
+from byway.signing import ENV_KEYS, Signer
 from byway.worker import agent
 
 __all__ = ["Result", "add_arguments", "direct_figures", "main", "noop_agent"]
@@ -95,9 +98,8 @@ class _Floor:
 
 
 class _Byway:
-    name = "byway"
-
-    def __init__(self, client: GatewayClient, agent_type: str) -> None:
+    def __init__(self, client: GatewayClient, agent_type: str, name: str = "byway") -> None:
+        self.name = name
         self.client = client
         self.redis = client.redis
         self.agent_type = agent_type
@@ -275,7 +277,11 @@ async def _measure(systems: list[_System], args: argparse.Namespace) -> dict[str
 
 
 def _spawn(
-    stack: contextlib.AsyncExitStack, argv: list[str], n: int, settings: RedisSettings
+    stack: contextlib.AsyncExitStack,
+    argv: list[str],
+    n: int,
+    settings: RedisSettings,
+    extra_env: dict[str, str] | None = None,
 ) -> list[subprocess.Popen[bytes]]:
     """Start ``n`` processes of ``argv``, stopped (by pid) when ``stack`` closes; they
     find ``settings``' Redis URL in their environment (never in their argv).
@@ -283,7 +289,7 @@ def _spawn(
     Each gets its own session, so a Ctrl-C in the terminal reaches only the bench, which
     then stops them with one SIGTERM each.
     """
-    env = worker_env(settings)
+    env = {**worker_env(settings), **(extra_env or {})}
     procs = [
         subprocess.Popen(argv, stdout=subprocess.DEVNULL, start_new_session=True, env=env)
         for _ in range(n)
@@ -355,11 +361,15 @@ async def _start_byway(
     settings: RedisSettings,
     workers: int,
     args: argparse.Namespace,
+    signing_key: str = "",
 ) -> _Byway:
-    client = GatewayClient(settings=settings)
+    """Byway's client and worker processes; with ``signing_key``, commands are signed."""
+    name = "signed" if signing_key else "byway"
+    signer = Signer([signing_key]) if signing_key else None
+    client = GatewayClient(settings=settings, signer=signer)
     stack.push_async_callback(client.close)
     agent_type = f"bench-{secrets.token_hex(4)}"
-    _log(f"byway: starting {workers} worker process(es) for agent type {agent_type}")
+    _log(f"{name}: starting {workers} worker process(es) for agent type {agent_type}")
     procs = _spawn(
         stack,
         worker_command(
@@ -374,13 +384,14 @@ async def _start_byway(
         ),
         workers,
         settings,
+        {ENV_KEYS: signing_key} if signing_key else None,
     )
 
     async def online() -> int:
         return sum(agent_type in w.agent_types for w in await client.registry.list_workers())
 
-    await _wait_ready("byway", procs, online)
-    return _Byway(client, agent_type)
+    await _wait_ready(name, procs, online)
+    return _Byway(client, agent_type, name)
 
 
 # -- the floor worker (a separate process: python -m byway.bench --floor-worker ...) -----
@@ -455,6 +466,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="what the byway workers serve: any worker target, e.g. a compiled LangGraph "
         "graph (default: a no-op agent)",
     )
+    add(
+        "--signing",
+        action="store_true",
+        help="also measure Byway with signed commands (a random key in BYWAY_SIGNING_KEYS "
+        "for its client and worker processes): a third system, 'signed'",
+    )
     add("--json", action="store_true", help="print the results as JSON")
 
 
@@ -477,18 +494,26 @@ async def _bench(
             _log(f"--- {workers} worker process(es) each ---")
             async with contextlib.AsyncExitStack() as stack:
                 floor = await _start_floor(stack, settings, workers, args)
-                byway = await _start_byway(stack, settings, workers, args)
-                results = await _measure([floor, byway], args)
+                systems: list[_System] = [floor]
+                systems.append(await _start_byway(stack, settings, workers, args))
+                if args.signing:
+                    key = secrets.token_hex(32)
+                    systems.append(await _start_byway(stack, settings, workers, args, key))
+                results = await _measure(systems, args)
             f, b = results["floor"], results["byway"]
-            rows.append(
-                {
-                    "workers": workers,
-                    "floor": asdict(f),
-                    "byway": asdict(b),
-                    "throughput_ratio": b.throughput / f.throughput,
-                    "p50_ratio": b.p50_ms / f.p50_ms,
-                }
-            )
+            row: dict[str, Any] = {
+                "workers": workers,
+                "floor": asdict(f),
+                "byway": asdict(b),
+                "throughput_ratio": b.throughput / f.throughput,
+                "p50_ratio": b.p50_ms / f.p50_ms,
+            }
+            if "signed" in results:
+                signed = results["signed"]
+                row["signed"] = asdict(signed)
+                row["signed_throughput_ratio"] = signed.throughput / f.throughput
+                row["signed_p50_ratio"] = signed.p50_ms / f.p50_ms
+            rows.append(row)
     finally:
         await _cleanup(settings)
     return rows
@@ -509,10 +534,15 @@ def _table(rows: list[dict[str, Any]]) -> str:
     lines = [f"{'workers':<9}{'system':<8}{'tasks/s':<9}{'p50 ms':<8}p99 ms"]
     for row in rows:
         n = str(row["workers"])
-        for name in ("floor", "byway"):
+        for name in ("floor", "byway", "signed"):
+            if name not in row:
+                continue
             tput, p50, p99 = (row[name][k] for k in ("throughput", "p50_ms", "p99_ms"))
             lines.append(f"{n:<9}{name:<8}{tput:<9.0f}{p50:<8.2f}{p99:.2f}")
         lines.append(f"{n:<9}{'ratio':<8}{row['throughput_ratio']:<9.2f}{row['p50_ratio']:.2f}")
+        if "signed" in row:
+            tput_ratio, p50_ratio = row["signed_throughput_ratio"], row["signed_p50_ratio"]
+            lines.append(f"{n:<9}{'ratio s':<8}{tput_ratio:<9.2f}{p50_ratio:.2f}")
     return "\n".join(lines)
 
 

@@ -59,6 +59,7 @@ from byway.protocol import (
 )
 from byway.registry import ExecutionRecord, WorkerRegistry
 from byway.settings import RedisSettings
+from byway.signing import Signer
 
 __all__ = ["ClientInterceptor", "GatewayClient", "ReloadAck", "SendMessageResponse"]
 
@@ -162,11 +163,13 @@ class GatewayClient:
         stream_maxlen: int = 0,
         scripts: bool | None = None,
         limits: Limits | None = None,
+        signer: Signer | None = None,
     ) -> None:
         """``scripts``: True runs Lua scripts only, False never (the ACL client role);
         None (default, or ``$BYWAY_CLIENT_SCRIPTS``) runs them until Redis refuses one
         (NOPERM), then goes on without. ``limits`` (default: :meth:`Limits.from_env`)
-        bounds what it sends and reads."""
+        bounds what it sends and reads. ``signer=None`` signs commands as
+        ``BYWAY_SIGNING_KEYS`` says (unset: unsigned)."""
         self.settings = settings or RedisSettings.from_env()
         self._scripts = scripts_setting(scripts)
         self.limits = limits or Limits.from_env()
@@ -181,6 +184,7 @@ class GatewayClient:
             record_ttl_s=self.registry.record_ttl_s,
             stream_maxlen=stream_maxlen,
             max_command_bytes=self.limits.max_command_bytes,
+            signer=signer if signer is not None else Signer.from_env(),
         )
         self._interceptors: list[ClientInterceptor | Callable[[Command], Awaitable[Command]]] = []
 
@@ -360,9 +364,10 @@ class GatewayClient:
                 "without them (the ACL client role) a busy session queues the message"
             )
         # a plain XADD: any command that is not an ask, and every command without scripts
+        data = encode_command(command, max_bytes=self.limits.max_command_bytes)
         entry: Any = await self.redis.xadd(
             stream,
-            {"data": encode_command(command, max_bytes=self.limits.max_command_bytes)},
+            {"data": self.flow.seal(stream, data)},
             maxlen=self.stream_maxlen or None,
             approximate=True,
         )
@@ -563,7 +568,8 @@ class GatewayClient:
                     reload_id=reload_id,
                     reason=reason,
                 )
-                pipe.xadd(self.keys.worker_stream(worker_id), {"data": encode_command(command)})
+                stream = self.keys.worker_stream(worker_id)
+                pipe.xadd(stream, {"data": self.flow.seal(stream, encode_command(command))})
             await pipe.execute()
         acks: list[ReloadAck] = []
         last: bytes | str = "0"

@@ -6,7 +6,9 @@ groups) and the runner (replies, hand-overs, the deadline sweeper), so that each
 written once. Every state change is one Lua script on the session's (or group's) slot;
 what crosses slots (a reply to another agent type's stream) is a separate command in the
 same pipeline or the next one. Under schema v2 (Redis Cluster) the scripts run in outbox
-mode and :meth:`Flow.forward` sends on what they return.
+mode and :meth:`Flow.forward` sends on what they return. So do they when commands are
+signed (:mod:`byway.signing`): a command a script would write cannot be signed in Lua, so
+Python signs it on the way out, as it does every command it writes itself.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from byway.protocol import (
     now_ms,
 )
 from byway.registry import new_record
+from byway.signing import Signer
 
 __all__ = ["CancelOutcome", "Flow", "SendOutcome"]
 
@@ -102,6 +105,7 @@ class Flow:
         session_stream_maxlen: int = 10_000,
         lock_grace_ms: int = 600_000,
         max_command_bytes: int | None = None,
+        signer: Signer | None = None,
     ) -> None:
         self.redis = redis
         #: commands larger than this are refused before they are sent (LimitExceededError)
@@ -111,9 +115,21 @@ class Flow:
         self.stream_maxlen = stream_maxlen
         self.session_stream_maxlen = session_stream_maxlen
         self.lock_grace_ms = lock_grace_ms
-        #: schema v2: scripts write their own slot only and return what goes elsewhere
-        self.outbox = keys.schema == "v2"
+        #: signs every command written to a control stream (None: commands go unsigned)
+        self.signer = signer
+        #: schema v2, or signed commands: scripts write their own slot only and return what
+        #: goes elsewhere (commands among it), which Python sends
+        self.outbox = keys.schema == "v2" or signer is not None
+        #: schema v2: the keys of one script call must share a slot
+        self._one_slot = keys.schema == "v2"
         self._outbox_flag = "1" if self.outbox else "0"
+        #: SEND under schema v1 with signed commands: the script XADDs the command (signed
+        #: here) when it goes out at once, and leaves only hand-ons to Python
+        self._send_flag = "2" if self.outbox and not self._one_slot else self._outbox_flag
+
+    def seal(self, stream: str, data: bytes) -> bytes:
+        """``data`` (a command) signed for ``stream`` when commands are signed, else as is."""
+        return data if self.signer is None else self.signer.sign(data, stream)
 
     # -- outbox (schema v2) ----------------------------------------------------------------
 
@@ -138,7 +154,7 @@ class Flow:
             return []
         async with self.redis.pipeline(transaction=False) as pipe:
             for stream, data in sends:
-                pipe.xadd(stream, {"data": data})
+                pipe.xadd(stream, {"data": self.seal(stream, data)})
             if queued_sessions:
                 pipe.sadd(self.keys.queued_sessions(), *queued_sessions)
             result: list[Any] = await pipe.execute()
@@ -178,7 +194,7 @@ class Flow:
         )
         k = self.keys
         registry = k.session_registry(h.session_id)
-        if self.outbox:  # every key of one call must share the session's slot
+        if self._one_slot:  # every key of one call must share the session's slot
             other = [registry, registry, registry, registry]
         else:
             other = [
@@ -196,8 +212,9 @@ class Flow:
             other[2],
             other[3],
         ]
+        data = encode_command(command, max_bytes=self.max_command_bytes)
         args = [
-            encode_command(command, max_bytes=self.max_command_bytes),
+            self.seal(stream, data) if self._send_flag == "2" else data,
             execution_id,
             h.message_id,
             record,
@@ -209,7 +226,7 @@ class Flow:
             strategy,
             self.lock_grace_ms,
             h.session_id,
-            self._outbox_flag,
+            self._send_flag,
             stream,
         ]
         return keys, args, execution_id
@@ -227,7 +244,7 @@ class Flow:
         """Queue ``command`` (record + XADD, or the session's queue) in one script call
         (schema v2: the script, then the XADD)."""
         prefix = self.keys.worker_online("") if check_online else ""
-        if self.outbox and root and not strategy:
+        if self._one_slot and root and not strategy:
             raw_strategy: Any = await self.redis.get(
                 self.keys.agent_type_strategy(command.header.target_agent_type)
             )
@@ -248,13 +265,14 @@ class Flow:
         disposition = reply[2].decode()
         entry_id = reply[0].decode()
         if self.outbox:
-            sends = [(stream, args[0])] if disposition == "sent" else []
+            direct = disposition == "sent" and self._send_flag == "1"  # else SEND wrote it
+            sends = [(stream, args[0])] if direct else []
             handed = self.handed_item(reply[4])
             if handed:
                 sends.append(handed)
             queued = [command.header.session_id] if disposition in ("queued", "interrupt") else []
             written = await self.forward(sends, queued)
-            if disposition == "sent":
+            if direct:
                 entry_id = written[0].decode()
         return SendOutcome(
             accepted=True,
@@ -269,10 +287,10 @@ class Flow:
         stream = self.keys.agent_stream(command.header.target_agent_type)
         keys, args, _ = self._send_call(command, stream=stream, root=False)
         _scripts.SEND.queue(pipe, keys, args)
-        if self.outbox:
+        if self._send_flag == "1":
             # a child is never queued behind its session, so it can go in the same round
             # trip; whichever lands first, START and SEND agree on one record
-            pipe.xadd(stream, {"data": args[0]})
+            pipe.xadd(stream, {"data": self.seal(stream, args[0])})
 
     def queue_group(
         self,
@@ -348,7 +366,8 @@ class Flow:
         )
 
     def queue_reply(self, pipe: Any, caller_agent_type: str, command: bytes) -> None:
-        pipe.xadd(self.keys.agent_stream(caller_agent_type), {"data": command})
+        stream = self.keys.agent_stream(caller_agent_type)
+        pipe.xadd(stream, {"data": self.seal(stream, command)})
 
     def queue_group_result(
         self, pipe: Any, group_id: str, child_message_id: str, result: dict[str, Any]
@@ -428,7 +447,7 @@ class Flow:
         handed = self.handed_item(decoded.get("handed"))
         async with self.redis.pipeline(transaction=False) as pipe:
             if handed:
-                pipe.xadd(handed[0], {"data": handed[1]})
+                pipe.xadd(handed[0], {"data": self.seal(*handed)})
             for item in items:
                 if not item["ended"] and item["worker_id"]:
                     cancel = CancelTaskCommand(
@@ -446,7 +465,8 @@ class Flow:
                         requested_by=requested_by,
                         cancel_mode=mode,
                     )
-                    pipe.xadd(k.worker_stream(item["worker_id"]), {"data": encode_command(cancel)})
+                    stream = k.worker_stream(item["worker_id"])
+                    pipe.xadd(stream, {"data": self.seal(stream, encode_command(cancel))})
             top = items[0] if items else None
             if notify_caller and top is not None and top["ended"]:
                 self._queue_cancelled_reply(pipe, session_id, top, cancelled, reason)

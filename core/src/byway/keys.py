@@ -139,6 +139,11 @@ class Keys:
         """Stream of entries no worker could run (malformed, or too many deliveries)."""
         return f"{self.prefix}:dead_letter"
 
+    def signing_seen(self, mac: str) -> str:
+        """A signature a worker accepted (string with TTL: its stream and entry id), so a
+        second entry carrying it is refused as replayed. Keyed by the mac's first 32 hex."""
+        return f"{self.prefix}:signing:seen:{mac[:32]}"
+
     def agent_configs_snapshot(self, snapshot_key: str) -> str:
         return f"{self.prefix}:agent_configs_snapshot:{snapshot_key}"
 

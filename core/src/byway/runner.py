@@ -80,6 +80,7 @@ from byway.registry import (
     new_record,
 )
 from byway.settings import RedisSettings, is_cluster
+from byway.signing import Signer
 from byway.worker import GatewayWorker, normalize_result
 
 __all__ = ["RunnerConfig", "WorkerRunner"]
@@ -282,10 +283,12 @@ class WorkerRunner:
         settings: RedisSettings | None = None,
         config: RunnerConfig | None = None,
         plugins: Iterable[Plugin] | None = None,
+        signer: Signer | None = None,
         **overrides: Any,
     ) -> None:
         """``plugins=None`` discovers them (entry points, ``BYWAY_DISABLED_PLUGINS``);
-        pass a list to choose, or ``[]`` for none."""
+        pass a list to choose, or ``[]`` for none. ``signer=None``: commands are signed
+        and verified as ``BYWAY_SIGNING_KEYS`` says (unset: neither)."""
         if not isinstance(worker, GatewayWorker):
             raise WorkerError(f"worker: expected a GatewayWorker, got {type(worker).__name__}")
         agent_types = worker.get_agent_types()
@@ -317,6 +320,7 @@ class WorkerRunner:
             record_ttl_s=self.config.session_ttl_seconds,
             session_stream_maxlen=self.config.session_stream_maxlen,
             max_command_bytes=self.config.limits.max_command_bytes,
+            signer=signer if signer is not None else Signer.from_env(),
         )
         self._streams = {self.keys.agent_stream(t): t for t in self.agent_types}
         self.recovery = Recovery(self)
@@ -789,9 +793,8 @@ class WorkerRunner:
             status=TIMEOUT_STATUS,
             reply_data={"error": "timeout", "waiting_for": wait.get("children", [])},
         )
-        await self.redis.xadd(
-            self.keys.agent_stream(wait["agent_type"]), {"data": encode_command(command)}
-        )
+        stream = self.keys.agent_stream(wait["agent_type"])
+        await self.redis.xadd(stream, {"data": self.flow.seal(stream, encode_command(command))})
         for child in wait.get("children", []):
             await self.flow.cancel_tree(
                 session,
@@ -910,11 +913,17 @@ class WorkerRunner:
         acknowledged at once, and one whose handling meets a Redis error stays pending
         (recovered later) while the rest of the batch goes on."""
         starts: list[_Start] = []
+        signer = self.flow.signer  # signed commands: refuse what does not verify, first
+        refused = await signer.screen(self.redis, self.keys, reply) if signer else {}
         for stream_raw, entries in reply:
             stream = _text(stream_raw)
             for entry_raw, fields in entries:
                 entry_id = _text(entry_raw)
                 try:
+                    if (stream, entry_id) in refused:
+                        reason = refused[stream, entry_id]
+                        await self._dead_letter(stream, entry_id, fields, reason)
+                        continue
                     start = await self._take(stream, entry_id, fields)
                 except RedisError as exc:
                     log.warning("entry %s of %s stays pending (%s)", entry_id, stream, exc)
