@@ -294,6 +294,12 @@ async def test_a_type_the_graph_does_not_declare_loads_only_once_allowed(
     assert by_argument is not None
     assert isinstance(by_argument.checkpoint["channel_values"]["undeclared"], Receipt)
 
+    # LangGraph's own way to add types (its strict mode, the worker for a saver passed in)
+    widened = saver(allowed_types=declared).with_allowlist({(Receipt.__module__, "Receipt")})
+    by_langgraph = await widened.aget_tuple(thread)
+    assert by_langgraph is not None
+    assert isinstance(by_langgraph.checkpoint["channel_values"]["undeclared"], Receipt)
+
     monkeypatch.setenv("BYWAY_CHECKPOINT_ALLOWED_TYPES", f"mypkg.models:Other, {RECEIPT}")
     by_variable = await saver(allowed_types=declared).aget_tuple(thread)
     assert by_variable is not None
