@@ -230,12 +230,20 @@ def test_the_types_a_graph_declares_are_derived_from_it() -> None:
     assert (Receipt.__module__, "Receipt") not in found
 
 
+@pytest.mark.parametrize("checkpointer", ["auto", "given"])
 async def test_a_graphs_messages_models_dataclasses_and_enums_round_trip_through_the_worker(
-    client: GatewayClient, settings: RedisSettings, redis: aioredis.Redis
+    client: GatewayClient, settings: RedisSettings, redis: aioredis.Redis, checkpointer: str
 ) -> None:
-    """The worker's saver allows what the graph declares: the second turn loads the first
-    turn's state as the graph's own types, and so does a fresh saver told the same."""
-    worker = LangGraphWorker(order_graph, agent_type="orders", checkpoint_allowed_types=[Receipt])
+    """The worker's saver (its own, or one passed in) allows what the graph declares: the
+    second turn loads the first turn's state as the graph's own types, and so does a fresh
+    saver told the same."""
+    given = RedisCheckpointSaver(redis, namespace=settings.namespace)
+    worker = LangGraphWorker(
+        order_graph,
+        agent_type="orders",
+        checkpoint_allowed_types=[Receipt],
+        checkpointer="auto" if checkpointer == "auto" else given,
+    )
     async with running(worker, settings):
         first = await client.send_message("orders", "lg-orders", "one")
         assert (await client.wait_for_final("lg-orders", first.message_id, timeout=20)).data[

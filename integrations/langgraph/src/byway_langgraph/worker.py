@@ -133,6 +133,7 @@ class LangGraphWorker(GatewayWorker):
     def _graph_for(self, ctx: AgentContext) -> Any:
         if self._bound is None:
             saver = self._checkpointer
+            allowed = graph_types(self.graph) | self._allowed
             own = getattr(self.graph, "checkpointer", None)
             if saver == "auto" and own not in (None, False, True) and not _in_memory(own):
                 saver = own  # the graph was compiled with a durable saver: keep it
@@ -141,10 +142,10 @@ class LangGraphWorker(GatewayWorker):
                     ctx.redis,
                     namespace=ctx.keys.namespace,
                     ttl_seconds=self.checkpoint_ttl_seconds,
-                    allowed_types=graph_types(self.graph) | self._allowed,
+                    allowed_types=allowed,
                 )
-            elif isinstance(saver, RedisCheckpointSaver):  # the caller's: add the graph's types
-                saver = saver.with_allowlist(graph_types(self.graph) | self._allowed)
+            if isinstance(saver, RedisCheckpointSaver):  # one given: add the graph's types
+                saver = saver.with_allowlist(allowed)
             self._bound = self.graph.copy(update={"checkpointer": saver})
         return self._bound
 
