@@ -23,20 +23,25 @@ that long after they were written.
 Channel values are stored once per (channel, version), so a checkpoint only writes the
 channels that changed. Writes to the same (task, idx) are kept first-write-wins, except
 LangGraph's special channels (errors, interrupts...), whose latest write wins.
+
+Nothing read back runs code: values load through :class:`~byway_langgraph.serde.
+StrictSerializer`, which rebuilds only allowed types (LangGraph's safe ones, LangChain's
+messages and documents, the served graph's state types, ``allowed_types=`` and
+``BYWAY_CHECKPOINT_ALLOWED_TYPES``) and raises :class:`CheckpointLoadError` for anything
+else, naming the key and field it came from.
 """
 
 from __future__ import annotations
 
 import random
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from typing import Any, cast
 
 import msgspec
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
     WRITES_IDX_MAP,
-    BaseCheckpointSaver,
     ChannelVersions,
     Checkpoint,
     CheckpointMetadata,
@@ -46,8 +51,16 @@ from langgraph.checkpoint.base import (
     writes_sort_key,
 )
 
-from byway import RedisSettings
+from byway import ConfigurationError, RedisSettings
 from byway.keys import DEFAULT_NAMESPACE
+from byway_langgraph._async_only import AsyncOnlySaver
+from byway_langgraph.serde import (
+    CheckpointLoadError,
+    StrictSerializer,
+    TypeSpec,
+    env_types,
+    parse_types,
+)
 
 __all__ = ["RedisCheckpointSaver"]
 
@@ -61,15 +74,23 @@ def _typed(value: tuple[str, bytes]) -> bytes:
 
 def _untyped(raw: bytes) -> tuple[str, bytes]:
     kind, _, data = raw.partition(b"\x00")
-    return kind.decode(), data
+    return kind.decode(errors="backslashreplace"), data  # an odd tag is refused by name
 
 
-class RedisCheckpointSaver(BaseCheckpointSaver[str]):
+#: a pending write as stored: task id, channel, serialized type, bytes, task path, index
+_WriteRow = tuple[str, str, str, bytes, str, int]
+
+
+class RedisCheckpointSaver(AsyncOnlySaver):
     """Checkpoints on plain Redis, shared by every worker. Async API only (Byway runs
     graphs with ``astream``); the sync methods raise ``NotImplementedError``.
 
     ``RedisCheckpointSaver(redis)`` takes a ``redis.asyncio`` client (bytes responses);
     ``RedisCheckpointSaver.from_settings(settings)`` builds one for Byway's Redis.
+
+    Loading rebuilds only allowed types; ``allowed_types`` (classes, ``"module:Name"``)
+    adds to them, as does ``BYWAY_CHECKPOINT_ALLOWED_TYPES`` (read here). A ``serde`` of
+    your own replaces that safeguard: it then decides what loading may run.
     """
 
     def __init__(
@@ -79,7 +100,16 @@ class RedisCheckpointSaver(BaseCheckpointSaver[str]):
         namespace: str = DEFAULT_NAMESPACE,
         ttl_seconds: int | None = None,
         serde: Any = None,
+        allowed_types: Iterable[TypeSpec] = (),
     ):
+        allowed = parse_types(allowed_types)
+        if serde is not None and allowed:
+            raise ConfigurationError(
+                "allowed_types: applies to the default serializer; "
+                "with serde=... give that serializer its allow-list"
+            )
+        if serde is None:
+            serde = StrictSerializer([*allowed, *env_types()])
         super().__init__(serde=serde)
         if ttl_seconds is not None and ttl_seconds <= 0:
             raise ValueError(f"ttl_seconds: expected a positive number, got {ttl_seconds}")
@@ -91,10 +121,19 @@ class RedisCheckpointSaver(BaseCheckpointSaver[str]):
 
     @classmethod
     def from_settings(
-        cls, settings: RedisSettings | None = None, *, ttl_seconds: int | None = None
+        cls,
+        settings: RedisSettings | None = None,
+        *,
+        ttl_seconds: int | None = None,
+        allowed_types: Iterable[TypeSpec] = (),
     ) -> RedisCheckpointSaver:
         settings = settings or RedisSettings.from_env()
-        return cls(settings.client(), namespace=settings.namespace, ttl_seconds=ttl_seconds)
+        return cls(
+            settings.client(),
+            namespace=settings.namespace,
+            ttl_seconds=ttl_seconds,
+            allowed_types=allowed_types,
+        )
 
     # -- keys -----------------------------------------------------------------------------
 
@@ -275,7 +314,13 @@ class RedisCheckpointSaver(BaseCheckpointSaver[str]):
             stored, writes = raw[2 * i], raw[2 * i + 1]
             if not stored:
                 continue
-            checkpoint = self.serde.loads_typed(_untyped(stored[b"checkpoint"]))
+            key = self._ck(thread_id, ns, checkpoint_id)
+            checkpoint = self._loads(stored.get(b"checkpoint"), key, "checkpoint")
+            versions = checkpoint.get("channel_versions") if isinstance(checkpoint, dict) else None
+            if not isinstance(versions, dict):
+                raise CheckpointLoadError(
+                    f"{key!r} field 'checkpoint': expected a checkpoint with channel_versions"
+                )
             loaded.append((checkpoint_id, stored, writes, checkpoint))
         if not loaded:
             return []
@@ -287,37 +332,59 @@ class RedisCheckpointSaver(BaseCheckpointSaver[str]):
             }
         )
         blobs: dict[str, Any] = {}
+        blobs_key = self._blobs(thread_id, ns)
         if wanted:
-            values: Any = await self.redis.hmget(self._blobs(thread_id, ns), wanted)
+            values: Any = await self.redis.hmget(blobs_key, wanted)
             blobs = {k: v for k, v in zip(wanted, values, strict=True) if v is not None}
         out = []
         for checkpoint_id, stored, writes, checkpoint in loaded:
             channel_values = {}
             for channel, version in checkpoint["channel_versions"].items():
-                blob = blobs.get(f"{channel}{_SEP}{version}")
-                if blob is None:
+                field = f"{channel}{_SEP}{version}"
+                blob = blobs.get(field)
+                if blob is None or blob.startswith(b"empty\x00"):
                     continue
-                kind, data = _untyped(blob)
-                if kind != "empty":
-                    channel_values[channel] = self.serde.loads_typed((kind, data))
-            parent = stored.get(b"parent", b"").decode()
+                channel_values[channel] = self._loads(blob, blobs_key, field)
+            key = self._ck(thread_id, ns, checkpoint_id)
+            metadata = self._loads(stored.get(b"metadata"), key, "metadata")
+            if not isinstance(metadata, dict):
+                raise CheckpointLoadError(f"{key!r} field 'metadata': expected a mapping")
+            parent = stored.get(b"parent", b"").decode(errors="replace")
             out.append(
                 CheckpointTuple(
                     config=_config(thread_id, ns, checkpoint_id),
                     checkpoint=cast(Checkpoint, {**checkpoint, "channel_values": channel_values}),
-                    metadata=self.serde.loads_typed(_untyped(stored[b"metadata"])),
+                    metadata=cast(CheckpointMetadata, metadata),
                     parent_config=_config(thread_id, ns, parent) if parent else None,
-                    pending_writes=self._pending(writes),
+                    pending_writes=self._pending(
+                        self._writes(thread_id, ns, checkpoint_id), writes
+                    ),
                 )
             )
         return out
 
-    def _pending(self, writes: dict[bytes, bytes]) -> list[tuple[str, str, Any]]:
-        rows = [msgspec.msgpack.decode(v) for v in writes.values()]
-        rows.sort(key=lambda r: writes_sort_key(r[4], r[0], r[5]))
+    def _loads(self, raw: bytes | tuple[str, bytes] | None, key: str, field: str | bytes) -> Any:
+        """One stored value, through the serializer's allow-list; a refusal names where."""
+        shown = field.decode(errors="replace") if isinstance(field, bytes) else field
+        try:
+            if raw is None:
+                raise CheckpointLoadError("missing")
+            return self.serde.loads_typed(_untyped(raw) if isinstance(raw, bytes) else raw)
+        except CheckpointLoadError as exc:
+            raise CheckpointLoadError(f"{key!r} field {shown!r}: {exc}") from None
+
+    def _pending(self, key: str, writes: dict[bytes, bytes]) -> list[tuple[str, str, Any]]:
+        rows: list[tuple[bytes, _WriteRow]] = []
+        for field, value in writes.items():
+            try:
+                rows.append((field, msgspec.msgpack.decode(value, type=_WriteRow)))
+            except msgspec.DecodeError as exc:
+                shown = field.decode(errors="replace")
+                raise CheckpointLoadError(f"{key!r} field {shown!r}: bad write ({exc})") from None
+        rows.sort(key=lambda r: writes_sort_key(r[1][4], r[1][0], r[1][5]))
         return [
-            (task, channel, self.serde.loads_typed((kind, data)))
-            for task, channel, kind, data, *_ in rows
+            (task, channel, self._loads((kind, data), key, field))
+            for field, (task, channel, kind, data, _, _) in rows
         ]
 
     # -- versions -----------------------------------------------------------------------------
@@ -332,48 +399,6 @@ class RedisCheckpointSaver(BaseCheckpointSaver[str]):
         else:
             number = int(str(current).split(".", 1)[0])
         return f"{number + 1:032d}.{random.randrange(10**16):016d}"
-
-    # -- the sync API is not offered ------------------------------------------------------
-
-    def _sync(self) -> Any:
-        raise NotImplementedError(
-            "RedisCheckpointSaver is async: run the graph with ainvoke()/astream() "
-            "(Byway's LangGraph worker does)"
-        )
-
-    def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        return self._sync()  # type: ignore[no-any-return]
-
-    def list(
-        self,
-        config: RunnableConfig | None,
-        *,
-        filter: dict[str, Any] | None = None,
-        before: RunnableConfig | None = None,
-        limit: int | None = None,
-    ) -> Iterator[CheckpointTuple]:
-        return self._sync()  # type: ignore[no-any-return]
-
-    def put(
-        self,
-        config: RunnableConfig,
-        checkpoint: Checkpoint,
-        metadata: CheckpointMetadata,
-        new_versions: ChannelVersions,
-    ) -> RunnableConfig:
-        return self._sync()  # type: ignore[no-any-return]
-
-    def put_writes(
-        self,
-        config: RunnableConfig,
-        writes: Sequence[tuple[str, Any]],
-        task_id: str,
-        task_path: str = "",
-    ) -> None:
-        self._sync()
-
-    def delete_thread(self, thread_id: str) -> None:
-        self._sync()
 
 
 def _config(thread_id: str, ns: str, checkpoint_id: str) -> RunnableConfig:

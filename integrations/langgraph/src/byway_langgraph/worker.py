@@ -21,7 +21,7 @@ resume and every retry after a crash can run on any worker:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from langchain_core.messages import (
@@ -47,6 +47,7 @@ from byway import (
 )
 from byway._log import get_logger
 from byway_langgraph.checkpoint import RedisCheckpointSaver
+from byway_langgraph.serde import TypeSpec, graph_types, parse_types
 from byway_langgraph.tools import CALL_MARKER
 
 __all__ = ["LangGraphWorker"]
@@ -76,6 +77,9 @@ class LangGraphWorker(GatewayWorker):
     ``checkpointer="auto"`` uses a :class:`RedisCheckpointSaver` on the worker's Redis
     (never an in-memory saver: state must outlive the worker); pass any
     ``BaseCheckpointSaver`` (e.g. LangGraph's Postgres saver) to use that instead.
+    A Redis saver loads only allowed types: LangGraph's safe ones, LangChain's messages
+    and documents, the models, dataclasses and enums the graph's state schemas declare,
+    and ``checkpoint_allowed_types`` (classes or ``"module:Name"``) for any others.
     ``stream_mode`` lists what to stream (``messages``, ``updates``, ``custom``).
     """
 
@@ -90,6 +94,7 @@ class LangGraphWorker(GatewayWorker):
         stream_mode: tuple[str, ...] = ("messages", "updates", "custom"),
         thread_id_of: Callable[[AgentContext], str] | None = None,
         worker_id: str | None = None,
+        checkpoint_allowed_types: Iterable[TypeSpec] = (),
     ) -> None:
         super().__init__(worker_id)
         if not hasattr(graph, "astream"):
@@ -108,6 +113,7 @@ class LangGraphWorker(GatewayWorker):
         self.stream_mode = list(dict.fromkeys([*stream_mode, "updates", "values"]))
         self.thread_id_of = thread_id_of or self._default_thread
         self._checkpointer = checkpointer
+        self._allowed = parse_types(checkpoint_allowed_types, source="checkpoint_allowed_types")
         self._bound: Any = None
         self._messages = _is_message_graph(graph)
         #: the default checkpointer's retention (a thread's state lives as long as its
@@ -127,6 +133,7 @@ class LangGraphWorker(GatewayWorker):
     def _graph_for(self, ctx: AgentContext) -> Any:
         if self._bound is None:
             saver = self._checkpointer
+            allowed = graph_types(self.graph) | self._allowed
             own = getattr(self.graph, "checkpointer", None)
             if saver == "auto" and own not in (None, False, True) and not _in_memory(own):
                 saver = own  # the graph was compiled with a durable saver: keep it
@@ -135,7 +142,10 @@ class LangGraphWorker(GatewayWorker):
                     ctx.redis,
                     namespace=ctx.keys.namespace,
                     ttl_seconds=self.checkpoint_ttl_seconds,
+                    allowed_types=allowed,
                 )
+            if isinstance(saver, RedisCheckpointSaver):  # one given: add the graph's types
+                saver = saver.with_allowlist(allowed)
             self._bound = self.graph.copy(update={"checkpointer": saver})
         return self._bound
 
