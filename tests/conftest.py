@@ -28,6 +28,7 @@ from byway import (
     Plugin,
     RedisSettings,
     RunnerConfig,
+    Signer,
     WorkerRunner,
 )
 from byway.app import worker_command, worker_env
@@ -204,15 +205,18 @@ async def running(
     worker: GatewayWorker,
     settings: RedisSettings,
     plugins: list[Plugin] | None = None,
+    *,
+    signer: Signer | None = None,
     **config: object,
 ) -> AsyncIterator[WorkerRunner]:
     """Run ``worker`` in this event loop for the duration of the block (``plugins``: as
-    given, else discovered)."""
+    given, else discovered; ``signer``: as given, else ``BYWAY_SIGNING_KEYS``)."""
     runner = WorkerRunner(
         worker,
         settings=settings,
         config=RunnerConfig(**config),  # type: ignore[arg-type]
         plugins=plugins,
+        signer=signer,
     )
     await runner.initialize()
     task = asyncio.create_task(runner.start(handle_signals=False))

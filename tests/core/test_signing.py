@@ -32,14 +32,20 @@ from byway import (
     MessageHeader,
     RedisSettings,
     ResumeCommand,
-    RunnerConfig,
     WorkerRunner,
 )
 from byway.protocol import decode_command, encode_command, new_id, now_ms
 from byway.signing import Signer
 from byway.worker import FunctionWorker
 from tests.agents import basic, flows
-from tests.conftest import local_cluster, spawn_worker, stop_process, until_status, wait_online
+from tests.conftest import (
+    local_cluster,
+    running,
+    spawn_worker,
+    stop_process,
+    until_status,
+    wait_online,
+)
 
 pytestmark = [pytest.mark.redis, pytest.mark.timeout(120)]
 
@@ -53,21 +59,10 @@ def fresh(worker: FunctionWorker) -> FunctionWorker:
     return FunctionWorker(worker.handler, [name], worker_id=f"{name}-{uuid.uuid4().hex[:6]}")
 
 
-@contextlib.asynccontextmanager
-async def signed_runner(
+def signed_runner(
     worker: GatewayWorker, settings: RedisSettings, signer: Signer, **config: Any
-) -> AsyncIterator[WorkerRunner]:
-    runner = WorkerRunner(
-        worker, settings=settings, config=RunnerConfig(**config), plugins=[], signer=signer
-    )
-    await runner.initialize()
-    task = asyncio.create_task(runner.start(handle_signals=False))
-    try:
-        yield runner
-    finally:
-        await runner.stop()
-        await asyncio.wait_for(task, timeout=30)
-        await runner.release()
+) -> contextlib.AbstractAsyncContextManager[WorkerRunner]:
+    return running(worker, settings, [], signer=signer, **config)
 
 
 @contextlib.asynccontextmanager

@@ -149,6 +149,29 @@ def _check_content(content: object) -> Content:
     )
 
 
+def _queued(
+    header: MessageHeader,
+    worker: str,
+    now: int,
+    entry_id: str,
+    execution_id: str = "",
+    disposition: str = "sent",
+) -> SendMessageResponse:
+    """The response to a command that was written (queued for a worker)."""
+    return SendMessageResponse(
+        success=True,
+        message_id=header.message_id,
+        trace_id=header.trace_id,
+        session_id=header.session_id,
+        target_worker_id=worker,
+        timestamp=now,
+        status=AgentState.QUEUED,
+        execution_id=execution_id,
+        stream_entry_id=entry_id,
+        disposition=disposition,
+    )
+
+
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -371,17 +394,7 @@ class GatewayClient:
             maxlen=self.stream_maxlen or None,
             approximate=True,
         )
-        return SendMessageResponse(
-            success=True,
-            message_id=header.message_id,
-            trace_id=header.trace_id,
-            session_id=header.session_id,
-            target_worker_id=worker,
-            timestamp=now,
-            status=AgentState.QUEUED,
-            stream_entry_id=entry.decode(),
-            disposition="sent",
-        )
+        return _queued(header, worker, now, entry.decode())
 
     async def _sent(
         self, command: AskAgentCommand, worker: str, now: int, sent: SendOutcome
@@ -397,18 +410,7 @@ class GatewayClient:
                 reason=f"interrupted by {header.message_id}",
                 requested_by="client",
             )
-        return SendMessageResponse(
-            success=True,
-            message_id=header.message_id,
-            trace_id=header.trace_id,
-            session_id=header.session_id,
-            target_worker_id=worker,
-            timestamp=now,
-            status=AgentState.QUEUED,
-            execution_id=sent.execution_id,
-            stream_entry_id=sent.entry_id,
-            disposition=sent.disposition,
-        )
+        return _queued(header, worker, now, sent.entry_id, sent.execution_id, sent.disposition)
 
     def _refused(
         self, command: Command, worker: str, code: str, holder: str = ""
