@@ -12,7 +12,7 @@ from byway import GatewayClient, RedisSettings
 from tests.tracing.phoenix_server import phoenix_spans
 from tests.tracing.tree import run_tree
 
-pytestmark = [pytest.mark.redis, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.redis, pytest.mark.timeout(600)]
 
 
 def _ancestors(span: dict[str, Any], by_id: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:

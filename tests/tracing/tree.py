@@ -38,8 +38,9 @@ async def run_tree(
         ),
     ]
     try:
-        await wait_online(client, "supervisor", timeout=60)
-        await wait_online(client, "adk-specialist", timeout=60)
+        # a worker that traces to Phoenix imports Phoenix's package: slow on a busy machine
+        await wait_online(client, "supervisor", timeout=240)
+        await wait_online(client, "adk-specialist", timeout=240)
         sent = await client.send_message("supervisor", session, "Lisbon", user_code=user)
         question = None
         async for event in client.stream(session, idle_timeout=30):
