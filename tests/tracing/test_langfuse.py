@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 
 from byway import GatewayClient, RedisSettings
+from tests.tracing.marked import ANSWER
 from tests.tracing.receiver import Receiver, serving
-from tests.tracing.tree import run_tree
+from tests.tracing.tree import leaks, run_marked, run_tree
 
 pytestmark = [pytest.mark.redis, pytest.mark.timeout(180)]
 
@@ -124,6 +125,27 @@ async def test_hidden_inputs_and_outputs_never_leave_the_workers(
     # ... while the trace is still whole: session, user, tokens
     assert {s["attributes"].get("session.id") for s in spans} == {session}
     assert any("langfuse.observation.usage_details" in s["attributes"] for s in spans)
+
+
+@pytest.mark.parametrize("hide", ["BYWAY_TRACE_HIDE_INPUTS", "BYWAY_TRACE_HIDE_OUTPUTS"])
+async def test_one_side_hidden_leaves_no_trace_of_it_and_keeps_the_other(
+    receiver: tuple[str, Receiver], client: GatewayClient, settings: RedisSettings, hide: str
+) -> None:
+    """Langfuse's handler writes graph state and conversations as observation inputs and
+    outputs: with one side hidden, its marker is nowhere, the other side's still shows."""
+    url, got = receiver
+    marker, session = await run_marked(client, settings, _env(url, **{hide: "true"}))
+    spans = await _settled(got)
+    hidden, shown = (marker, ANSWER) if hide.endswith("INPUTS") else (ANSWER, marker)
+    found = leaks(spans, hidden)
+    assert not found, "\n".join(found)
+    assert leaks(spans, shown)
+    assert {s["attributes"].get("session.id") for s in spans} == {session}
+    usage = [s for s in spans if "langfuse.observation.usage_details" in s["attributes"]]
+    assert usage and all(
+        json.loads(s["attributes"]["langfuse.observation.usage_details"])["input"] > 0
+        for s in usage
+    )
 
 
 async def test_a_sample_ratio_of_zero_sends_nothing_and_the_tasks_still_run(

@@ -2,85 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
-import socket
-import subprocess
-import sys
-import time
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from byway import GatewayClient, RedisSettings
-from tests.conftest import stop_process
+from tests.tracing.phoenix_server import phoenix_spans
 from tests.tracing.tree import run_tree
 
-pytestmark = [pytest.mark.redis, pytest.mark.timeout(240)]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def phoenix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A Phoenix server of its own (working dir, SQLite database, ports); its URL."""
-    work = tmp_path_factory.mktemp("phoenix")
-    port, grpc = _free_port(), _free_port()
-    env = {
-        **os.environ,
-        "PHOENIX_WORKING_DIR": str(work),
-        "PHOENIX_HOST": "127.0.0.1",
-        "PHOENIX_PORT": str(port),
-        "PHOENIX_GRPC_PORT": str(grpc),
-        "PHOENIX_TELEMETRY_ENABLED": "false",
-    }
-    log = (work / "server.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "phoenix.server.main", "serve"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(
-                    "Phoenix did not start: " + Path(work / "server.log").read_text()[-2000:]
-                )
-            time.sleep(0.3)
-        yield url
-    finally:
-        stop_process(proc)
-        log.close()
-
-
-async def _spans(url: str, project: str, want: int) -> list[dict[str, Any]]:
-    """The project's spans once at least ``want`` arrived (ingestion is asynchronous)."""
-    spans: list[dict[str, Any]] = []
-    async with httpx.AsyncClient(base_url=url, timeout=5) as http:
-        for _ in range(60):
-            reply = await http.get(f"/v1/projects/{project}/spans", params={"limit": 1000})
-            if reply.status_code == 200:
-                spans = reply.json()["data"]
-                if len(spans) >= want:
-                    return spans
-            await asyncio.sleep(0.5)
-    return spans
+pytestmark = [pytest.mark.redis, pytest.mark.timeout(600)]
 
 
 def _ancestors(span: dict[str, Any], by_id: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
@@ -101,7 +33,7 @@ async def test_one_trace_holds_the_langgraph_task_and_the_adk_spans_under_it(
     session, user = f"trip-{uuid.uuid4().hex[:6]}", "traveller-7"
     await run_tree(client, settings, env, session, user)
 
-    spans = await _spans(phoenix, project, want=12)
+    spans = await phoenix_spans(phoenix, project, want=12)
     names = sorted(s["name"] for s in spans)
     assert {s["context"]["trace_id"] for s in spans} and len(
         {s["context"]["trace_id"] for s in spans}

@@ -11,7 +11,7 @@
   (:class:`InheritTaskAttributes`), so a framework's LLM and tool spans are grouped by
   session and user as well as the task span;
 - hides inputs and/or outputs at export (:class:`RedactingExporter`, :func:`hidden_keys`)
-  when :class:`TraceOptions` ask for it;
+  when :class:`TraceOptions` ask for it, by key pattern (:mod:`byway._span_redact`);
 - flushes on worker shutdown.
 
 Subclasses say whether they are configured (raise :class:`~byway.plugins.PluginDeclined`
@@ -39,7 +39,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.sampling import ParentBased, Sampler, TraceIdRatioBased
 from opentelemetry.trace import Status
 
-from byway import tracing
+from byway import _span_redact, tracing
 from byway._log import get_logger
 from byway.errors import ConfigurationError
 from byway.plugins import Plugin, PluginBuildContext, PluginDeclined
@@ -58,54 +58,6 @@ SAMPLE_ENV = "BYWAY_TRACE_SAMPLE_RATIO"
 HIDE_INPUTS_ENV = "BYWAY_TRACE_HIDE_INPUTS"
 HIDE_OUTPUTS_ENV = "BYWAY_TRACE_HIDE_OUTPUTS"
 
-#: attribute names (and prefixes, ending in ".") that carry what went *into* a step,
-#: in the conventions of OpenInference, OpenTelemetry GenAI, Langfuse and ADK's own spans
-INPUT_KEYS = (
-    "input.",
-    "llm.input_messages.",
-    "llm.prompts.",
-    "llm.prompt_template.",
-    "llm.invocation_parameters",
-    "gen_ai.prompt",
-    "gen_ai.input.messages",
-    "gen_ai.system_instructions",
-    "gen_ai.tool.call.arguments",
-    "langfuse.observation.input",
-    "langfuse.trace.input",
-    "gcp.vertex.agent.llm_request",
-    "gcp.vertex.agent.tool_call_args",
-    "gcp.vertex.agent.data",
-    "tool.parameters",
-    "tool_call.function.arguments",
-    "reranker.query",
-    "reranker.input_documents",
-    "embedding.text",
-    "embedding.embeddings",
-)
-#: ... and what came *out* of it
-OUTPUT_KEYS = (
-    "output.",
-    "llm.output_messages.",
-    "gen_ai.completion",
-    "gen_ai.output.messages",
-    "gen_ai.tool.call.result",
-    "langfuse.observation.output",
-    "langfuse.trace.output",
-    "gcp.vertex.agent.llm_response",
-    "gcp.vertex.agent.tool_response",
-    "retrieval.documents",
-    "reranker.output_documents",
-    "llm.function_call",
-    "llm.choices",
-)
-#: error messages quote what a step was given or made (a LangGraph interrupt quotes its
-#: value): hidden with either
-ERROR_KEYS = (
-    "langfuse.observation.status_message",
-    "exception.message",
-    "exception.stacktrace",
-)
-
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"", "0", "false", "no", "off"}
 
@@ -117,12 +69,6 @@ def _flag(environ: Mapping[str, str], name: str) -> bool:
     if raw in _FALSE:
         return False
     raise ConfigurationError(f"{name}: expected true or false, got {raw!r}")
-
-
-def _matches(key: str, names: Sequence[str]) -> bool:
-    """``key`` is one of ``names`` or below one (``gen_ai.prompt`` covers
-    ``gen_ai.prompt.0.content``; a name ending in ``.`` is a prefix only)."""
-    return any(key == n or key.startswith(n if n.endswith(".") else n + ".") for n in names)
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,16 +118,23 @@ class TraceOptions:
         return ParentBased(TraceIdRatioBased(self.sample_ratio))
 
 
-def hidden_keys(attributes: Mapping[str, Any] | None, options: TraceOptions) -> list[str]:
-    """The attribute names of ``attributes`` that ``options`` keep from export."""
-    if not attributes or not options.hides:
-        return []
-    names: tuple[str, ...] = ERROR_KEYS
-    if options.hide_inputs:
-        names += INPUT_KEYS
-    if options.hide_outputs:
-        names += OUTPUT_KEYS
-    return [key for key in attributes if _matches(key, names)]
+def hidden_keys(
+    attributes: Mapping[str, Any] | None,
+    options: TraceOptions,
+    *,
+    span_name: str = "",
+    scope: str = "",
+) -> list[str]:
+    """The names of ``attributes`` (of the span ``span_name``, instrumentation scope
+    ``scope``) that ``options`` keep from export, by key pattern (:mod:`byway._span_redact`
+    has the rules)."""
+    return _span_redact.hidden(
+        attributes,
+        inputs=options.hide_inputs,
+        outputs=options.hide_outputs,
+        span_name=span_name,
+        scope=scope,
+    )
 
 
 class InheritTaskAttributes(SpanProcessor):
@@ -240,18 +193,12 @@ class RedactingExporter(SpanExporter):
 
     def _redacted(self, span: ReadableSpan) -> ReadableSpan:
         """The span without hidden attributes, in itself and its events (an exception's
-        message), and without its status description (an error message)."""
-        hidden = hidden_keys(span.attributes, self.options)
-        events = [
-            Event(
-                e.name,
-                {k: v for k, v in (e.attributes or {}).items() if k not in drop},
-                e.timestamp,
-            )
-            if (drop := hidden_keys(e.attributes, self.options))
-            else e
-            for e in span.events
-        ]
+        message, a GenAI content event's text), and without its status description (an
+        error message)."""
+        attributes = span.attributes or {}
+        hidden = hidden_keys(attributes, self.options, span_name=span.name, scope=_scope(span))
+        kind = _span_redact.kind_of(attributes)
+        events = [self._redacted_event(e, kind) for e in span.events]
         status = span.status
         if status.description:
             status = Status(status.status_code)
@@ -266,7 +213,7 @@ class RedactingExporter(SpanExporter):
             context=span.context,
             parent=span.parent,
             resource=span.resource,
-            attributes={k: v for k, v in (span.attributes or {}).items() if k not in hidden},
+            attributes={k: v for k, v in attributes.items() if k not in hidden},
             events=events,
             links=span.links,
             kind=span.kind,
@@ -275,6 +222,20 @@ class RedactingExporter(SpanExporter):
             end_time=span.end_time,
             instrumentation_scope=span.instrumentation_scope,
         )
+
+    def _redacted_event(self, event: Event, kind: str) -> Event:
+        attributes = event.attributes or {}
+        drop = _span_redact.hidden(
+            attributes,
+            inputs=self.options.hide_inputs,
+            outputs=self.options.hide_outputs,
+            event_name=event.name,
+            kind=kind,
+        )
+        if not drop:
+            return event
+        kept = {k: v for k, v in attributes.items() if k not in drop}
+        return Event(event.name, kept, event.timestamp)
 
     def shutdown(self) -> None:
         self.exporter.shutdown()
