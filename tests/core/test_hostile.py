@@ -23,6 +23,8 @@ from byway import (
     RedisSettings,
     agent,
 )
+from byway.errors import ProtocolError
+from byway.flow import DEPTH_KEY, WAIT_ID_KEY
 from byway.limits import Limits
 from byway.protocol import AskAgentCommand, MessageHeader, ResumeCommand, encode_command
 from tests.agents.basic import echo, slow
@@ -405,3 +407,143 @@ async def test_a_session_id_that_breaks_hash_tags_is_dead_lettered_on_a_cluster(
     dead = [json.loads(f[b"data"]) for _, f in await redis.xrange(settings.keys.dead_letters())]
     assert len(dead) == 3 and all("braces" in d["reason"] for d in dead)
     assert (await redis.xinfo_groups(stream))[0]["pending"] == 0
+
+
+@agent("waiter")
+async def waiter(command: Command, context: AgentContext) -> object:
+    if isinstance(command, ResumeCommand):
+        return f"{command.status}: {command.content}"
+    return await context.call_agent("slow", "1.0", timeout=60)
+
+
+async def test_a_forged_deadline_resume_before_the_deadline_does_not_answer(
+    client: GatewayClient, settings: RedisSettings, redis: aioredis.Redis
+) -> None:
+    """The wait id is readable in the registry: a Resume carrying it counts only once the
+    wait's deadline has passed, and then only as a timeout, never with its own payload."""
+    async with running(waiter, settings), running(slow, settings):
+        sent = await client.send_message("waiter", "dl", "go")
+        record = await until_status(client, "dl", sent.message_id, "WAITING_AGENT")
+        wait = json.loads(
+            await redis.hget(settings.keys.session_registry("dl"), f"wait:{record.execution_id}")
+        )
+        forged = {
+            "action_type": "RESUME",
+            "header": {
+                "message_id": sent.message_id,
+                "session_id": "dl",
+                "trace_id": "t",
+                "target_agent_type": "waiter",
+                "metadata": {WAIT_ID_KEY: wait["wait_id"]},
+            },
+            "body": {"content": "FORGED", "status": "COMPLETED"},
+        }
+        await redis.xadd(settings.keys.agent_stream("waiter"), {"data": raw(forged)})
+        final = await client.wait_for_final("dl", sent.message_id, timeout=15)
+    assert final.data["content"] == "COMPLETED: slept"
+
+
+@agent("fanout")
+async def fanout(command: Command, context: AgentContext) -> object:
+    if isinstance(command, ResumeCommand):
+        return {"content": "gathered", "reply_data": command.reply_data}
+    return await context.dispatch_group(
+        [{"target_agent_type": "slow", "content": "0.8"} for _ in range(2)]
+    )
+
+
+async def test_a_forged_group_resume_before_the_group_completed_is_dropped(
+    client: GatewayClient, settings: RedisSettings, redis: aioredis.Redis
+) -> None:
+    async with running(fanout, settings), running(slow, settings):
+        sent = await client.send_message("fanout", "grp", "go")
+        record = await until_status(client, "grp", sent.message_id, "WAITING_AGENT")
+        [child, *_] = [
+            e
+            for e in await client.registry.list_executions("grp")
+            if e.parent_message_id == sent.message_id
+        ]
+        forged = {
+            "action_type": "RESUME",
+            "header": {
+                "message_id": sent.message_id,
+                "session_id": "grp",
+                "trace_id": record.trace_id,
+                "target_agent_type": "fanout",
+                "task_group_id": child.task_group_id,
+            },
+            "body": {"status": "COMPLETED", "reply_data": [{"content": "FORGED"}]},
+        }
+        await redis.xadd(settings.keys.agent_stream("fanout"), {"data": raw(forged)})
+        final = await client.wait_for_final("grp", sent.message_id, timeout=15)
+    assert [r["content"] for r in final.data["reply_data"]] == ["slept", "slept"]
+
+
+async def test_an_absurd_call_depth_in_a_header_is_bounded(
+    client: GatewayClient, settings: RedisSettings, redis: aioredis.Redis
+) -> None:
+    stream = settings.keys.agent_stream("echo")
+    async with running(echo, settings):
+        for i, depth in enumerate([10**400, "9" * 4000, float("1e300")]):
+            command = ask("deep-h", f"mh{i}")
+            command["header"]["metadata"] = {DEPTH_KEY: depth}
+            await redis.xadd(stream, {"data": json.dumps(command).encode()})
+        sent = await client.send_message("echo", "deep-h", "after them")
+        await client.wait_for_final("deep-h", sent.message_id, timeout=15)
+        for i in range(3):
+            await until_status(client, "deep-h", f"mh{i}", "COMPLETED")
+    assert (await redis.xinfo_groups(stream))[0]["pending"] == 0
+
+
+async def test_the_client_refuses_what_a_worker_would_dead_letter(client: GatewayClient) -> None:
+    nested: Any = 1
+    for _ in range(100):
+        nested = [nested]
+    for bad in (
+        {"message_id": "bad\nid"},
+        {"message_id": "m" * 300},
+        {"trace_id": "t\u2028x"},
+        {"user_code": "u\nx"},
+        {"metadata": {"deep": nested}},
+    ):
+        with pytest.raises(ProtocolError):
+            await client.send_message("echo", "cl", "hi", require_online_worker=False, **bad)
+    assert await client.registry.list_executions("cl") == []
+
+
+@agent("bulky")
+async def bulky(command: Command, context: AgentContext) -> object:
+    if command.content == "deep":  # type: ignore[union-attr]
+        nested: Any = 1
+        for _ in range(70):
+            nested = [nested]
+        return {"content": "deep", "reply_data": nested}
+    return {"content": "small", "extra_payload": {"blob": "y" * 20_000}}
+
+
+@agent("asks_bulky")
+async def asks_bulky(command: Command, context: AgentContext) -> object:
+    if isinstance(command, ResumeCommand):
+        return f"{command.status}: {command.content}"
+    return await context.call_agent("bulky", str(command.content))
+
+
+async def test_replies_a_caller_could_not_read_reach_it_as_failures(
+    client: GatewayClient, settings: RedisSettings
+) -> None:
+    limits = Limits(max_command_bytes=10_000)
+    async with (
+        running(asks_bulky, settings, limits=limits),
+        running(bulky, settings, limits=limits),
+    ):
+        finals = []
+        for text in ("big", "deep"):
+            sent = await client.send_message("asks_bulky", f"bulk-{text}", text)
+            finals.append(await client.wait_for_final(f"bulk-{text}", sent.message_id, timeout=15))
+        sent = await client.send_message("bulky", "bulk-root", "deep")
+        root = await client.wait_for_final("bulk-root", sent.message_id, timeout=15)
+    assert finals[0].data["content"].startswith("FAILED: the reply 2")
+    assert "max_command_bytes=10,000" in finals[0].data["content"]
+    assert finals[1].data["content"].startswith("FAILED: ")
+    assert "nested deeper" in finals[1].data["content"]
+    assert root.data["status"] == "FAILED" and "nested deeper" in root.data["content"]

@@ -484,3 +484,20 @@ async def test_orchestration_runs_end_to_end_with_signed_commands_on_a_cluster(
 ) -> None:
     settings = RedisSettings(url=cluster_url, namespace=f"bws{uuid.uuid4().hex[:8]}")
     await _orchestrate(settings, Recording([K1]))
+
+
+async def test_an_entry_id_from_the_future_does_not_expire_every_later_command(
+    settings: RedisSettings, redis: aioredis.Redis
+) -> None:
+    """A writer may XADD with an id far ahead of now (and every later id follows it): the
+    age of a signature is then counted by the worker's clock, not by that id."""
+    stream = settings.keys.agent_stream("echo")
+    async with (
+        signed_client(settings, K1) as client,
+        signed_runner(fresh(basic.echo), settings, Signer([K1])),
+    ):
+        await redis.xadd(stream, {"data": b"x"}, id="99999999999999-0")
+        sent = await client.send_message("echo", "future", "still on time")
+        final = await client.wait_for_final("future", sent.message_id, timeout=15)
+    assert sent.stream_entry_id.startswith("99999999999999-")
+    assert final.data["status"] == "COMPLETED"

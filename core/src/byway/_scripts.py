@@ -333,7 +333,10 @@ elseif kind == 'resume' then
   if w then wait = cjson.decode(w) end
   local ok = false
   if ARGV[11] ~= '' then
-    ok = ARGV[11] == wait['wait_id']
+    -- the deadline sweeper's resume: its wait and a deadline that has passed (a little
+    -- clock skew between workers allowed), whoever could read the wait id
+    local deadline = tonumber(wait['deadline'] or 0) or 0
+    ok = ARGV[11] == wait['wait_id'] and deadline > 0 and tonumber(ARGV[4]) + 5000 >= deadline
   elseif status == 'WAITING_USER' then
     ok = ARGV[10] == '' and ARGV[12] == ''
   elseif (wait['group_id'] or '') ~= '' then

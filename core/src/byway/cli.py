@@ -16,6 +16,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
+from byway._log import escape_controls
 from byway._redact import redact_text
 from byway.errors import BywayError
 from byway.health import DEFAULT_HEALTH_HOST
@@ -258,7 +259,9 @@ async def _dlq(args: argparse.Namespace) -> int:
         print(json.dumps(letters, indent=2))
     else:
         for letter in letters:
-            print(f"{letter['id']}  {letter.get('stream', '')}  {letter.get('reason', '')}")
+            # what a writer put there reaches a terminal: no control characters
+            line = f"{letter['id']}  {letter.get('stream', '')}  {letter.get('reason', '')}"
+            print(escape_controls(line))
         print(f"{len(letters)} dead letter(s)")
     return 0
 

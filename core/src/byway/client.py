@@ -387,7 +387,7 @@ class GatewayClient:
                 "without them (the ACL client role) a busy session queues the message"
             )
         # a plain XADD: any command that is not an ask, and every command without scripts
-        data = encode_command(command, max_bytes=self.limits.max_command_bytes)
+        data = self.flow.encode(command)
         entry: Any = await self.redis.xadd(
             stream,
             {"data": self.flow.seal(stream, data)},
@@ -692,5 +692,7 @@ class GatewayClient:
             if event.event_type == EventType.FINAL_ANSWER and event.message_id == message_id:
                 final = event
         if final is None:
+            if timeout is None:  # the stream ended without one (or it did not decode)
+                raise TimeoutError(f"the stream of {message_id} ended without a final answer")
             raise TimeoutError(f"no final answer for {message_id} within {timeout}s")
         return final

@@ -27,8 +27,10 @@ from byway.protocol import (
     AskAgentCommand,
     CancelMode,
     CancelTaskCommand,
+    Command,
     MessageHeader,
     ResumeCommand,
+    decode_command,
     encode_command,
     new_id,
     now_ms,
@@ -52,12 +54,18 @@ STRATEGIES = ("enqueue", "reject", "interrupt")
 _HOP_KEYS = (WAIT_ID_KEY, DEPTH_KEY)
 
 
+#: the largest call depth a header may claim (past any max_call_depth)
+_DEPTH_CAP = 1_000_000
+
+
 def header_depth(metadata: dict[str, Any]) -> int:
     """The call depth a command's header carries (0 when absent or not a number)."""
     value = metadata.get(DEPTH_KEY, 0)
+    if isinstance(value, str) and len(value) > 6:
+        return _DEPTH_CAP  # int() of a long digit string is slow, and the value absurd
     try:
-        return max(0, int(value))
-    except (TypeError, ValueError):
+        return min(max(0, int(value)), _DEPTH_CAP)  # a wire value, bounded (Lua, JSON)
+    except (TypeError, ValueError, OverflowError):
         return 0
 
 
@@ -167,6 +175,14 @@ class Flow:
 
     # -- sending ---------------------------------------------------------------------------
 
+    def encode(self, command: Command) -> bytes:
+        """``command``'s JSON, checked as a worker will check it (size, depth, ids), so
+        that nothing is sent that its worker would only dead-letter: :class:`ProtocolError`
+        or :class:`LimitExceededError` naming the field, before anything is written."""
+        data = encode_command(command, max_bytes=self.max_command_bytes)
+        decode_command(data, max_bytes=len(data), forbid_braces=self.keys.schema == "v2")
+        return data
+
     def _send_call(
         self,
         command: AskAgentCommand,
@@ -212,7 +228,7 @@ class Flow:
             other[2],
             other[3],
         ]
-        data = encode_command(command, max_bytes=self.max_command_bytes)
+        data = self.encode(command)
         args = [
             self.seal(stream, data) if self._send_flag == "2" else data,
             execution_id,

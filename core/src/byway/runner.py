@@ -65,6 +65,7 @@ from byway.protocol import (
     ReloadPluginsCommand,
     ResumeCommand,
     decode_command,
+    decode_event,
     encode_command,
     encode_event,
     new_id,
@@ -914,7 +915,11 @@ class WorkerRunner:
         (recovered later) while the rest of the batch goes on."""
         starts: list[_Start] = []
         signer = self.flow.signer  # signed commands: refuse what does not verify, first
-        refused = await signer.screen(self.redis, self.keys, reply) if signer else {}
+        refused = (
+            await signer.screen(self.redis, self.keys, reply, self.config.limits.max_command_bytes)
+            if signer
+            else {}
+        )
         for stream_raw, entries in reply:
             stream = _text(stream_raw)
             for entry_raw, fields in entries:
@@ -946,6 +951,8 @@ class WorkerRunner:
         except ProtocolError as exc:
             await self._dead_letter(stream, entry_id, fields, str(exc))
             return None
+        if isinstance(command, ResumeCommand) and WAIT_ID_KEY in command.header.metadata:
+            command = _as_timeout(command)  # only the deadline's verdict, never a payload
         if isinstance(command, (AskAgentCommand, ResumeCommand)):
             return (stream, entry_id, command, data)
         if isinstance(command, CancelTaskCommand):
@@ -955,7 +962,36 @@ class WorkerRunner:
         await self._ack(stream, entry_id)
         return None
 
+    async def _complete_groups(self, starts: list[_Start]) -> list[_Start]:
+        """Drop (acknowledge) a task group's Resume while its group has not completed: only
+        the last member's report sends one, so any other is forged or stray."""
+        groups = [
+            (i, s[2].header.task_group_id)
+            for i, s in enumerate(starts)
+            if isinstance(s[2], ResumeCommand)
+            and s[2].header.task_group_id
+            and not s[2].header.parent_message_id
+        ]
+        if not groups:
+            return starts
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for _, group_id in groups:
+                pipe.hmget(self.keys.task_group(group_id), "total", "completed")
+            counts = await pipe.execute()
+        early: set[int] = set()
+        for (i, group_id), (total, completed) in zip(groups, counts, strict=True):
+            if not total or int(completed or 0) < int(total):
+                early.add(i)
+                stream, entry_id, command, _ = starts[i]
+                log.warning("resume of %s for group %s before the group completed: dropped",
+                            command.header.message_id, group_id)  # fmt: skip
+                await self._ack(stream, entry_id)
+        return [s for i, s in enumerate(starts) if i not in early]
+
     async def _start_batch(self, starts: list[_Start], *, alone: bool = False) -> None:
+        starts = await self._complete_groups(starts)
+        if not starts:
+            return
         now = now_ms()
         worker_id = self.worker.worker_id
         lease_ms = self.info.lease_ms
@@ -1511,13 +1547,10 @@ class WorkerRunner:
                 **base,
             )
         ]
-        limit = self.config.limits.max_event_bytes
-        if len(payloads[0]) > limit and status != AgentState.FAILED:
+        why = self._unreadable(payloads[0], self.config.limits.max_event_bytes, "max_event_bytes")
+        if why and status != AgentState.FAILED:
             # an answer no reader should have to take: the task fails, saying why
-            message = (
-                f"result: {len(payloads[0]):,} bytes is over max_event_bytes={limit:,} "
-                "(BYWAY_MAX_EVENT_BYTES); return large data as an artifact"
-            )
+            message = f"result: {why}; return large data as an artifact"
             self.completed -= status == AgentState.COMPLETED
             self.failed += status == AgentState.COMPLETED
             status = AgentState.FAILED
@@ -1595,6 +1628,24 @@ class WorkerRunner:
                 extra_payload=final.extra_payload,
                 user_code=ctx.user_code,
             )
+            limits = self.config.limits
+            why = self._unreadable(
+                write.reply, limits.max_command_bytes, "max_command_bytes", command=True
+            )
+            if why:  # its caller would never read it: it hears why instead of waiting on
+                log.warning("reply of %s to its caller: %s", ctx.message_id, why)
+                write.reply = self.flow.reply_command(
+                    caller_agent_type=ctx.reply_to,
+                    caller_message_id=ctx.parent_message_id,
+                    callee_agent_type=running.agent_type,
+                    callee_message_id=ctx.message_id,
+                    session_id=ctx.session_id,
+                    trace_id=ctx.trace_id,
+                    status=AgentState.FAILED,
+                    content=f"the reply {why}",
+                    reply_data={"error": {"type": "LimitExceededError", "message": why}},
+                    user_code=ctx.user_code,
+                )
         if ctx.is_root and not isinstance(self.history, RedisHistoryStore):
             # before the end: the session's next message starts once the end is written
             turns = self._history_turns(ctx, final)
@@ -1608,6 +1659,21 @@ class WorkerRunner:
             await self._flush_ends()  # write now; ends that arrive meanwhile join the next round
         if self.execution_log is not None:
             await self._log_execution(ctx)
+
+    def _unreadable(self, data: bytes, max_bytes: int, setting: str, command: bool = False) -> str:
+        """Why a reader (a client, or the worker of a caller) would refuse ``data``: over
+        ``max_bytes``, or nested past ``max_depth``; "" when it is fine."""
+        if len(data) > max_bytes:
+            return f"{len(data):,} bytes is over {setting}={max_bytes:,} (BYWAY_{setting.upper()})"
+        depth = self.config.limits.max_depth
+        if data.count(b"[") + data.count(b"{") > depth:  # else it cannot nest that deep
+            decode = decode_command if command else decode_event
+            try:
+                decode(data, max_bytes=len(data), max_depth=depth)
+            except ProtocolError as exc:
+                if "nested" in str(exc):
+                    return f"is nested deeper than max_depth={depth} (BYWAY_MAX_DEPTH)"
+        return ""
 
     async def _bounded_history(self, what: str, session_id: str, call: Awaitable[_T]) -> _T | None:
         """Await a call of a history store other than Redis for at most
@@ -1841,6 +1907,20 @@ class WorkerRunner:
             )
             pipe.xack(stream, self.config.consumer_group, entry_id)
             await pipe.execute()
+
+
+def _as_timeout(command: ResumeCommand) -> ResumeCommand:
+    """A deadline's Resume as the sweeper writes it: what else it carries is dropped."""
+    data = command.reply_data if isinstance(command.reply_data, dict) else {}
+    waiting = data.get("waiting_for")
+    ids = [str(i)[:256] for i in waiting[:1000]] if isinstance(waiting, list) else []
+    return msgspec.structs.replace(
+        command,
+        content="",
+        status=TIMEOUT_STATUS,
+        reply_data={"error": "timeout", "waiting_for": ids},
+        extra_payload={},
+    )
 
 
 def _text(value: bytes | str) -> str:

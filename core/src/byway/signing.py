@@ -37,6 +37,7 @@ import msgspec
 
 from byway.errors import ConfigurationError, ProtocolError
 from byway.keys import Keys
+from byway.limits import DEFAULT_MAX_COMMAND_BYTES
 from byway.protocol import now_ms
 
 __all__ = [
@@ -181,6 +182,9 @@ class Signer:
             written = int(entry_id.split("-", 1)[0])
         except ValueError:
             return f"{BAD_SIGNATURE}: entry id {entry_id[:40]!r} carries no time", ""
+        # an id from the future (a writer chose it with XADD, and every later id follows
+        # it) says nothing of when the entry was written: this worker's clock does
+        written = min(written, now_ms() + SKEW_MS)
         age = written - sig.ts
         if age > self.max_age_ms + SKEW_MS:
             return (
@@ -201,10 +205,13 @@ class Signer:
         its signature verifies and is fresh (replays are checked by :meth:`screen`)."""
         return self._check(data, stream, entry_id)[0]
 
-    async def screen(self, redis: Any, keys: Keys, reply: Any) -> dict[tuple[str, str], str]:
+    async def screen(
+        self, redis: Any, keys: Keys, reply: Any, max_bytes: int = DEFAULT_MAX_COMMAND_BYTES
+    ) -> dict[tuple[str, str], str]:
         """The entries of an ``XREADGROUP``/``XAUTOCLAIM``-shaped ``reply`` to refuse:
         ``{(stream, entry id): reason}``. One pipeline records the signatures that
-        verified; a signature already recorded for another entry is ``replayed``."""
+        verified; a signature already recorded for another entry is ``replayed``. An entry
+        over ``max_bytes`` is not parsed here (the decoder refuses it for its size)."""
         refused: dict[tuple[str, str], str] = {}
         passed: list[tuple[str, str, str]] = []
         for stream_raw, entries in reply or ():
@@ -213,7 +220,10 @@ class Signer:
                 if not isinstance(fields, dict):
                     continue  # a deleted entry: the decoder handles it
                 entry_id = _text(entry_raw)
-                reason, mac = self._check(fields.get(b"data"), stream, entry_id)
+                data = fields.get(b"data")
+                if isinstance(data, bytes) and len(data) > max_bytes:
+                    continue
+                reason, mac = self._check(data, stream, entry_id)
                 if reason:
                     refused[(stream, entry_id)] = reason
                 else:
