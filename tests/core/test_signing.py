@@ -175,8 +175,10 @@ def test_the_mac_is_the_documented_one_and_survives_re_encoding() -> None:
         "bad signature",
     ]
     assert Signer([K2, K1]).verify(signed, stream, entry_id) == ""  # rotation: all verify
-    old = f"{now_ms() + 400_000}-0"  # written 400 s after it was signed
-    assert signer.verify(signed, stream, old).startswith("expired: signed 400 s before")
+    stale = by_hand(K1, stream, command, now_ms() - 400_000)  # signed 400 s ago
+    assert signer.verify(stale, stream, entry_id).startswith("expired: signed 400 s before")
+    # an id from the future counts as now: the signature is on time, not 400 s old
+    assert signer.verify(signed, stream, f"{now_ms() + 400_000}-0") == ""
     early = f"{now_ms() - 60_000}-0"
     assert signer.verify(signed, stream, early).startswith("expired: signed 60 s after")
 
@@ -370,8 +372,10 @@ class Recording(Signer):
         super().__init__(keys)
         self.seen: list[tuple[str, str, str]] = []  # stream, action type, reason
 
-    async def screen(self, redis: Any, keys: Any, reply: Any) -> dict[tuple[str, str], str]:
-        refused = await super().screen(redis, keys, reply)
+    async def screen(
+        self, redis: Any, keys: Any, reply: Any, max_bytes: int = 1 << 30
+    ) -> dict[tuple[str, str], str]:
+        refused = await super().screen(redis, keys, reply, max_bytes)
         for stream_raw, entries in reply:
             stream = stream_raw.decode() if isinstance(stream_raw, bytes) else stream_raw
             for entry_id, fields in entries:
