@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import random
@@ -1614,37 +1615,31 @@ class WorkerRunner:
                 **({"error": error} if error else {}),
             }
         elif ctx.reply_to and ctx.parent_message_id:
-            write.reply = self.flow.reply_command(
+            reply = functools.partial(
+                self.flow.reply_command,
                 caller_agent_type=ctx.reply_to,
                 caller_message_id=ctx.parent_message_id,
                 callee_agent_type=running.agent_type,
                 callee_message_id=ctx.message_id,
                 session_id=ctx.session_id,
                 trace_id=ctx.trace_id,
+                user_code=ctx.user_code,
+            )
+            write.reply = reply(
                 status=status,
                 content=final.content,
                 reply_data=final.reply_data if error is None else {"error": error},
                 metadata={**ctx.command.header.metadata, **final.metadata},
                 extra_payload=final.extra_payload,
-                user_code=ctx.user_code,
             )
-            limits = self.config.limits
-            why = self._unreadable(
-                write.reply, limits.max_command_bytes, "max_command_bytes", command=True
-            )
+            limit = self.config.limits.max_command_bytes
+            why = self._unreadable(write.reply, limit, "max_command_bytes", command=True)
             if why:  # its caller would never read it: it hears why instead of waiting on
                 log.warning("reply of %s to its caller: %s", ctx.message_id, why)
-                write.reply = self.flow.reply_command(
-                    caller_agent_type=ctx.reply_to,
-                    caller_message_id=ctx.parent_message_id,
-                    callee_agent_type=running.agent_type,
-                    callee_message_id=ctx.message_id,
-                    session_id=ctx.session_id,
-                    trace_id=ctx.trace_id,
+                write.reply = reply(
                     status=AgentState.FAILED,
                     content=f"the reply {why}",
                     reply_data={"error": {"type": "LimitExceededError", "message": why}},
-                    user_code=ctx.user_code,
                 )
         if ctx.is_root and not isinstance(self.history, RedisHistoryStore):
             # before the end: the session's next message starts once the end is written
