@@ -32,10 +32,17 @@ import msgspec
 import redis.asyncio as aioredis
 from redis.exceptions import NoPermissionError
 
-from byway import tracing
+from byway import _scripts, tracing
 from byway._log import get_logger
 from byway._scriptless import cancel_requests, scripts_setting
-from byway.errors import ConfigurationError, NoOnlineWorkerError, ProtocolError, SessionBusyError
+from byway.answers import UNKNOWN, refusal_reason, resume_body
+from byway.errors import (
+    ConfigurationError,
+    NoOnlineWorkerError,
+    ProtocolError,
+    ResumeRefusedError,
+    SessionBusyError,
+)
 from byway.flow import STRATEGIES, CancelOutcome, Flow, SendOutcome
 from byway.keys import Keys
 from byway.limits import Limits
@@ -106,6 +113,8 @@ class SendMessageResponse:
     error_code: str = ""
     #: sent | queued (waits for the session's running task) | interrupt
     disposition: str = ""
+    #: queued or interrupt: the message id of the session's task this one waits behind
+    queued_behind: str = ""
 
     def raise_for_status(self) -> SendMessageResponse:
         if not self.success:
@@ -156,6 +165,7 @@ def _queued(
     entry_id: str,
     execution_id: str = "",
     disposition: str = "sent",
+    queued_behind: str = "",
 ) -> SendMessageResponse:
     """The response to a command that was written (queued for a worker)."""
     return SendMessageResponse(
@@ -169,6 +179,7 @@ def _queued(
         execution_id=execution_id,
         stream_entry_id=entry_id,
         disposition=disposition,
+        queued_behind=queued_behind,
     )
 
 
@@ -410,7 +421,10 @@ class GatewayClient:
                 reason=f"interrupted by {header.message_id}",
                 requested_by="client",
             )
-        return _queued(header, worker, now, sent.entry_id, sent.execution_id, sent.disposition)
+        behind = sent.holder if sent.disposition in ("queued", "interrupt") else ""
+        return _queued(
+            header, worker, now, sent.entry_id, sent.execution_id, sent.disposition, behind
+        )
 
     def _refused(
         self, command: Command, worker: str, code: str, holder: str = ""
@@ -447,7 +461,7 @@ class GatewayClient:
         self,
         session_id: str,
         message_id: str,
-        reply: Content,
+        answer: Any,
         *,
         target_agent_type: str | None = None,
         status: str = AgentState.COMPLETED,
@@ -455,33 +469,80 @@ class GatewayClient:
         extra_payload: dict[str, Any] | None = None,
         user_code: str = "",
     ) -> SendMessageResponse:
-        """Answer a question (``ask_user``) that the execution of ``message_id`` is waiting on.
+        """Answer the question (``ask_user``) the execution of ``message_id`` waits on.
 
-        The agent type is read from the execution record unless given.
+        ``answer`` is any JSON value: text goes in the Resume's ``content`` (with
+        ``reply_data`` if given); an object, list, number or boolean goes in
+        ``reply_data`` (what the LangGraph and ADK adapters read first, e.g.
+        ``{"decisions": [{"type": "approve"}]}``, or ``{interrupt_id: value, ...}`` to
+        answer open interrupts or calls one by one), with its JSON text as ``content``.
+
+        Raises :class:`ResumeRefusedError` unless the execution waits for the user's
+        answer (``WAITING_USER``) and no other answer to this question went out before:
+        an unknown message (or the wrong session), a task that finished, runs, or waits
+        for another agent. Under key schema v1 with scripts the check and the write are
+        one script; otherwise the check reads the record first, and an answer that still
+        arrives too late is refused by the worker with an ``answer_refused`` event.
         """
         _check_id("session_id", session_id)
         _check_id("message_id", message_id)
+        content, data = resume_body(answer, reply_data)
         record = await self.registry.get_execution_by_message(session_id, message_id)
-        if target_agent_type is None:
-            if record is None:
-                raise ConfigurationError(
-                    f"message_id: no execution of {message_id!r} in session {session_id!r}"
-                )
-            target_agent_type = record.target_agent_type
+        if record is None:
+            raise ResumeRefusedError(
+                refusal_reason(session_id, message_id, UNKNOWN), status=UNKNOWN
+            )
+        self._check_waiting(session_id, message_id, record.status)
         command = ResumeCommand(
             header=MessageHeader(
                 message_id=message_id,
                 session_id=session_id,
-                trace_id=record.trace_id if record and record.trace_id else uuid.uuid4().hex,
-                target_agent_type=target_agent_type,
+                trace_id=record.trace_id or uuid.uuid4().hex,
+                target_agent_type=target_agent_type or record.target_agent_type,
                 user_code=user_code,
             ),
-            content=reply,
+            content=content,
             status=status,
-            reply_data=reply_data,
+            reply_data=data,
             extra_payload=dict(extra_payload or {}),
         )
-        return await self.send_command(command, require_online_worker=False)
+        return await self._send_answer(await self._intercept(command))
+
+    @staticmethod
+    def _check_waiting(session_id: str, message_id: str, status: str) -> None:
+        why = refusal_reason(session_id, message_id, status)
+        if why:
+            raise ResumeRefusedError(why, status=status)
+
+    async def _send_answer(self, command: ResumeCommand) -> SendMessageResponse:
+        """Write an answer to its agent type's stream: with the RESUME script (schema v1),
+        which checks again that the question is open in the same step, else as is."""
+        header = command.header
+        if not header.target_agent_type:
+            raise ConfigurationError("target_agent_type: expected the agent type to answer")
+        stream = self.keys.agent_stream(header.target_agent_type)
+        data = self.flow.encode(command)
+        now = now_ms()
+        if self.keys.schema == "v1" and self.uses_scripts:
+            try:
+                reply: Any = await _scripts.RESUME.run(
+                    self.redis,
+                    [self.keys.session_registry(header.session_id), stream],
+                    [header.message_id, self.flow.seal(stream, data), self.stream_maxlen],
+                )
+            except NoPermissionError as exc:  # refused before it ran: nothing was written
+                self._refuse_scripts(exc)
+            else:
+                if reply[0] == 0:
+                    self._check_waiting(header.session_id, header.message_id, reply[1].decode())
+                return _queued(header, "", now, reply[1].decode())
+        entry: Any = await self.redis.xadd(
+            stream,
+            {"data": self.flow.seal(stream, data)},
+            maxlen=self.stream_maxlen or None,
+            approximate=True,
+        )
+        return _queued(header, "", now, entry.decode())
 
     async def cancel_task(
         self,

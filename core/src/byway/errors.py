@@ -8,7 +8,8 @@ Every error Byway raises on purpose derives from :class:`BywayError`::
     ├── ConnectionError         Redis unreachable or the embedded server failed to start
     ├── RoutingError            no worker can take the message
     │   ├── NoOnlineWorkerError
-    │   └── SessionBusyError    the session runs a task and its strategy is reject
+    │   ├── SessionBusyError    the session runs a task and its strategy is reject
+    │   └── ResumeRefusedError  no task waits for this answer (finished, wrong id...)
     ├── LimitExceededError      a call tree grew past its depth or fan-out limit, or a
     │                           message past a size limit (byway.limits)
     ├── WorkerError             a worker cannot start or keep running
@@ -26,6 +27,7 @@ __all__ = [
     "LimitExceededError",
     "NoOnlineWorkerError",
     "ProtocolError",
+    "ResumeRefusedError",
     "RoutingError",
     "SessionBusyError",
     "TaskCancelledError",
@@ -61,6 +63,15 @@ class NoOnlineWorkerError(RoutingError):
 
 class SessionBusyError(RoutingError):
     """The session is running a task and the multitask strategy is ``reject``."""
+
+
+class ResumeRefusedError(RoutingError):
+    """An answer no task waits for: no such message in the session, the task finished,
+    or it has no open question. ``status`` is the execution's (``UNKNOWN``: none)."""
+
+    def __init__(self, message: str, *, status: str = "") -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class LimitExceededError(BywayError):

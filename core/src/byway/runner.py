@@ -32,6 +32,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from byway import _scripts, events, tracing
 from byway._log import get_logger
+from byway.answers import AnswerNotices
 from byway.context import AgentContext
 from byway.errors import (
     LimitExceededError,
@@ -325,6 +326,13 @@ class WorkerRunner:
             signer=signer if signer is not None else Signer.from_env(),
         )
         self._streams = {self.keys.agent_stream(t): t for t in self.agent_types}
+        #: tells a session about a user's answer no task took (late, duplicate, unreadable)
+        self.answers = AnswerNotices(
+            self.registry,
+            self.keys,
+            maxlen=self.config.session_stream_maxlen,
+            ttl_s=self.config.session_ttl_seconds,
+        )
         self.recovery = Recovery(self)
         self._own_stream = self.keys.worker_stream(worker.worker_id)
         #: what runs here, by (session id, message id): a message id is unique only
@@ -951,6 +959,8 @@ class WorkerRunner:
             )
         except ProtocolError as exc:
             await self._dead_letter(stream, entry_id, fields, str(exc))
+            agent_type = self._streams.get(stream, "")
+            await self.answers.unreadable(data, limits.max_command_bytes, str(exc), agent_type)
             return None
         if isinstance(command, ResumeCommand) and WAIT_ID_KEY in command.header.metadata:
             command = _as_timeout(command)  # only the deadline's verdict, never a payload
@@ -1076,6 +1086,11 @@ class WorkerRunner:
                     verdict,
                     result[2].decode(),
                 )
+                if isinstance(command, ResumeCommand):
+                    agent_type = self._streams.get(stream) or command.header.target_agent_type
+                    await self.answers.not_taken(
+                        command.header, entry_id, verdict, result[2].decode(), agent_type
+                    )
                 if outbox:  # what the script left for us: a hand-on, a queued session
                     handed = Flow.handed_item(result[3]) if verdict == "done" else None
                     sends = [handed] if handed else []
