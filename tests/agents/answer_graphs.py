@@ -20,6 +20,7 @@ class _Review(TypedDict):
 def _review_graph() -> Any:
     """One node that stops for a human review in the shape of LangChain's HITL middleware
     (a request with actions and allowed decisions; the answer ``{"decisions": [...]}``)."""
+
     def review(state: _Review) -> dict[str, str]:
         answer = interrupt(
             {
@@ -45,6 +46,7 @@ class _Two(TypedDict):
 
 def _two_graph() -> Any:
     """Two interrupts in one step, each wanting a JSON value of its own."""
+
     def ask(name: str) -> Any:
         def node(state: _Two) -> dict[str, list[str]]:
             answer = interrupt({"question": f"{name}?"})

@@ -11,7 +11,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from byway import Event, EventType, ExecutionRecord, GatewayClient, RedisSettings
+from byway import (
+    Event,
+    EventType,
+    ExecutionRecord,
+    GatewayClient,
+    RedisSettings,
+    ResumeRefusedError,
+)
 from tests.conftest import spawn_worker, stop_process, wait_online
 
 pytestmark = [pytest.mark.redis, pytest.mark.timeout(120)]
@@ -197,8 +204,9 @@ async def test_a_question_deep_in_the_tree_is_answered_by_the_user(
     assert c.states == ["QUEUED", "RUNNING", "WAITING_USER", "RESUMED", "COMPLETED"]
     waited_on, resumed_on = suspended_and_resumed_on(c)
     assert waited_on != resumed_on
-    # a second answer to a question no longer open changes nothing
-    await client.resume("ask-s", question.message_id, "again")
+    # a second answer to a question no longer open is refused, and changes nothing
+    with pytest.raises(ResumeRefusedError, match="already finished with status COMPLETED"):
+        await client.resume("ask-s", question.message_id, "again")
     await asyncio.sleep(0.5)
     assert (await record_of(client, "ask-s", c.message_id)).states == c.states
 

@@ -19,6 +19,7 @@ import json
 from typing import Any
 
 import msgspec
+
 from byway.errors import ConfigurationError, ProtocolError
 from byway.flow import WAIT_ID_KEY
 from byway.keys import Keys
@@ -27,8 +28,8 @@ from byway.registry import WorkerRegistry
 
 __all__ = [
     "ANSWERED",
-    "AnswerNotices",
     "UNKNOWN",
+    "AnswerNotices",
     "answer_refused_data",
     "is_agents_reply",
     "loose_resume_header",
@@ -131,9 +132,7 @@ class AnswerNotices:
         header = loose_resume_header(data, max_bytes)
         if header is None:
             return
-        record = await self.registry.get_execution_by_message(
-            header.session_id, header.message_id
-        )
+        record = await self.registry.get_execution_by_message(header.session_id, header.message_id)
         status = record.status if record else UNKNOWN
         reason = f"the answer could not be read ({error}); it was dead-lettered"
         await self._tell(header, status, reason, agent_type)
@@ -189,7 +188,9 @@ def loose_resume_header(data: bytes, max_bytes: int) -> MessageHeader | None:
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         return None
     h = wire.header
-    if wire.action_type != "RESUME" or is_agents_reply(h.parent_message_id, h.task_group_id, h.metadata):
+    if wire.action_type != "RESUME" or is_agents_reply(
+        h.parent_message_id, h.task_group_id, h.metadata
+    ):
         return None
     try:  # ids from the wire name keys: check them
         check_id("message_id", h.message_id, forbid_braces=True)

@@ -514,7 +514,7 @@ class GatewayClient:
         if why:
             raise ResumeRefusedError(why, status=status)
 
-    async def _send_answer(self, command: ResumeCommand) -> SendMessageResponse:
+    async def _send_answer(self, command: Command) -> SendMessageResponse:
         """Write an answer to its agent type's stream: with the RESUME script (schema v1),
         which checks again that the question is open in the same step, else as is."""
         header = command.header

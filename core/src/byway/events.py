@@ -17,6 +17,9 @@ final          finalAnswer (root) /    ``status``, ``content``, ``reply_data``,
                                        ``execution_id``, ``error`` (``type``, ``message``)
 end            appStreamResponse       ``status``, ``execution_id``
 =============  ======================  ==============================================
+
+A worker also writes ``answer_refused`` (``stepComplete``: ``message_id``, ``status``,
+``waiting``, ``reason``) for a user's answer no task took; :mod:`byway.answers` builds it.
 """
 
 from __future__ import annotations
