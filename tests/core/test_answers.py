@@ -49,7 +49,10 @@ def _cli(
         capture_output=True,
         text=True,
         timeout=timeout,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        env={
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+        },
     )
 
 
@@ -258,3 +261,42 @@ async def test_a_message_sent_while_a_question_waits_says_so_and_status_counts_i
     assert (row["queued"], row["in_sessions"]) == (1, 1)
     assert "(in sessions)" in human.stdout
     assert json.loads(after.stdout)["agent_types"][0]["queued"] == 0
+
+
+def test_each_open_question_is_shown_with_its_id_and_expected_answer() -> None:
+    """An ADK question with two open calls, and an interrupt whose request says what it
+    expects: every one is listed, readably, with the id that answers it."""
+    from byway._prompt import render_ask
+
+    adk = render_ask(
+        "support",
+        "msg-1",
+        {
+            "prompt": "two calls wait",
+            "metadata": {
+                "function_calls": [
+                    {"id": "c1", "name": "ask_manager", "kind": "long_running", "args": {"x": 1}},
+                    {"id": "c2", "name": "adk_request_confirmation", "kind": "confirmation",
+                     "tool": "refund", "tool_args": {"amount": 7}},
+                ]
+            },
+        },
+    )  # fmt: skip
+    assert '[1] id=c1: ask_manager({"x": 1})' in adk
+    assert '[2] id=c2: confirm refund({"amount": 7})' in adk
+    assert "expects: yes or no" in adk
+    lg = render_ask(
+        "review",
+        "msg-2",
+        {
+            "prompt": "review",
+            "metadata": {
+                "interrupts": [
+                    {"id": "i1", "value": {"a": 1}, "prompt": "deploy?\n\x1b[31mprod",
+                     "expects": {"decisions": ["approve", "reject"]}},
+                ]
+            },
+        },
+    )  # fmt: skip
+    assert "[1] id=i1: deploy?\n      \\x1b[31mprod" in lg  # lines kept, escapes shown
+    assert 'expects: {"decisions": ["approve", "reject"]}' in lg

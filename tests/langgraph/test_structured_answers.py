@@ -23,7 +23,7 @@ def _cli(settings: RedisSettings, *args: str, stdin: str = "") -> subprocess.Com
         [sys.executable, "-m", "byway", *args, "--redis-url", settings.resolved_url(),
          "--namespace", settings.namespace],
         cwd=ROOT, input=stdin, capture_output=True, text=True, timeout=60,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])},
     )  # fmt: skip
 
 
