@@ -123,6 +123,19 @@ local function hand_on(registry, lock, queue, grace_ms)
     if OUTBOX then redis.call('LPOP', queue) end
   end
 end
+-- The finalAnswer and appStreamResponse of a root execution that ends CANCELLED here.
+local function add_cancelled_events(stream, rec, message_id, reason, now, maxlen)
+  local ev = {trace_id = rec['trace_id'] or '', session_id = rec['session_id'] or '',
+    source_agent_type = rec['target_agent_type'] or '', message_id = message_id,
+    parent_message_id = '', timestamp = now, metadata = {}}
+  ev['event_type'] = 'finalAnswer'
+  ev['data'] = {kind = 'final', status = 'CANCELLED', content = '', reply_data = cjson.null,
+    execution_id = rec['execution_id'], error = {type = 'Cancelled', message = reason}}
+  redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'data', cjson.encode(ev))
+  ev['event_type'] = 'appStreamResponse'
+  ev['data'] = {kind = 'end', status = 'CANCELLED', execution_id = rec['execution_id']}
+  redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'data', cjson.encode(ev))
+end
 -- In OUTBOX mode the caller adds the session to the set of queued sessions.
 local function enqueue(queue, sessions, session_id, stream, data, message_id, ttl, first)
   local item = cjson.encode({stream = stream, data = data, message_id = message_id})
@@ -184,7 +197,21 @@ if ARGV[9] == '1' then
     if strategy == '' then strategy = redis.call('GET', KEYS[6]) or 'enqueue' end
     if holder ~= '' and strategy == 'reject' then return {0, 'SESSION_BUSY', holder} end
     disposition = 'queued'
-    if holder ~= '' and strategy == 'interrupt' then disposition = 'interrupt' end
+    if holder ~= '' and strategy == 'interrupt' then
+      disposition = 'interrupt'
+      -- the holder is cancelled from now on (the caller then cancels its tree): however
+      -- it ends, it ends CANCELLED, so its answer never stands as the session's last turn
+      local held_id = redis.call('HGET', KEYS[2], 'msg_map:' .. holder)
+      local held = held_id and redis.call('HGET', KEYS[2], 'exec:' .. held_id)
+      if held then
+        held = cjson.decode(held)
+        if not is_terminal(held['status']) then
+          held['cancel_requested'] = true
+          held['cancel_reason'] = 'interrupted by ' .. ARGV[3]
+          redis.call('HSET', KEYS[2], 'exec:' .. held_id, cjson.encode(held))
+        end
+      end
+    end
     enqueue(KEYS[5], KEYS[7], ARGV[12], ARGV[14], ARGV[1], ARGV[3], ttl,
             disposition == 'interrupt')
   else
@@ -327,6 +354,7 @@ local now = tonumber(ARGV[4])
 local step = 'RUNNING'
 local detail = nil
 local seen = rec['redis_message_id'] or ''
+local taken_over = false
 if kind == 'ask' and seen ~= '' and seen ~= ARGV[7] and status ~= 'QUEUED' then
   -- the same ask in another entry while its execution lives (a duplicate or a replay):
   -- the entry that started it is the one that runs (or is recovered)
@@ -352,7 +380,10 @@ if status == 'RUNNING' and seen == ARGV[7] then
     return {'suspect', exec_id, '', 0}
   end
   rec['step_attempts'] = (rec['step_attempts'] or 1) + 1
-  detail = {retry = rec['step_attempts']}
+  -- a takeover: the timeline names the worker whose run died; attempts counts it (an ask
+  -- or a resumed run alike)
+  detail = {retry = rec['step_attempts'], takeover_from = rec['worker_id'] or ''}
+  taken_over = true
 elseif kind == 'resume' then
   if status ~= 'WAITING_AGENT' and status ~= 'WAITING_USER' then
     return {'stale', exec_id, status}
@@ -411,10 +442,8 @@ if ARGV[18] == '1' then
 end
 rec['redis_message_id'] = ARGV[7]
 if ARGV[20] ~= '' and (rec['config_version'] or '') == '' then rec['config_version'] = ARGV[20] end
-if kind ~= 'resume' then
-  rec['stream_name'] = ARGV[8]
-  rec['attempts'] = (rec['attempts'] or 0) + 1
-end
+if kind ~= 'resume' then rec['stream_name'] = ARGV[8] end
+if kind ~= 'resume' or taken_over then rec['attempts'] = (rec['attempts'] or 0) + 1 end
 rec['status'] = 'RUNNING'
 rec['worker_id'] = ARGV[3]
 if not rec['started_at'] or rec['started_at'] == 0 then rec['started_at'] = now end
@@ -443,11 +472,16 @@ return {'run', exec_id, out, state, history}
 # ARGV: 1 execution id, 2 terminal status, 3 now ms, 4 worker id, 5 result json (kept in
 #       the record under 'result'; no arrays), 6 stream maxlen, 7 ttl s, 8 message id,
 #       9 lock grace ms, 10 '1' for OUTBOX mode, 11 history groups kept, 12 history ttl s,
-#       13 this task's history group json ('' = none), 14.. event jsons to XADD
-# Returns {1, next, item} when this call ended the execution, {0, '', ''} when it had
-# already ended (nothing written: a duplicate end never emits a second final event).
-# ``next`` is the message id the session was handed on to: its command is on its stream
-# already, or (OUTBOX mode) ``item`` is for the caller to forward.
+#       13 this task's history group json ('' = none), 14 how many of its bytes precede
+#       its last (assistant) turn, 15 that turn as a cancelled run writes it, 16.. event
+#       jsons to XADD
+# Returns {1, next, item, status} when this call ended the execution, {0, '', '', ''}
+# when it had already ended (nothing written: a duplicate end never emits a second final
+# event). ``next`` is the message id the session was handed on to: its command is on its
+# stream already, or (OUTBOX mode) ``item`` is for the caller to forward. ``status`` is the
+# state written: a root execution whose cancel was requested (cancel_task, or a message
+# that interrupts it) ends CANCELLED whatever its handler returned; its answer is
+# discarded (the events and the history turn of a cancelled run are written instead).
 FINISH = Script(
     LIB
     + """
@@ -455,24 +489,41 @@ OUTBOX = ARGV[10] == '1'
 local raw = redis.call('HGET', KEYS[1], 'exec:' .. ARGV[1])
 local rec
 if raw then rec = cjson.decode(raw) else rec = {execution_id = ARGV[1]} end
-if is_terminal(rec['status']) then return {0, '', ''} end
+if is_terminal(rec['status']) then return {0, '', '', ''} end
 local now = tonumber(ARGV[3])
-rec['status'] = ARGV[2]
+local status = ARGV[2]
+local group = ARGV[13]
+local discarded = status ~= 'CANCELLED' and rec['cancel_requested'] == true and is_root(rec)
+local reason = rec['cancel_reason'] or ''
+if reason == '' then reason = 'cancelled' end
+if discarded then
+  status = 'CANCELLED'
+  rec['result'] = {status = 'CANCELLED', error = {type = 'Cancelled', message = reason}}
+  if group ~= '' then group = string.sub(group, 1, tonumber(ARGV[14])) .. ARGV[15] .. ']' end
+else
+  rec['result'] = cjson.decode(ARGV[5])
+end
+rec['status'] = status
 rec['finished_at'] = now
 rec['updated_at'] = now
-rec['result'] = cjson.decode(ARGV[5])
-push_timeline(rec, ARGV[2], now, ARGV[4], nil)
+local detail = nil
+if discarded then detail = {discarded = ARGV[2]} end
+push_timeline(rec, status, now, ARGV[4], detail)
 local waited = rec['waited'] == true
 rec['waited'] = nil
 redis.call('HSET', KEYS[1], 'exec:' .. ARGV[1], cjson.encode(rec))
 if waited then redis.call('HDEL', KEYS[1], 'wait:' .. ARGV[1], 'state:' .. ARGV[1]) end
 local ttl = tonumber(ARGV[7])
-for i = 14, #ARGV do
-  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[6], '*', 'data', ARGV[i])
+if discarded then
+  add_cancelled_events(KEYS[2], rec, ARGV[8], reason, now, ARGV[6])
+else
+  for i = 16, #ARGV do
+    redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[6], '*', 'data', ARGV[i])
+  end
 end
-if #ARGV >= 14 then redis.call('EXPIRE', KEYS[2], ttl) end
-if ARGV[13] ~= '' then
-  redis.call('RPUSH', KEYS[5], ARGV[13])
+if #ARGV >= 16 or discarded then redis.call('EXPIRE', KEYS[2], ttl) end
+if group ~= '' then
+  redis.call('RPUSH', KEYS[5], group)
   redis.call('LTRIM', KEYS[5], -tonumber(ARGV[11]), -1)
   redis.call('EXPIRE', KEYS[5], tonumber(ARGV[12]))
 end
@@ -481,7 +532,7 @@ if redis.call('GET', KEYS[3]) == ARGV[8] then
   redis.call('DEL', KEYS[3])
   nxt, handed = hand_on(KEYS[1], KEYS[3], KEYS[4], tonumber(ARGV[9]))
 end
-return {1, nxt or '', handed}
+return {1, nxt or '', handed, status}
 """
 )
 
@@ -612,16 +663,7 @@ while head <= #todo do
         push_timeline(rec, 'CANCELLED', now, '', {by = ARGV[4]})
         redis.call('HDEL', KEYS[1], 'wait:' .. rec['execution_id'], 'state:' .. rec['execution_id'])
         if is_root(rec) then
-          local ev = {trace_id = rec['trace_id'] or '', session_id = rec['session_id'] or '',
-            source_agent_type = rec['target_agent_type'] or '', message_id = m,
-            parent_message_id = '', timestamp = now, metadata = {}}
-          ev['event_type'] = 'finalAnswer'
-          ev['data'] = {kind = 'final', status = 'CANCELLED', content = '', reply_data = cjson.null,
-            execution_id = rec['execution_id'], error = {type = 'Cancelled', message = ARGV[2]}}
-          redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'data', cjson.encode(ev))
-          ev['event_type'] = 'appStreamResponse'
-          ev['data'] = {kind = 'end', status = 'CANCELLED', execution_id = rec['execution_id']}
-          redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'data', cjson.encode(ev))
+          add_cancelled_events(KEYS[2], rec, m, ARGV[2], now, ARGV[5])
           redis.call('EXPIRE', KEYS[2], ttl)
         end
         if redis.call('GET', KEYS[3]) == m then
@@ -705,16 +747,18 @@ return 1
 
 # KEYS: 1 online lease key
 # ARGV: 1 token, 2 lease json, 3 lease ms
-# Renews the lease only if it is ours (or lapsed and free). Returns 1, or 0 if another
-# process holds the worker id now.
+# Renews the lease only if its token is ARGV[1] (ours; or, taking over a dead process's
+# lease, its token), or it is gone (lapsed, or lost by Redis). Returns 1, 2 when it was
+# gone, or 0 if another process holds the worker id now.
 RENEW_LEASE = Script("""
 local raw = redis.call('GET', KEYS[1])
 if raw then
   local ok, cur = pcall(cjson.decode, raw)
-  if not ok or cur['token'] ~= ARGV[1] then return 0 end
+  if not ok or type(cur) ~= 'table' or cur['token'] ~= ARGV[1] then return 0 end
 end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', tonumber(ARGV[3]))
-return 1
+if raw then return 1 end
+return 2
 """)
 
 # KEYS: 1 online lease key; ARGV: 1 token. Deletes the lease only if it is ours.

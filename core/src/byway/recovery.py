@@ -11,7 +11,8 @@ does not make it wait), and if that run dies too, alone, so that a task which ki
 worker takes no more tasks with it. After ``max_deliveries`` runs alone whose worker died
 each time, it goes to the dead-letter stream and ends FAILED.
 
-A worker restarted with the same id first takes back what it held before it died. On a
+A worker restarted with the same id first takes back what it held before it died (at
+once: the lease of a provably dead process is taken over, see ``byway._process``). On a
 clean stop, what did not finish within the drain timeout is handed back at once (marked
 idle), so other workers take it without waiting for the lease to lapse.
 """
@@ -49,6 +50,22 @@ class Recovery:
         self.consumer = runner.worker.worker_id
         # a live owner refreshes its entries every lease/3, and its lease is checked too
         self.claim_idle_ms = int(runner.config.lease_seconds * 1000)
+
+    async def ensure_groups(self) -> int:
+        """Create the consumer group of each of this worker's streams where it is missing
+        (first start, or Redis lost it: XREADGROUP then answers NOGROUP). New groups read
+        from the start of their stream, so what was sent meanwhile is not skipped. Returns
+        how many groups were created."""
+        created = 0
+        for stream in [*self.runner._streams, self.runner._own_stream]:
+            try:
+                await self.runner.redis.xgroup_create(stream, self.group, id="0", mkstream=True)
+            except ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+            else:
+                created += 1
+        return created
 
     def _in_flight(self) -> dict[str, list[str]]:
         by_stream: dict[str, list[str]] = defaultdict(list)

@@ -4,7 +4,9 @@
   of every worker id that registered (for ``byway status``).
 - Leases: ``worker:online:<W>`` holds JSON with a random token and expires unless renewed;
   it doubles as the worker-id lock (a second process with the same id refuses to start
-  while the lease is held). Renewal and release are compare-and-set on the token.
+  while the lease is held, unless the holder is provably dead: see ``byway._process``).
+  Renewal, takeover and release are compare-and-set on the token. A heartbeat that finds
+  the lease or the membership gone (Redis lost its data) writes them again.
 - Execution records: one JSON per execution in the session's registry hash, with a
   timeline of every state it went through. Each transition is one Lua script call.
 """
@@ -18,6 +20,8 @@ import msgspec
 import redis.asyncio as aioredis
 
 from byway import _scripts
+from byway._log import get_logger
+from byway._process import ProcessIdentity, holder_is_dead
 from byway.errors import WorkerIdInUseError
 from byway.keys import EXEC_FIELD_PREFIX, Keys
 from byway.protocol import now_ms
@@ -25,6 +29,8 @@ from byway.protocol import now_ms
 __all__ = ["ExecutionRecord", "TimelineEntry", "WorkerInfo", "WorkerRegistry"]
 
 DEFAULT_RECORD_TTL_S = 7 * 24 * 3600
+
+log = get_logger("byway.registry")
 
 
 class TimelineEntry(msgspec.Struct, kw_only=True):
@@ -89,6 +95,14 @@ class WorkerInfo(msgspec.Struct, kw_only=True):
     lease_ms: int = 0
     max_concurrency: int = 0
     running: int = 0
+    #: the holding process beyond host and pid (Linux): boot id, pid namespace, start
+    #: time in clock ticks, so that a restarted worker can tell its dead predecessor
+    boot_id: str = ""
+    pid_ns: str = ""
+    proc_start: int = 0
+
+    def process(self) -> ProcessIdentity:
+        return ProcessIdentity(self.hostname, self.pid, self.boot_id, self.pid_ns, self.proc_start)
 
 
 def _decode_worker(worker_id: str, raw: bytes) -> WorkerInfo:
@@ -168,43 +182,89 @@ class WorkerRegistry:
     async def register_worker(self, info: WorkerInfo) -> str:
         """Take the worker id's lease and join each agent type. Returns the lease token.
 
-        Raises :class:`WorkerIdInUseError` if another live process holds the id.
+        A lease held by a process that is provably dead (this host, its pid gone) is taken
+        over at once. Raises :class:`WorkerIdInUseError` if another live process holds
+        the id, or one this process cannot tell about (another host).
         """
         token = secrets.token_hex(16)
         info.token = token
         now = now_ms()
         info.heartbeat_at = info.last_seen = now
         info.started_at = info.started_at or now
-        k = self.keys
-        acquired = await self.redis.set(
-            k.worker_online(info.worker_id), _encoder.encode(info), nx=True, px=info.lease_ms
-        )
-        if not acquired:
+        key = self.keys.worker_online(info.worker_id)
+        for _ in range(3):  # the holder's lease may lapse or change while we look
+            if await self.redis.set(key, _encoder.encode(info), nx=True, px=info.lease_ms):
+                break
             holder = await self.get_worker(info.worker_id)
-            where = f" (pid {holder.pid} on {holder.hostname})" if holder else ""
+            if holder is None:
+                continue
+            if not (holder.token and holder_is_dead(holder.process(), info.process())):
+                where = f" (pid {holder.pid} on {holder.hostname})" if holder else ""
+                raise WorkerIdInUseError(
+                    f"worker_id {info.worker_id!r} is held by a live worker{where}; "
+                    "choose another --worker-id or stop that process"
+                )
+            if await self._swap_lease(info, holder.token):
+                log.warning(
+                    "worker id %s: took over the lease of its dead process (pid %d on %s)",
+                    info.worker_id,
+                    holder.pid,
+                    holder.hostname,
+                )
+                break
+        else:
             raise WorkerIdInUseError(
-                f"worker_id {info.worker_id!r} is held by a live worker{where}; "
-                "choose another --worker-id or stop that process"
+                f"worker_id {info.worker_id!r}: its lease kept changing hands; try again"
             )
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.sadd(k.known_workers(), info.worker_id)
-            pipe.delete(k.worker_agent_types(info.worker_id))
-            if info.agent_types:
-                pipe.sadd(k.worker_agent_types(info.worker_id), *info.agent_types)
-            for agent_type in info.agent_types:
-                pipe.sadd(k.agent_type_workers(agent_type), info.worker_id)
-            await pipe.execute()
+        # its agent types as this process serves them, not as an earlier one did
+        await self.redis.delete(self.keys.worker_agent_types(info.worker_id))
+        await self.rejoin(info)
         return token
 
-    async def renew_lease(self, info: WorkerInfo) -> bool:
-        """Extend our lease; False if another process took the worker id."""
+    async def _swap_lease(self, info: WorkerInfo, holder_token: str) -> bool:
+        """Replace the lease whose token is ``holder_token`` by ours (compare-and-set)."""
+        result = await _scripts.RENEW_LEASE.run(
+            self.redis,
+            [self.keys.worker_online(info.worker_id)],
+            [holder_token, _encoder.encode(info), info.lease_ms],
+        )
+        return bool(result)
+
+    async def rejoin(self, info: WorkerInfo, strategies: dict[str, str] | None = None) -> list[str]:
+        """Make sure the worker is a member of its agent types (and, given ``strategies``,
+        that each agent type has its multitask strategy). Idempotent: a heartbeat calls it
+        to find what Redis lost. Returns what was missing and is written again."""
+        k = self.keys
+        worker_id = info.worker_id
+        strategies = strategies or {}
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.sadd(k.known_workers(), worker_id)
+            if info.agent_types:
+                pipe.sadd(k.worker_agent_types(worker_id), *info.agent_types)
+            for agent_type in info.agent_types:
+                pipe.sadd(k.agent_type_workers(agent_type), worker_id)
+            for agent_type, strategy in strategies.items():
+                pipe.set(k.agent_type_strategy(agent_type), strategy, nx=True)
+            added = await pipe.execute()
+        split = len(added) - len(strategies)
+        joined, set_strategies = added[:split], added[split:]
+        missing = []
+        if any(joined):
+            missing.append("registry membership")
+        if any(set_strategies):
+            missing.append("multitask strategies")
+        return missing
+
+    async def renew_lease(self, info: WorkerInfo) -> int:
+        """Extend our lease: 1; 2 when it was gone (lapsed, or Redis lost it) and is ours
+        again; 0 if another process took the worker id."""
         info.heartbeat_at = info.last_seen = now_ms()
         result = await _scripts.RENEW_LEASE.run(
             self.redis,
             [self.keys.worker_online(info.worker_id)],
             [info.token, _encoder.encode(info), info.lease_ms],
         )
-        return bool(result)
+        return int(result or 0)
 
     async def unregister_worker(self, info: WorkerInfo) -> None:
         """Release the lease (if ours) and leave the agent types' member sets."""

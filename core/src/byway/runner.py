@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import functools
 import logging
-import os
 import random
 import signal
 import socket
@@ -32,6 +31,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from byway import _scripts, events, tracing
 from byway._log import get_logger
+from byway._process import ProcessIdentity
 from byway.answers import AnswerNotices
 from byway.context import AgentContext
 from byway.errors import (
@@ -236,6 +236,14 @@ class _EndWrite:
     group_result: dict[str, Any] | None = None
     #: where its FINISH and GROUP_RESULT calls sit in the pipeline (for outbox mode)
     positions: tuple[int, int] = (-1, -1)
+    #: the state it ends in: as the handler's result says, until FINISH says otherwise
+    status: str = AgentState.COMPLETED
+
+    def written(self, results: list[Any]) -> None:
+        """Take the state FINISH wrote (a root cancelled meanwhile ends CANCELLED)."""
+        finished = results[self.positions[0]]
+        if isinstance(finished, list) and len(finished) > 3 and finished[0] == 1:
+            self.status = _text(finished[3]) or self.status
 
     def queue(self, pipe: Any, flow: Flow, group: str) -> None:
         finish_at, group_at = len(pipe), -1
@@ -309,11 +317,15 @@ class WorkerRunner:
         self.registry = WorkerRegistry(
             self.redis, self.keys, record_ttl_s=self.config.session_ttl_seconds
         )
+        me = ProcessIdentity.current(socket.gethostname())
         self.info = WorkerInfo(
             worker_id=worker.worker_id,
             agent_types=self.agent_types,
-            hostname=socket.gethostname(),
-            pid=os.getpid(),
+            hostname=me.hostname,
+            pid=me.pid,
+            boot_id=me.boot_id,
+            pid_ns=me.pid_ns,
+            proc_start=me.start,
             lease_ms=int(self.config.lease_seconds * 1000),
             max_concurrency=self.config.max_concurrency,
         )
@@ -366,11 +378,14 @@ class WorkerRunner:
         self.config_version = ""
         self._snapshots: dict[str, dict[str, AgentConfig]] = {}
         self._reload_lock = asyncio.Lock()
+        self._rejoin_lock = asyncio.Lock()
         #: reload commands not yet answered, and the task answering them (one at a time)
         self._reloads_waiting: list[ReloadPluginsCommand] = []
         self._reload_task: asyncio.Task[None] | None = None
+        #: tasks this runner ended, by how they ended (the stop summary)
         self.completed = 0
         self.failed = 0
+        self.cancelled = 0
         #: monotonic time Redis last answered a read or a heartbeat (readiness)
         self.redis_ok_at = 0.0
         #: loops that failed and wait to start again, and why (readiness is false meanwhile)
@@ -392,19 +407,13 @@ class WorkerRunner:
         """Create consumer groups (idempotent), take the worker-id lease, join agent types."""
         if self._initialized:
             return
-        group = self.config.consumer_group
-        for stream in [*self._streams, self._own_stream]:
-            try:
-                await self.redis.xgroup_create(stream, group, id="0", mkstream=True)
-            except ResponseError as exc:
-                if "BUSYGROUP" not in str(exc):
-                    raise
+        await self.recovery.ensure_groups()
         await self._load_plugins()
         await self.registry.register_worker(self.info)
         self.redis_ok_at = time.monotonic()
         async with self.redis.pipeline(transaction=False) as pipe:
-            for agent_type in self.agent_types:
-                pipe.set(self.keys.agent_type_strategy(agent_type), self.config.multitask_strategy)
+            for agent_type, strategy in self._strategies().items():
+                pipe.set(self.keys.agent_type_strategy(agent_type), strategy)
             await pipe.execute()
         self._initialized = True
         await self.worker.on_startup()
@@ -686,10 +695,11 @@ class WorkerRunner:
         if self._owns_redis:
             await self.redis.aclose()
         log.info(
-            "worker %s stopped: %d completed, %d failed",
+            "worker %s stopped: %d completed, %d failed, %d cancelled",
             self.worker.worker_id,
             self.completed,
             self.failed,
+            self.cancelled,
         )
 
     async def _drain(self) -> None:
@@ -725,14 +735,9 @@ class WorkerRunner:
                 self.info.running = len(self._running)
                 await self._renew_session_locks()
                 await self.recovery.refresh()
-                lease_ok = await self.registry.renew_lease(self.info)
+                lease = await self.registry.renew_lease(self.info)
                 self.redis_ok_at = time.monotonic()
-                if not lease_ok:
-                    log.error(
-                        "worker id %s was taken by another process; stopping",
-                        self.worker.worker_id,
-                    )
-                    self._stopping.set()
+                if not await self._rejoin(lease):
                     return
                 claimed = await self.recovery.reclaim()
                 if claimed:
@@ -741,6 +746,43 @@ class WorkerRunner:
                 log.warning("heartbeat failed (%s); retrying", exc)
             except Exception:  # a bug must not stop the heartbeat for good
                 log.exception("heartbeat failed; retrying")
+
+    def _strategies(self) -> dict[str, str]:
+        return dict.fromkeys(self.agent_types, self.config.multitask_strategy)
+
+    async def _rejoin(self, lease: int | None = None, *, groups: bool = False) -> bool:
+        """Write again what Redis lost of this worker: its lease, its membership of its
+        agent types, their strategies and (``groups``: a read answered NOGROUP, or
+        anything else was lost) its consumer groups. Redis loses them on a restart without
+        persistence, a failover to an empty replica or a flush; without them the worker
+        reads nothing and no client finds it. What was re-created is logged once at
+        WARNING (the next look finds it in place). ``lease``: the heartbeat's renewal
+        already made. False when another process took the worker id (we stop)."""
+        async with self._rejoin_lock:  # the heartbeat and a reader may find it at once
+            return await self._rejoin_locked(lease, groups)
+
+    async def _rejoin_locked(self, lease: int | None, groups: bool) -> bool:
+        if lease is None:
+            lease = await self.registry.renew_lease(self.info)
+        if not lease:
+            log.error("worker id %s was taken by another process; stopping",
+                      self.worker.worker_id)  # fmt: skip
+            self._stopping.set()
+            return False
+        lost = ["its lease"] if lease == 2 else []
+        lost += await self.registry.rejoin(self.info, self._strategies())
+        if groups or lost:
+            created = await self.recovery.ensure_groups()
+            if created:
+                lost.append(f"{created} consumer group(s)")
+        if lost:
+            log.warning(
+                "worker %s: Redis had lost %s (restarted without persistence, failed over "
+                "or flushed?); re-created",
+                self.worker.worker_id,
+                ", ".join(lost),
+            )
+        return True
 
     async def _renew_session_locks(self) -> None:
         """Keep the sessions of running root tasks: a dead worker's lock lapses with it."""
@@ -890,6 +932,9 @@ class WorkerRunner:
                 self.redis_ok_at = time.monotonic()
                 backoff = 0.1
             except RedisError as exc:
+                if _lost_group(exc):
+                    await self._after_lost_group()
+                    continue
                 log.warning("read failed (%s); retrying in %.1fs", exc, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
@@ -906,6 +951,16 @@ class WorkerRunner:
                     # what was read stays pending (recovered later); the loop goes on
                     log.exception("dispatching a batch failed")
                     await asyncio.sleep(backoff)
+
+    async def _after_lost_group(self) -> None:
+        """A read found a consumer group gone: re-create what Redis lost, then read again
+        at once (a pause of 0.1 s keeps a group that cannot stay from spinning the loop)."""
+        self.redis_ok_at = time.monotonic()  # Redis answered
+        try:
+            await self._rejoin(groups=True)
+        except RedisError as exc:
+            log.warning("could not re-create the consumer groups (%s); retrying", exc)
+        await asyncio.sleep(0.1)
 
     async def _dispatch(self, reply: list[Any]) -> None:
         starts = await self._decode(reply)
@@ -1249,7 +1304,14 @@ class WorkerRunner:
         try:
             await self._before(ctx)
             raw = await self.worker.process_command(ctx.command, ctx)
-            if ctx.suspension is None:
+            if ctx.cancel_event.is_set():
+                # cancel promises CANCELLED: a handler that ignored it and returned (or
+                # asked something) within the grace has its answer discarded
+                log.info("task %s returned after its cancel; its answer is discarded",
+                         ctx.message_id)  # fmt: skip
+                result = AgentTaskResult(status=AgentState.CANCELLED)
+                error = {"type": "Cancelled", "message": ctx.cancel_reason or "task cancelled"}
+            elif ctx.suspension is None:
                 result = utf8_safe(normalize_result(raw))
         except (asyncio.CancelledError, TaskCancelledError) as exc:
             if not ctx.cancel_event.is_set() and isinstance(exc, asyncio.CancelledError):
@@ -1280,7 +1342,11 @@ class WorkerRunner:
                 if result is None:
                     await self._suspend(running)
                 else:
-                    await self._finish(running, result, error)
+                    written = await self._finish(running, result, error)
+                    if written == AgentState.CANCELLED != str(result.status).upper():
+                        # its cancel was requested before its end was written: it ended so
+                        result = AgentTaskResult(status=AgentState.CANCELLED)
+                        error = {"type": "Cancelled", "message": ctx.cancel_reason or "cancelled"}
             except (RedisError, asyncio.CancelledError):
                 raise  # its entry stays pending: recovered once Redis answers
             except Exception as exc:  # what it returned cannot be written: it fails, saying why
@@ -1321,12 +1387,19 @@ class WorkerRunner:
             await self.plugins.fire("on_task_complete", ctx, result)
 
     def _history_args(self, ctx: AgentContext, final: AgentTaskResult) -> tuple[Any, ...]:
-        """FINISH's history arguments: a root task's turns go into the Redis store there."""
+        """FINISH's history arguments: a root task's turns go into the Redis store there.
+
+        Beside the group of turns, FINISH gets where its last (the assistant's) turn
+        starts and that turn as a cancelled run writes it: if the task's cancel was
+        requested meanwhile, the script swaps it in (the answer is discarded)."""
         store = self.history
         if not (ctx.is_root and isinstance(store, RedisHistoryStore)):
-            return (0, 0, "")
-        turns = self._history_turns(ctx, final)
-        return (store.max_entries, store.ttl_seconds, store.encode_group(turns) if turns else "")
+            return (0, 0, "", 0, "")
+        *said, answer = self._history_turns(ctx, final)  # the last one: the assistant's
+        cancelled = msgspec.structs.replace(answer, content="", status=AgentState.CANCELLED)
+        head = store.encode_group(said)[:-1] + (b"," if said else b"")
+        group = head + _json.encode(answer) + b"]"
+        return (store.max_entries, store.ttl_seconds, group, len(head), _json.encode(cancelled))
 
     def _history_turns(
         self, ctx: AgentContext, result: AgentTaskResult | None, question: str = ""
@@ -1528,16 +1601,14 @@ class WorkerRunner:
 
     async def _finish(
         self, running: _Running, result: AgentTaskResult, error: dict[str, str] | None
-    ) -> None:
-        """End the execution: record, final events or the reply to its caller, XACK."""
+    ) -> str:
+        """End the execution: record, final events or the reply to its caller, XACK.
+        Returns the state written: CANCELLED, whatever ``result`` says, for a root task
+        whose cancel was requested before its end was written (FINISH decides)."""
         ctx = running.context
         status = str(result.status).upper() or AgentState.COMPLETED
         if status not in (AgentState.COMPLETED, AgentState.FAILED, AgentState.CANCELLED):
             status = AgentState.COMPLETED
-        if status == AgentState.COMPLETED:
-            self.completed += 1
-        else:
-            self.failed += 1
         base: dict[str, Any] = {
             "trace_id": ctx.trace_id,
             "session_id": ctx.session_id,
@@ -1567,8 +1638,6 @@ class WorkerRunner:
         if why and status != AgentState.FAILED:
             # an answer no reader should have to take: the task fails, saying why
             message = f"result: {why}; return large data as an artifact"
-            self.completed -= status == AgentState.COMPLETED
-            self.failed += status == AgentState.COMPLETED
             status = AgentState.FAILED
             error = {"type": "LimitExceededError", "message": message}
             final = AgentTaskResult(status=status, content=message, metadata=result.metadata)
@@ -1619,6 +1688,7 @@ class WorkerRunner:
             ack=(running.stream, running.entry_id),
             context=ctx,
             done=asyncio.get_running_loop().create_future(),
+            status=status,
         )
         if ctx.task_group_id:
             write.group_result = {
@@ -1667,8 +1737,15 @@ class WorkerRunner:
             await write.done  # the task writing now takes this end in its next round
         else:
             await self._flush_ends()  # write now; ends that arrive meanwhile join the next round
+        if write.status == AgentState.COMPLETED:
+            self.completed += 1
+        elif write.status == AgentState.CANCELLED:
+            self.cancelled += 1
+        else:
+            self.failed += 1
         if self.execution_log is not None:
             await self._log_execution(ctx)
+        return write.status
 
     def _unreadable(self, data: bytes, max_bytes: int, setting: str, command: bool = False) -> str:
         """Why a reader (a client, or the worker of a caller) would refuse ``data``: over
@@ -1760,6 +1837,8 @@ class WorkerRunner:
                 for item in results:
                     if isinstance(item, Exception):
                         log.error("ending a task failed: %s", item)
+                for write in batch:
+                    write.written(results)
                 if self.flow.outbox:
                     await self._forward_ends(batch, results)
                 return
@@ -1933,6 +2012,14 @@ def _as_timeout(command: ResumeCommand) -> ResumeCommand:
     )
 
 
+def _lost_group(exc: RedisError) -> bool:
+    """A read failed because its stream or consumer group is gone (Redis lost them)."""
+    message = str(exc)
+    return isinstance(exc, ResponseError) and (
+        message.startswith("NOGROUP") or "no longer exists" in message
+    )
+
+
 def _text(value: bytes | str) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
@@ -1979,6 +2066,9 @@ class _StreamReaders:
                 runner.redis_ok_at = time.monotonic()
                 backoff = 0.1
             except RedisError as exc:
+                if _lost_group(exc):
+                    await runner._after_lost_group()
+                    continue
                 log.warning("read of %s failed (%s); retrying in %.1fs", stream, exc, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
