@@ -21,6 +21,7 @@ resume and every retry after a crash can run on any worker:
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -44,8 +45,10 @@ from byway import (
     ResumeCommand,
     StateChangeEvent,
     StreamChunkEvent,
+    TaskCancelledError,
 )
 from byway._log import get_logger
+from byway_langgraph._open_calls import close_open_calls
 from byway_langgraph.checkpoint import RedisCheckpointSaver
 from byway_langgraph.serde import TypeSpec, graph_types, parse_types
 from byway_langgraph.tools import CALL_MARKER
@@ -163,10 +166,15 @@ class LangGraphWorker(GatewayWorker):
         if graph_input is _FINISHED:  # the run ended before its worker died: answer again
             return self._output((await graph.aget_state(config)).values, context)
         # a cancel stops the graph at once (LangGraph keeps its last checkpoint), whatever
-        # node it is in
-        interrupts, values, paused = await context.until_cancelled(
-            self._stream(graph, graph_input, config, context)
-        )
+        # node it is in; tool calls it leaves open are closed as cancelled
+        try:
+            interrupts, values, paused = await context.until_cancelled(
+                self._stream(graph, graph_input, config, context)
+            )
+        except (TaskCancelledError, asyncio.CancelledError):
+            if context.cancel_event.is_set():  # not a worker shutting down: the run ends
+                await self._close_calls(graph, config, context, context.cancel_reason)
+            raise
         if paused and not interrupts:  # a static breakpoint (interrupt_before/after)
             state = await graph.aget_state(config)
             context.state["breakpoint"] = True
@@ -212,6 +220,29 @@ class LangGraphWorker(GatewayWorker):
                 )
         return interrupts, values, paused
 
+    async def _close_calls(
+        self, graph: Any, config: Any, ctx: AgentContext, reason: str, *, before_input: bool = False
+    ) -> None:
+        """Answer the thread's open tool calls as cancelled and tell the session so. If that
+        fails (Redis away, the grace period over), the next message on the thread does it."""
+        if not self._messages:
+            return
+        thread = {"configurable": dict(config["configurable"])}  # no message id: not a run's
+        try:
+            closed = await asyncio.wait_for(
+                close_open_calls(graph, thread, reason or "cancelled"), _CLOSE_SECONDS
+            )
+        except Exception as exc:
+            if before_input:
+                raise  # the new turn would fail on the open calls: say why instead
+            log.warning("%s: open tool calls not closed yet (%s)", ctx.message_id, exc)
+            return
+        if closed:
+            log.info("%s: closed %d open tool call(s) as cancelled", ctx.message_id, len(closed))
+            await ctx.emit_chunk(
+                StreamChunkEvent(tool_responses=closed, metadata={"cancelled": True})
+            )
+
     async def _input(self, graph: Any, config: Any, command: Any, ctx: AgentContext) -> Any:
         retry = int(ctx.record.get("step_attempts") or 1) > 1
         if retry:
@@ -228,6 +259,9 @@ class LangGraphWorker(GatewayWorker):
             if ctx.state.pop("breakpoint", False):
                 return None  # a static breakpoint: just go on
             return self._resume_value(command, ctx)
+        # a run that stopped mid-tool without closing its calls (its worker died, or the
+        # close failed): close them before this turn is appended
+        await self._close_calls(graph, config, ctx, _STOPPED, before_input=True)
         if self.input_mapper is not None:
             return self.input_mapper(command, ctx)
         if self._messages:
@@ -295,6 +329,7 @@ class LangGraphWorker(GatewayWorker):
                 "name": message.name,
                 "id": message.tool_call_id,
                 "content": _text(message.content)[:2000],
+                "status": message.status,
             }
             await ctx.emit_chunk(StreamChunkEvent(tool_responses=[result], metadata={"node": node}))
 
@@ -317,6 +352,10 @@ class LangGraphWorker(GatewayWorker):
 
 #: _input's answer for a run that had ended before its worker died
 _FINISHED = object()
+#: how long closing a cancelled run's open tool calls may take
+_CLOSE_SECONDS = 5.0
+#: why calls found open when a new message arrives were closed
+_STOPPED = "the run stopped before the tool answered"
 
 
 def _in_memory(saver: Any) -> bool:
