@@ -60,7 +60,11 @@ class StrictToolModel(BaseChatModel):
         if isinstance(last, ToolMessage):
             reply = AIMessage(content=f"done: {last.content}")
         else:
-            call = {"name": "work", "args": {"job": str(last.content)}, "id": f"call-{len(messages)}"}
+            call = {
+                "name": "work",
+                "args": {"job": str(last.content)},
+                "id": f"call-{len(messages)}",
+            }
             reply = AIMessage(content="", tool_calls=[call])
         return ChatResult(generations=[ChatGeneration(message=reply)])
 

@@ -53,8 +53,7 @@ async def _question(client: GatewayClient, session: str) -> Event:
         ({"type": "approve"}, "Booked: 3 nights in Lisbon, confirmation TRV-7514."),
         (
             {"type": "reject", "message": "too expensive"},
-            "Not booked (User rejected the tool call for `book_trip` with reason: "
-            "too expensive).",
+            "Not booked (User rejected the tool call for `book_trip` with reason: too expensive).",
         ),
     ],
     ids=["approve", "reject"],

@@ -28,9 +28,7 @@ def agent_type(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def workers(
-    agent_type: str, settings: RedisSettings
-) -> Iterator[list[subprocess.Popen[bytes]]]:
+def workers(agent_type: str, settings: RedisSettings) -> Iterator[list[subprocess.Popen[bytes]]]:
     target = f"tests.agents.lg_tool_agents:{AGENTS[agent_type]}"
     procs = [spawn_worker(target, settings) for _ in range(2)]
     try:
@@ -111,9 +109,7 @@ async def test_a_new_message_interrupting_a_tool_call_runs_on_a_consistent_threa
     await wait_online(client, agent_type, count=2, timeout=60)
     first = await client.send_message(agent_type, session, "a slow job")
     await _in_tool(client, session, first.message_id)
-    second = await client.send_message(
-        agent_type, session, "tea", multitask_strategy="interrupt"
-    )
+    second = await client.send_message(agent_type, session, "tea", multitask_strategy="interrupt")
     cancelled = await client.wait_for_final(session, first.message_id, timeout=30)
     final = await client.wait_for_final(session, second.message_id, timeout=30)
     assert cancelled.data["status"] == "CANCELLED"

@@ -30,9 +30,7 @@ def open_calls(messages: Sequence[Any]) -> list[ToolCall]:
     for index in range(len(messages) - 1, -1, -1):
         message = messages[index]
         if isinstance(message, AIMessage):
-            answered = {
-                m.tool_call_id for m in messages[index + 1 :] if isinstance(m, ToolMessage)
-            }
+            answered = {m.tool_call_id for m in messages[index + 1 :] if isinstance(m, ToolMessage)}
             return [c for c in message.tool_calls if c.get("id") not in answered]
     return []
 
@@ -71,9 +69,7 @@ async def close_open_calls(graph: Any, thread: dict[str, Any], reason: str) -> l
         return []
     content = f"cancelled: {reason}"
     answers = [
-        ToolMessage(
-            content=content, tool_call_id=str(c["id"]), name=c.get("name"), status="error"
-        )
+        ToolMessage(content=content, tool_call_id=str(c["id"]), name=c.get("name"), status="error")
         for c in calls
     ]
     await graph.abulk_update_state(
