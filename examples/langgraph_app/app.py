@@ -1,5 +1,6 @@
-"""An ordinary LangGraph app: a travel agent (a ReAct agent with two tools), where booking
-asks a human for approval. It knows nothing of Byway; serve it with
+"""An ordinary LangChain v1 app: a travel agent (``create_agent`` with two tools) whose
+bookings a person approves (``HumanInTheLoopMiddleware``). It knows nothing of Byway;
+serve it with
 
     byway worker examples.langgraph_app.app:graph --agent-type travel
 
@@ -14,12 +15,12 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from langchain.agents import create_agent
+from langchain.agents.middleware import HumanInTheLoopMiddleware
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, ToolMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.tools import tool
-from langgraph.prebuilt import create_react_agent
-from langgraph.types import interrupt
 
 
 @tool
@@ -30,10 +31,7 @@ def get_weather(city: str) -> str:
 
 @tool
 def book_trip(city: str) -> str:
-    """Book a trip to a city. A human approves every booking."""
-    answer = interrupt({"question": f"Book a trip to {city}? (yes/no)", "city": city})
-    if str(answer).strip().lower() not in ("yes", "y"):
-        return f"booking to {city} declined"
+    """Book a trip to a city. A person approves every booking before it is made."""
     return f"booked: 3 nights in {city}, confirmation TRV-{len(city) * 7919 % 10000:04d}"
 
 
@@ -57,16 +55,19 @@ class ScriptedTravelModel(BaseChatModel):
             ),
             "Lisbon",
         )
-        done = {m.name: str(m.content) for m in messages if isinstance(m, ToolMessage)}
+        done = {m.name: m for m in messages if isinstance(m, ToolMessage)}
         if "get_weather" not in done:
             call = {"name": "get_weather", "args": {"city": city}, "id": "call-weather"}
             return AIMessage(content="", tool_calls=[call])
         if "book_trip" not in done:
             call = {"name": "book_trip", "args": {"city": city}, "id": "call-book"}
             return AIMessage(content="", tool_calls=[call])
+        booking = str(done["book_trip"].content)
+        if done["book_trip"].status == "error":  # the reviewer rejected it
+            booking = f"not booked ({booking})"
         return AIMessage(
-            content=f"The forecast for {city}: {done['get_weather']}. "
-            f"{done['book_trip'][:1].upper()}{done['book_trip'][1:]}."
+            content=f"The forecast for {city}: {done['get_weather'].content}. "
+            f"{booking[:1].upper()}{booking[1:]}."
         )
 
     def _generate(
@@ -117,8 +118,15 @@ def _model() -> Any:
     return ScriptedTravelModel()
 
 
-graph = create_react_agent(
+graph = create_agent(
     _model(),
     [get_weather, book_trip],
-    prompt="You are a travel agent. Check the weather, then book the trip.",
+    system_prompt="You are a travel agent. Check the weather, then book the trip.",
+    middleware=[
+        # every booking waits for a person: approve it, or reject it saying why
+        HumanInTheLoopMiddleware(
+            interrupt_on={"book_trip": {"allowed_decisions": ["approve", "reject"]}},
+            description_prefix="A booking needs your approval",
+        )
+    ],
 )

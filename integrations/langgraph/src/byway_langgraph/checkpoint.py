@@ -53,7 +53,7 @@ from langgraph.checkpoint.base import (
 
 from byway import ConfigurationError, RedisSettings
 from byway.keys import DEFAULT_NAMESPACE
-from byway_langgraph._async_only import AsyncOnlySaver
+from byway_langgraph._sync_bridge import LoopBridgedSaver
 from byway_langgraph.serde import (
     CheckpointLoadError,
     StrictSerializer,
@@ -81,9 +81,11 @@ def _untyped(raw: bytes) -> tuple[str, bytes]:
 _WriteRow = tuple[str, str, str, bytes, str, int]
 
 
-class RedisCheckpointSaver(AsyncOnlySaver):
-    """Checkpoints on plain Redis, shared by every worker. Async API only (Byway runs
-    graphs with ``astream``); the sync methods raise ``NotImplementedError``.
+class RedisCheckpointSaver(LoopBridgedSaver):
+    """Checkpoints on plain Redis, shared by every worker. Async at heart (Byway runs
+    graphs with ``astream``); a sync call from another thread (a sync node calling
+    ``subgraph.invoke()``) runs on the loop the saver serves, and one from that loop's own
+    thread raises ``RuntimeError`` (it would block the loop).
 
     ``RedisCheckpointSaver(redis)`` takes a ``redis.asyncio`` client (bytes responses);
     ``RedisCheckpointSaver.from_settings(settings)`` builds one for Byway's Redis.
@@ -170,6 +172,7 @@ class RedisCheckpointSaver(AsyncOnlySaver):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
+        self._bind_loop()
         conf = config["configurable"]
         thread_id, ns = str(conf["thread_id"]), str(conf.get("checkpoint_ns", ""))
         body = dict(checkpoint)
@@ -217,6 +220,7 @@ class RedisCheckpointSaver(AsyncOnlySaver):
         task_id: str,
         task_path: str = "",
     ) -> None:
+        self._bind_loop()
         conf = config["configurable"]
         thread_id, ns = str(conf["thread_id"]), str(conf.get("checkpoint_ns", ""))
         key = self._writes(thread_id, ns, str(conf["checkpoint_id"]))
@@ -237,6 +241,7 @@ class RedisCheckpointSaver(AsyncOnlySaver):
             await pipe.execute()
 
     async def adelete_thread(self, thread_id: str) -> None:
+        self._bind_loop()
         thread_id = str(thread_id)
         keys: Any = await self.redis.smembers(self._keys(thread_id))
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -249,6 +254,7 @@ class RedisCheckpointSaver(AsyncOnlySaver):
     # -- reading ----------------------------------------------------------------------------
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        self._bind_loop()
         conf = config["configurable"]
         thread_id, ns = str(conf["thread_id"]), str(conf.get("checkpoint_ns", ""))
         checkpoint_id = get_checkpoint_id(config)
@@ -270,6 +276,7 @@ class RedisCheckpointSaver(AsyncOnlySaver):
         before: RunnableConfig | None = None,
         limit: int | None = None,
     ) -> AsyncIterator[CheckpointTuple]:
+        self._bind_loop()
         if config is not None:
             threads = [str(config["configurable"]["thread_id"])]
         else:

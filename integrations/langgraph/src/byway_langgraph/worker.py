@@ -21,16 +21,11 @@ resume and every retry after a crash can run on any worker:
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from langchain_core.messages import (
-    AIMessage,
-    AIMessageChunk,
-    BaseMessage,
-    HumanMessage,
-    ToolMessage,
-)
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 from langgraph.types import Command
 
 from byway import (
@@ -44,8 +39,18 @@ from byway import (
     ResumeCommand,
     StateChangeEvent,
     StreamChunkEvent,
+    TaskCancelledError,
 )
 from byway._log import get_logger
+from byway_langgraph._open_calls import close_open_calls
+from byway_langgraph._questions import (
+    prompt_of_all,
+    question,
+    review_answer,
+    review_size,
+    schema_json,
+)
+from byway_langgraph._tool_calls import ToolCallAnnouncer
 from byway_langgraph.checkpoint import RedisCheckpointSaver
 from byway_langgraph.serde import TypeSpec, graph_types, parse_types
 from byway_langgraph.tools import CALL_MARKER
@@ -163,10 +168,18 @@ class LangGraphWorker(GatewayWorker):
         if graph_input is _FINISHED:  # the run ended before its worker died: answer again
             return self._output((await graph.aget_state(config)).values, context)
         # a cancel stops the graph at once (LangGraph keeps its last checkpoint), whatever
-        # node it is in
-        interrupts, values, paused = await context.until_cancelled(
-            self._stream(graph, graph_input, config, context)
-        )
+        # node it is in; tool calls it leaves open are closed as cancelled
+        calls = ToolCallAnnouncer(context.state.pop("announced_calls", None) or ())
+        try:
+            interrupts, values, paused = await context.until_cancelled(
+                self._stream(graph, graph_input, config, context, calls)
+            )
+        except (TaskCancelledError, asyncio.CancelledError):
+            if context.cancel_event.is_set():  # not a worker shutting down: the run ends
+                await self._close_calls(graph, config, context, context.cancel_reason)
+            raise
+        if paused:
+            context.state["announced_calls"] = calls.recent()
         if paused and not interrupts:  # a static breakpoint (interrupt_before/after)
             state = await graph.aget_state(config)
             context.state["breakpoint"] = True
@@ -183,7 +196,12 @@ class LangGraphWorker(GatewayWorker):
         return self._output(values, context)
 
     async def _stream(
-        self, graph: Any, graph_input: Any, config: Any, context: AgentContext
+        self,
+        graph: Any,
+        graph_input: Any,
+        config: Any,
+        context: AgentContext,
+        calls: ToolCallAnnouncer,
     ) -> tuple[list[Any], Any, bool]:
         """Run the graph, streaming to the session; returns (interrupts, final values,
         whether it paused)."""
@@ -194,13 +212,17 @@ class LangGraphWorker(GatewayWorker):
             if mode == "values":
                 values = chunk
             elif mode == "messages":
-                await self._on_message(context, *chunk)
+                await self._on_message(context, calls, *chunk)
             elif mode == "updates":
                 for node, update in (chunk or {}).items():
                     if node == "__interrupt__":
                         paused = True
                         interrupts.extend(update)
-                    elif self._emit_updates:
+                        continue
+                    if _internal(node):  # LangGraph's own keys (__metadata__...)
+                        continue
+                    await self._announce(context, calls.on_update(update), str(node))
+                    if self._emit_updates:
                         await context.emit_state(
                             StateChangeEvent(
                                 state=f"node:{node}", metadata={"update": _jsonable(update)}
@@ -211,6 +233,29 @@ class LangGraphWorker(GatewayWorker):
                     StateChangeEvent(state="custom", metadata={"value": _jsonable(chunk)})
                 )
         return interrupts, values, paused
+
+    async def _close_calls(
+        self, graph: Any, config: Any, ctx: AgentContext, reason: str, *, before_input: bool = False
+    ) -> None:
+        """Answer the thread's open tool calls as cancelled and tell the session so. If that
+        fails (Redis away, the grace period over), the next message on the thread does it."""
+        if not self._messages:
+            return
+        thread = {"configurable": dict(config["configurable"])}  # no message id: not a run's
+        try:
+            closed = await asyncio.wait_for(
+                close_open_calls(graph, thread, reason or "cancelled"), _CLOSE_SECONDS
+            )
+        except Exception as exc:
+            if before_input:
+                raise  # the new turn would fail on the open calls: say why instead
+            log.warning("%s: open tool calls not closed yet (%s)", ctx.message_id, exc)
+            return
+        if closed:
+            log.info("%s: closed %d open tool call(s) as cancelled", ctx.message_id, len(closed))
+            await ctx.emit_chunk(
+                StreamChunkEvent(tool_responses=closed, metadata={"cancelled": True})
+            )
 
     async def _input(self, graph: Any, config: Any, command: Any, ctx: AgentContext) -> Any:
         retry = int(ctx.record.get("step_attempts") or 1) > 1
@@ -228,6 +273,9 @@ class LangGraphWorker(GatewayWorker):
             if ctx.state.pop("breakpoint", False):
                 return None  # a static breakpoint: just go on
             return self._resume_value(command, ctx)
+        # a run that stopped mid-tool without closing its calls (its worker died, or the
+        # close failed): close them before this turn is appended
+        await self._close_calls(graph, config, ctx, _STOPPED, before_input=True)
         if self.input_mapper is not None:
             return self.input_mapper(command, ctx)
         if self._messages:
@@ -250,6 +298,10 @@ class LangGraphWorker(GatewayWorker):
             # graph again and are asked for in turn
             return Command(resume={call: value} if len(pending) > 1 else value)
         value = command.reply_data if command.reply_data not in (None, "") else command.content
+        reviews: dict[str, int] = ctx.state.pop("reviews", None) or {}
+        if pending and set(reviews) == set(pending) and len(set(reviews.values())) == 1:
+            # review requests all alike: an answer in words is a decision for each
+            value = review_answer(value, next(iter(reviews.values())))
         if len(pending) > 1:
             if isinstance(value, dict) and set(value) <= set(pending):
                 return Command(resume=value)  # already keyed by interrupt id
@@ -265,38 +317,41 @@ class LangGraphWorker(GatewayWorker):
             return await ctx.call_agent(
                 call["agent_type"], call["content"], timeout=call.get("timeout")
             )
-        values = [_jsonable(i.value) for i in interrupts]
-        first = values[0]
-        prompt = first.get("question") if isinstance(first, dict) else None
-        pairs = zip(interrupts, values, strict=True)
+        questions = [
+            question(i.id, _jsonable(i.value), schema_json(getattr(i, "response_schema", None)))
+            for i in interrupts
+        ]
+        # review requests (HumanInTheLoopMiddleware): how many decisions each takes, so
+        # that an answer in words can be read as decisions
+        reviews = {i.id: review_size(i.value) for i in interrupts}
+        ctx.state["reviews"] = {k: v for k, v in reviews.items() if v is not None}
         return await ctx.ask_user(
-            AskUserEvent(
-                prompt=str(prompt or first),
-                metadata={"interrupts": [{"id": i.id, "value": v} for i, v in pairs]},
-            )
+            AskUserEvent(prompt=prompt_of_all(questions), metadata={"interrupts": questions})
         )
 
-    async def _on_message(self, ctx: AgentContext, message: Any, meta: dict[str, Any]) -> None:
+    async def _on_message(
+        self, ctx: AgentContext, calls: ToolCallAnnouncer, message: Any, meta: dict[str, Any]
+    ) -> None:
         node = str(meta.get("langgraph_node", ""))
         if isinstance(message, AIMessage):  # a streamed chunk, or a model's whole reply
             text = _text(message.content)
             if text:
                 await ctx.emit_chunk(StreamChunkEvent(content=text, metadata={"node": node}))
-            pieces = (
-                message.tool_call_chunks
-                if isinstance(message, AIMessageChunk)
-                else message.tool_calls
-            )
-            calls = [{"name": c["name"], "id": c.get("id")} for c in pieces or [] if c.get("name")]
-            if calls:
-                await ctx.emit_chunk(StreamChunkEvent(tool_calls=calls, metadata={"node": node}))
+            await self._announce(ctx, calls.on_message(message), node)
         elif isinstance(message, ToolMessage):
             result = {
                 "name": message.name,
                 "id": message.tool_call_id,
                 "content": _text(message.content)[:2000],
+                "status": message.status,
             }
             await ctx.emit_chunk(StreamChunkEvent(tool_responses=[result], metadata={"node": node}))
+
+    async def _announce(self, ctx: AgentContext, calls: list[dict[str, Any]], node: str) -> None:
+        if calls:
+            await ctx.emit_chunk(
+                StreamChunkEvent(tool_calls=_jsonable(calls), metadata={"node": node})
+            )
 
     def _output(self, values: dict[str, Any], ctx: AgentContext) -> Any:
         if self.output_mapper is not None:
@@ -317,12 +372,22 @@ class LangGraphWorker(GatewayWorker):
 
 #: _input's answer for a run that had ended before its worker died
 _FINISHED = object()
+#: how long closing a cancelled run's open tool calls may take
+_CLOSE_SECONDS = 5.0
+#: why calls found open when a new message arrives were closed
+_STOPPED = "the run stopped before the tool answered"
 
 
 def _in_memory(saver: Any) -> bool:
     from langgraph.checkpoint.memory import InMemorySaver
 
     return isinstance(saver, InMemorySaver)
+
+
+def _internal(node: Any) -> bool:
+    """A key of LangGraph's own in an update (``__metadata__``...), not a node."""
+    name = str(node)
+    return name.startswith("__") and name.endswith("__")
 
 
 def _is_call(value: Any) -> bool:
