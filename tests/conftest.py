@@ -260,7 +260,7 @@ def stop_process(proc: subprocess.Popen[bytes], timeout: float = 15) -> int:
 
 
 async def wait_online(
-    client: GatewayClient, agent_type: str, count: int = 1, timeout: float = 20
+    client: GatewayClient, agent_type: str, count: int = 1, timeout: float = 60
 ) -> None:
     deadline = time.monotonic() + timeout
     while True:

@@ -4,7 +4,6 @@ served by two worker processes."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
@@ -26,7 +25,9 @@ def test_the_langgraph_demo_streams_tools_and_tokens_and_answers_its_approval(
     )
     assert out.count('"name": "book_trip", "args"') == 1  # announced once, not again on resume
     assert "asks (" in out and "A booking needs your approval" in out
-    assert 'Args: {"city": "Porto"}\nDecisions: approve, reject' in out
+    assert out.count("A booking needs your approval") == 1  # the question, shown once
+    assert 'Args: {"city": "Porto"}\n      Decisions: approve, reject' in out
+    assert 'expects: {"decisions": [{"type": "approve"} | {"type": "reject"' in out
     assert (
         "The forecast for Porto: sunny and 24°C in Porto all week. "
         "Booked: 3 nights in Porto, confirmation TRV-9595." in out
@@ -35,10 +36,8 @@ def test_the_langgraph_demo_streams_tools_and_tokens_and_answers_its_approval(
 
 
 async def _answer(client: GatewayClient, session: str, message_id: str, answer: Any) -> None:
-    """Resume with a structured answer. Until ``client.resume`` takes a dict itself, the
-    JSON text goes as the reply and the value as ``reply_data`` (which the LangGraph worker
-    prefers); then this becomes ``client.resume(session, message_id, answer)``."""
-    await client.resume(session, message_id, json.dumps(answer), reply_data=answer)
+    """Resume with a structured answer, as a user of ``GatewayClient`` would."""
+    await client.resume(session, message_id, answer)
 
 
 async def _question(client: GatewayClient, session: str) -> Event:

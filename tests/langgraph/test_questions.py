@@ -162,7 +162,7 @@ async def test_per_call_reviews_are_asked_together_each_with_its_id(
             pending["send_email"]["id"]: {"type": "approve"},
             pending["delete_file"]["id"]: {"type": "reject", "message": "keep it"},
         }
-        await client.resume("q-per-call", sent.message_id, json.dumps(answers), reply_data=answers)
+        await client.resume("q-per-call", sent.message_id, answers)
         final = await client.wait_for_final("q-per-call", sent.message_id, timeout=20)
     delete = pending["delete_file"]
     assert delete["prompt"] == (

@@ -148,6 +148,10 @@ def resume_hint(session_id: str, message_id: str, questions: list[Question]) -> 
 def render_ask(who: str, message_id: str, data: dict[str, Any]) -> str:
     """An ``ask_user`` event as ``send --follow`` and ``stream`` show it."""
     questions = open_questions(data)
-    text = f"\n[{who}] asks ({message_id}): {_compact(data.get('prompt') or '')}\n"
-    plain = len(questions) == 1 and not questions[0].id and not questions[0].expects
-    return text if plain else text + render_questions(questions) + "\n"
+    head = _compact(data.get("prompt") or "")
+    text = f"\n[{who}] asks ({message_id}): {head}\n"
+    if len(questions) == 1 and questions[0].text == head:  # one question: not twice
+        only = questions[0]
+        text += f"      id: {only.id}\n" if only.id else ""
+        return text + (f"      expects: {only.expects}\n" if only.expects else "")
+    return text + render_questions(questions) + "\n"
