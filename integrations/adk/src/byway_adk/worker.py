@@ -296,9 +296,7 @@ class AdkWorker(GatewayWorker):
         """
         waiting = {p["id"] for p in ctx.state["adk_pending"]}
         _, events = await self._events_of(runner, ctx, user_id, session_id)
-        stored = {
-            r.id for e in events if e.author == "user" for r in e.get_function_responses()
-        }
+        stored = {r.id for e in events if e.author == "user" for r in e.get_function_responses()}
         if not waiting & stored:
             return False
         log.info(
@@ -357,9 +355,7 @@ class AdkWorker(GatewayWorker):
         """
         answered = {r.id for e in mine for r in e.get_function_responses()}
         for event in mine:
-            open_calls = [
-                c for c in event.get_function_calls() if c.id and c.id not in answered
-            ]
+            open_calls = [c for c in event.get_function_calls() if c.id and c.id not in answered]
             if event.author == "user" or not open_calls:
                 continue
             log.info(
