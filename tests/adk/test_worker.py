@@ -438,11 +438,12 @@ async def test_a_force_cancel_stops_the_tool_it_was_in(
 def _serve_logged(
     settings: RedisSettings, target: str, agent_type: str, logs: Path, *worker_ids: str
 ) -> dict[str, subprocess.Popen[bytes]]:
-    """Worker processes (lease 3 s: a loaded machine must not look dead) whose output goes to ``logs/<worker id>.log``."""
+    """Worker processes whose output goes to ``logs/<worker id>.log``; a lease of 5 s,
+    so that a loaded machine's slow worker does not look dead."""
     procs = {}
     for w in worker_ids:
         cmd = worker_command(
-            target, settings, "--agent-type", agent_type, "--lease-seconds", "3", "--worker-id", w
+            target, settings, "--agent-type", agent_type, "--lease-seconds", "5", "--worker-id", w
         )
         env = {
             **worker_env(settings),
