@@ -9,7 +9,7 @@ endif
 RUN := $(UV) run --frozen
 PYTEST_ARGS ?= -n 2
 
-.PHONY: install demo demo-adk demo-mixed demo-core test test-cluster test-fast bench lint typecheck fmt clean
+.PHONY: install demo demo-adk demo-mixed demo-core test test-cluster test-deps test-fast bench lint typecheck fmt clean
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -34,14 +34,17 @@ demo-core: install  ## the plain-handler demo (byway demo)
 	$(RUN) byway demo
 
 test: install  ## the suite against real Redis (configured, local, else embedded), then the core suite on a local 3-master Redis Cluster
-	$(RUN) pytest $(PYTEST_ARGS) -m "not slow"
+	$(RUN) pytest $(PYTEST_ARGS) -m "not slow and not deps"
 	BYWAY_TEST_CLUSTER=1 $(RUN) pytest $(PYTEST_ARGS) -m "not slow" tests/core tests/langgraph tests/adk
 
 test-cluster: install  ## the core suite on a local 3-master Redis Cluster only
 	BYWAY_TEST_CLUSTER=1 $(RUN) pytest $(PYTEST_ARGS) -m "not slow" tests/core tests/langgraph tests/adk
 
 test-slow: install  ## the slow tests too (chaos: workers SIGKILLed while 500 tasks run)
-	$(RUN) pytest $(PYTEST_ARGS)
+	$(RUN) pytest $(PYTEST_ARGS) -m "not deps"
+
+test-deps: install  ## plain pip resolves byway[...] for every combination of extras (needs PyPI)
+	$(RUN) pytest -n 4 -m deps tests/deps
 
 bench: install  ## throughput and latency beside the raw redis-py floor
 	$(RUN) byway bench --workers 1

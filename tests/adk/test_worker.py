@@ -19,7 +19,15 @@ import pytest
 from byway_adk import RedisSessionService
 
 from byway import Event, EventType, GatewayClient, RedisSettings
-from tests.conftest import spawn_worker, stop_process, until_status, wait_online
+from tests.conftest import (
+    ROOT,
+    spawn_worker,
+    stop_process,
+    until_status,
+    wait_online,
+    worker_command,
+    worker_env,
+)
 
 pytestmark = [pytest.mark.redis, pytest.mark.timeout(120)]
 
@@ -314,13 +322,13 @@ async def test_a_worker_killed_mid_invocation_is_continued_without_a_second_user
             "--agent-type",
             "adk-chat",
             "--lease-seconds",
-            "1",
+            "3",  # a loaded machine must not look dead
             worker_id=w,
         )
         for w in ("kill-a", "kill-b")
     }
     try:
-        await wait_online(client, "adk-chat", count=2)
+        await wait_online(client, "adk-chat", count=2, timeout=60)  # slow imports
         sent = await client.send_message(
             "adk-chat", "adk-kill", 'call slow_step {"step": "draft"}', user_code="ana"
         )
@@ -339,6 +347,9 @@ async def test_a_worker_killed_mid_invocation_is_continued_without_a_second_user
     session = await _adk_session(redis, settings, "chat", "ana", "adk-kill")
     users = [text for who, text in _said(session) if who == "user"]
     assert users == ['call slow_step {"step": "draft"}']  # the message is in it once
+    calls = [c.id for e in session.events for c in e.get_function_calls()]
+    responses = {r.id for e in session.events for r in e.get_function_responses()}
+    assert len(calls) == 2 and set(calls) <= responses  # the interrupted call answered too
     assert log.read_text().splitlines().count("end draft") == 1
 
 
@@ -422,3 +433,141 @@ async def test_a_force_cancel_stops_the_tool_it_was_in(
         _stop(procs)
     assert final.data["status"] == "CANCELLED"
     assert log.read_text().splitlines() == ["start x"]  # the tool never finished
+
+
+def _serve_logged(
+    settings: RedisSettings, target: str, agent_type: str, logs: Path, *worker_ids: str
+) -> dict[str, subprocess.Popen[bytes]]:
+    """Worker processes whose output goes to ``logs/<worker id>.log``; a lease of 5 s,
+    so that a loaded machine's slow worker does not look dead."""
+    procs = {}
+    for w in worker_ids:
+        cmd = worker_command(
+            target, settings, "--agent-type", agent_type, "--lease-seconds", "5", "--worker-id", w
+        )
+        env = {
+            **worker_env(settings),
+            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+        }
+        with open(logs / f"{w}.log", "wb") as out:
+            procs[w] = subprocess.Popen(
+                cmd, env={k: v for k, v in env.items() if v}, cwd=ROOT, stdout=out, stderr=out
+            )
+    return procs
+
+
+def _parts(session: Any) -> list[tuple[str, str]]:
+    """(author, what) of each event, for a failure's message."""
+    return [
+        (
+            e.author,
+            " ".join(
+                p.text
+                or (p.function_call and f"call {p.function_call.name}")
+                or (p.function_response and f"answer {p.function_response.name}")
+                or "?"
+                for p in (e.content.parts or [] if e.content else [])
+            ),
+        )
+        for e in session.events
+    ]
+
+
+def _output(logs: Path) -> str:
+    return "".join(p.read_text() for p in sorted(logs.glob("rk-*.log")))
+
+
+def _logged(log: Path, line: str) -> bool:
+    return log.exists() and line in log.read_text()
+
+
+async def _until_logged(log: Path, line: str) -> None:
+    for _ in range(1200):
+        if _logged(log, line):
+            return
+        await asyncio.sleep(0.025)
+    raise AssertionError(f"{line!r} never logged")
+
+
+_KILLED_RESUMES = {
+    # a confirmed tool runs in the resumed run
+    "confirmation": ('call slow_refund {"amount": 9}', "yes", None, "start refund 9"),
+    # the model's next call after the long-running tool's answer runs in it
+    "long_running": (
+        'call ask_manager {"amount": 50}',
+        "",
+        {"decision": "approved", "then": 'call slow_step {"step": "pay"}'},
+        "start pay",
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(_KILLED_RESUMES))
+async def test_a_worker_killed_in_a_resumed_run_leaves_one_function_response(
+    kind: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    client: GatewayClient,
+    settings: RedisSettings,
+    redis: Any,
+) -> None:
+    text, answer, reply_data, started = _KILLED_RESUMES[kind]
+    session_id = f"adk-rekill-{kind}"
+    steps = tmp_path / "steps.log"
+    monkeypatch.setenv("BYWAY_TEST_ADK_LOG", str(steps))
+    procs = _serve_logged(
+        settings, f"{AGENTS}:approvals_agent", "adk-approvals", tmp_path, "rk-a", "rk-b"
+    )
+    try:
+        await wait_online(client, "adk-approvals", count=2, timeout=60)  # slow imports
+        sent = await client.send_message("adk-approvals", session_id, text, user_code="ana")
+        asked = await until_status(client, session_id, sent.message_id, "WAITING_USER")
+        [question] = [
+            e for e in await _events(client, session_id) if e.data.get("kind") == "ask_user"
+        ]
+        [call] = question.data["metadata"]["function_calls"]
+        await client.resume(session_id, sent.message_id, answer, reply_data=reply_data)
+        await _until_logged(steps, started)  # inside the tool the resumed run calls
+        victim = (await until_status(client, session_id, sent.message_id, "RUNNING")).worker_id
+        procs[victim].send_signal(signal.SIGKILL)
+        final = await client.wait_for_final(session_id, sent.message_id, timeout=40)
+        record = await client.registry.get_execution_by_message(session_id, sent.message_id)
+        after = await client.send_message("adk-approvals", session_id, "hello", user_code="ana")
+        next_final = await client.wait_for_final(session_id, after.message_id, timeout=30)
+    finally:
+        _stop(procs)
+    assert final.data["status"] == "COMPLETED"
+    assert record is not None and record.worker_id != victim
+    session = await _adk_session(redis, settings, "approvals", "ana", session_id)
+    assert next_final.data["content"] == "2 message(s) so far, the last: hello", _parts(session)
+    answered = [
+        r.id for e in session.events if e.author == "user" for r in e.get_function_responses()
+    ]
+    assert answered == [call["id"]]  # the user's answer is in the session once
+    calls = [c for e in session.events for c in e.get_function_calls()]
+    responses = {r.id for e in session.events for r in e.get_function_responses()}
+    assert all(c.id in responses for c in calls)  # every call the model made has an answer
+    # ADK repairs no history, in the run that goes on or in the turns after
+    assert "Dropping function calls" not in _output(tmp_path)
+    if kind == "confirmation":
+        assert final.data["content"] == 'slow_refund answered {"refunded": 9}'
+        # the tool ran again after the crash (at-least-once), under the same idempotency key
+        [refund] = [c for c in calls if c.name == "slow_refund"]
+        key = f"{asked.execution_id}:{refund.id}"
+        assert steps.read_text().splitlines() == [
+            f"start refund 9 {key}",
+            f"start refund 9 {key}",
+            f"end refund 9 {key}",
+        ]
+    else:
+        assert final.data["content"] == 'slow_step answered {"done": "pay"}'
+        # the call the dead run left open is answered as interrupted; the model made it again
+        assert [c.name for c in calls] == ["ask_manager", "slow_step", "slow_step"]
+        interrupted = [
+            r.response
+            for e in session.events
+            for r in e.get_function_responses()
+            if r.id == calls[1].id
+        ]
+        assert [r["status"] for r in interrupted] == ["INTERRUPTED"]
+        assert steps.read_text().splitlines() == ["start pay", "start pay", "end pay"]

@@ -15,13 +15,13 @@ import re
 from collections.abc import AsyncGenerator
 from typing import Any
 
-from byway_adk import agent_tool
+from byway_adk import agent_tool, idempotency_key
 from google.adk.agents import LlmAgent
 from google.adk.agents.callback_context import CallbackContext
 from google.adk.models.base_llm import BaseLlm
 from google.adk.models.llm_request import LlmRequest
 from google.adk.models.llm_response import LlmResponse
-from google.adk.tools import FunctionTool, LongRunningFunctionTool
+from google.adk.tools import FunctionTool, LongRunningFunctionTool, ToolContext
 from google.genai import types
 
 
@@ -33,6 +33,19 @@ def _said(request: LlmRequest) -> tuple[str, Any]:
     return "text", part.text or ""
 
 
+def _args_of(request: LlmRequest, name: str) -> dict[str, Any]:
+    """The arguments of the last call of ``name`` in the conversation (ADK sends the
+    model no call ids of its own making)."""
+    calls = [
+        part.function_call
+        for content in request.contents
+        for part in content.parts or []
+        if part.function_call is not None and part.function_call.name == name
+    ]
+    assert calls, f"no call of {name} in the conversation"
+    return dict(calls[-1].args or {})
+
+
 def _calling(name: str, args: dict[str, Any]) -> LlmResponse:
     call = types.FunctionCall(name=name, args=args)
     return LlmResponse(content=types.Content(role="model", parts=[types.Part(function_call=call)]))
@@ -40,7 +53,9 @@ def _calling(name: str, args: dict[str, Any]) -> LlmResponse:
 
 class ScriptedLlm(BaseLlm):
     """Answers by rule: ``call <tool> <json args>`` in the user's words calls that tool;
-    a function response is answered with ``<name> answered <payload>``; anything else
+    a function response is answered with ``<name> answered <payload>``, or, when its
+    payload has ``then: "call <tool> <json args>"``, by calling that tool (and a call
+    answered as interrupted by a worker's crash is made again); anything else
     gets ``<n> message(s) so far, the last: <words>``. Text streams word by word and
     reports token usage."""
 
@@ -64,6 +79,14 @@ class ScriptedLlm(BaseLlm):
                 if c.role == "user" and any(p.text for p in c.parts or [])
             ]
             text = f"{len(users)} message(s) so far, the last: {said}"
+        elif isinstance(said.response, dict) and said.response.get("status") == "INTERRUPTED":
+            yield _calling(said.name, _args_of(llm_request, said.name))  # try it again
+            return
+        elif isinstance(said.response, dict) and isinstance(said.response.get("then"), str):
+            call = re.match(r"call (\w+) (.*)$", said.response["then"])
+            assert call, f"then: expected 'call <tool> <json args>', got {said.response['then']!r}"
+            yield _calling(call[1], json.loads(call[2]))
+            return
         else:
             text = f"{said.name} answered {json.dumps(said.response, sort_keys=True)}"
         if stream:
@@ -113,6 +136,15 @@ async def slow_step(step: str) -> dict[str, Any]:
     return {"done": step}
 
 
+async def slow_refund(amount: int, tool_context: ToolContext) -> dict[str, Any]:
+    """Refund ``amount`` after a confirmation, slowly (a worker is killed inside it in the
+    tests); logs its idempotency key, as a payment API would receive it."""
+    _log(f"start refund {amount} {idempotency_key(tool_context)}")
+    await asyncio.sleep(3)
+    _log(f"end refund {amount} {idempotency_key(tool_context)}")
+    return {"refunded": amount}
+
+
 def _log(line: str) -> None:
     path = os.environ.get("BYWAY_TEST_ADK_LOG")
     if path:
@@ -130,7 +162,7 @@ chat_agent = LlmAgent(
     tools=[FunctionTool(slow_step)],
 )
 
-#: a long-running approval tool, a tool that needs confirmation, and a slow tool
+#: a long-running approval tool, tools that need confirmation, and slow tools
 approvals_agent = LlmAgent(
     name="approvals",
     model=ScriptedLlm(),
@@ -139,6 +171,8 @@ approvals_agent = LlmAgent(
         LongRunningFunctionTool(ask_manager),
         FunctionTool(refund, require_confirmation=True),
         FunctionTool(slow_lookup),
+        FunctionTool(slow_refund, require_confirmation=True),
+        FunctionTool(slow_step),
     ],
 )
 

@@ -54,7 +54,7 @@ from byway import (
 )
 from byway._log import get_logger
 from byway_adk.sessions import RedisSessionService
-from byway_adk.tools import CALL_MARKER
+from byway_adk.tools import CALL_MARKER, EXECUTION_ID_KEY
 
 try:  # ADK 2 moved it to a module of its own
     from google.adk.agents._streaming_mode import StreamingMode
@@ -81,6 +81,14 @@ _ADK_DEFAULT_HINT = "Please approve or reject the tool call"
 _QUESTION_ARGS = ("question", "prompt", "message")
 #: how long a cancelled invocation may take to close its open calls in the session
 _ABORT_GRACE_SECONDS = 2.0
+#: key of the Byway message id in ``RunConfig.custom_metadata`` (and so on every event)
+MESSAGE_ID_KEY = "byway_message_id"
+#: the function response of a call whose worker died while the tool ran
+INTERRUPTED = {
+    "status": "INTERRUPTED",
+    "error": "the worker running this call stopped before the tool answered; "
+    "it may or may not have taken effect",
+}
 #: environment variable naming a database for ADK's DatabaseSessionService
 SESSION_DB_ENV = "BYWAY_ADK_SESSION_DB_URL"
 
@@ -104,6 +112,14 @@ class _Invocation:
     error: tuple[str, str] | None = None
     usage: dict[str, int] = dataclasses.field(default_factory=dict)
     streamed: set[str] = dataclasses.field(default_factory=set)
+
+
+@dataclasses.dataclass
+class _Continue:
+    """An invocation to go on with after a crash ("" and None: start one)."""
+
+    invocation_id: str = ""
+    message: types.Content | None = None
 
 
 class AdkWorker(GatewayWorker):
@@ -203,7 +219,13 @@ class AdkWorker(GatewayWorker):
         session_id = str(context.state["adk_session"])
         runner = self._runner(context)
         invocation_id = ""
-        if isinstance(command, ResumeCommand) and context.state.get("adk_pending"):
+        again = int(context.record.get("step_attempts") or 1) > 1  # its worker died
+        resuming = isinstance(command, ResumeCommand) and bool(context.state.get("adk_pending"))
+        if resuming and again:
+            # the answers may be in the session already (the run died after ADK stored
+            # them): then it goes on from the session, else they are stored now, once
+            resuming = not await self._answers_stored(runner, context, user_id, session_id)
+        if resuming:
             message = self._answers(command, context)
             if message is None:  # more calls or questions to go
                 return await self._wait(context)
@@ -211,7 +233,7 @@ class AdkWorker(GatewayWorker):
             message = _user_content(command.content)
             if not _RUNNER_AUTO_CREATES:
                 await self._ensure_session(runner, user_id, session_id)
-            if int(context.record.get("step_attempts") or 1) > 1:
+            if again:
                 earlier = await self._earlier_run(runner, context, user_id, session_id)
                 if isinstance(earlier, AgentTaskResult):
                     return earlier
@@ -219,7 +241,7 @@ class AdkWorker(GatewayWorker):
                     context.state["adk_pending"] = earlier
                     context.state["adk_answers"] = {}
                     return await self._wait(context)
-                invocation_id = earlier
+                invocation_id, message = earlier.invocation_id, earlier.message or message
         run = await self._invoke(runner, context, user_id, session_id, message, invocation_id)
         if run.error is not None:
             code, text = run.error
@@ -251,22 +273,50 @@ class AdkWorker(GatewayWorker):
                     app_name=runner.app_name, user_id=user_id, session_id=session_id
                 )
 
-    async def _earlier_run(
+    async def _events_of(
         self, runner: Runner, ctx: AgentContext, user_id: str, session_id: str
-    ) -> AgentTaskResult | list[dict[str, Any]] | str:
-        """This message ran before on a worker that died. Its answer if the invocation
-        had ended; the calls it paused at if it had paused; else the invocation to
-        continue (ADK then does not add the message to the session twice)."""
+    ) -> tuple[Any, list[Event]]:
+        """The session, and its events of this task's invocations (its message id)."""
         session = await runner.session_service.get_session(
             app_name=runner.app_name, user_id=user_id, session_id=session_id
         )
-        mine = [
+        return session, [
             e
             for e in (session.events if session else [])
-            if (e.custom_metadata or {}).get("byway_message_id") == ctx.message_id
+            if (e.custom_metadata or {}).get(MESSAGE_ID_KEY) == ctx.message_id
         ]
+
+    async def _answers_stored(
+        self, runner: Runner, ctx: AgentContext, user_id: str, session_id: str
+    ) -> bool:
+        """Whether a resumed run that died had stored its function responses already.
+
+        Appending them again would answer the same calls twice: ADK would then drop
+        the calls of the re-run model turn from every later request (and say so).
+        """
+        waiting = {p["id"] for p in ctx.state["adk_pending"]}
+        _, events = await self._events_of(runner, ctx, user_id, session_id)
+        stored = {r.id for e in events if e.author == "user" for r in e.get_function_responses()}
+        if not waiting & stored:
+            return False
+        log.info(
+            "%s had stored the answers of its resumed run before its worker died",
+            ctx.message_id,
+        )
+        for key in ("adk_pending", "adk_answers", "adk_calling"):
+            ctx.state.pop(key, None)
+        return True
+
+    async def _earlier_run(
+        self, runner: Runner, ctx: AgentContext, user_id: str, session_id: str
+    ) -> AgentTaskResult | list[dict[str, Any]] | _Continue:
+        """This message ran before on a worker that died. Its answer if the invocation
+        had ended; the calls it paused at if it had paused; else the invocation to
+        continue, with the message that started it (ADK then adds nothing to the
+        session twice)."""
+        session, mine = await self._events_of(runner, ctx, user_id, session_id)
         if not mine:
-            return ""
+            return _Continue()
         answered = {r.id for e in mine if e.author == "user" for r in e.get_function_responses()}
         pending: list[dict[str, Any]] = []
         for event in mine:
@@ -285,13 +335,57 @@ class AdkWorker(GatewayWorker):
             if text:
                 log.info("%s had answered before its worker died", ctx.message_id)
                 return AgentTaskResult(status=AgentState.COMPLETED, content=text)
+        await self._close_open_calls(runner, ctx, session, mine)
         log.info("%s continues invocation %s", ctx.message_id, mine[0].invocation_id)
-        return mine[0].invocation_id or ""
+        started = next(
+            (e.content for e in mine if e.author == "user" and _text(e) and e.content), None
+        )
+        return _Continue(mine[0].invocation_id or "", started)
+
+    async def _close_open_calls(
+        self, runner: Runner, ctx: AgentContext, session: Any, mine: list[Event]
+    ) -> None:
+        """Answer the calls the dead run left open (its worker died inside the tools),
+        each with a response saying so.
+
+        ADK does not run such a call again (outside a resumable App) but asks the model
+        again; left open, the call would be dropped from every later model request (ADK
+        says "Dropping function calls with no matching function response" each time).
+        Told that the call was interrupted, the model can make it again.
+        """
+        answered = {r.id for e in mine for r in e.get_function_responses()}
+        for event in mine:
+            open_calls = [c for c in event.get_function_calls() if c.id and c.id not in answered]
+            if event.author == "user" or not open_calls:
+                continue
+            log.info(
+                "%s: %d call(s) open when its worker died answered as interrupted",
+                ctx.message_id,
+                len(open_calls),
+            )
+            answer = Event(
+                invocation_id=event.invocation_id,
+                author=event.author,
+                branch=event.branch,
+                custom_metadata=event.custom_metadata,
+                content=types.Content(
+                    role="user",
+                    parts=[
+                        types.Part(
+                            function_response=types.FunctionResponse(
+                                id=c.id, name=c.name, response=dict(INTERRUPTED)
+                            )
+                        )
+                        for c in open_calls
+                    ],
+                ),
+            )
+            await runner.session_service.append_event(session, answer)
 
     def _config(self, ctx: AgentContext) -> RunConfig:
         if not _RUN_CONFIG_METADATA:
             return self.run_config
-        mine = {"byway_message_id": ctx.message_id, "byway_execution_id": ctx.execution_id}
+        mine = {MESSAGE_ID_KEY: ctx.message_id, EXECUTION_ID_KEY: ctx.execution_id}
         base = self.run_config.custom_metadata or {}
         return self.run_config.model_copy(update={"custom_metadata": {**base, **mine}})
 
