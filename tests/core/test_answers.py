@@ -300,3 +300,25 @@ def test_each_open_question_is_shown_with_its_id_and_expected_answer() -> None:
     )  # fmt: skip
     assert "[1] id=i1: deploy?\n      \\x1b[31mprod" in lg  # lines kept, escapes shown
     assert 'expects: {"decisions": ["approve", "reject"]}' in lg
+
+
+async def test_an_answer_its_worker_dead_letters_leaves_the_question_open_for_another(
+    client: GatewayClient, settings: RedisSettings
+) -> None:
+    """The client takes an answer its worker cannot (here: nested deeper than the
+    worker's BYWAY_MAX_DEPTH); the worker dead-letters it and tells the session the
+    question still waits, and so it does: the next answer is taken, not refused as
+    "answered already"."""
+    proc = spawn_worker(ASKER, settings, env={"BYWAY_MAX_DEPTH": "6"})
+    try:
+        await wait_online(client, "asker")
+        sent = await client.send_message("asker", "a-deep", "deploy?")
+        await until_status(client, "a-deep", sent.message_id, "WAITING_USER")
+        await client.resume("a-deep", sent.message_id, {"a": {"b": {"c": {"d": {"e": 1}}}}})
+        refused = await _first(client, "a-deep", "answer_refused")
+        assert refused.data["waiting"] is True
+        await client.resume("a-deep", sent.message_id, "yes")
+        final = await client.wait_for_final("a-deep", sent.message_id, timeout=30)
+    finally:
+        stop_process(proc)
+    assert final.data["reply_data"]["content"] == "yes"
