@@ -322,3 +322,21 @@ async def test_an_answer_its_worker_dead_letters_leaves_the_question_open_for_an
     finally:
         stop_process(proc)
     assert final.data["reply_data"]["content"] == "yes"
+
+
+def test_ids_and_tool_names_from_the_wire_reach_the_terminal_escaped() -> None:
+    """An interrupt id or a tool name with terminal control sequences (a hostile writer,
+    a model's output) is shown escaped, like the question text beside it."""
+    from byway._prompt import open_questions, render_ask, resume_hint
+
+    evil = "i\x1b]0;pwned\x07"
+    asked = {"prompt": "q", "metadata": {"interrupts": [{"id": evil, "value": "x"}]}}
+    two = {"prompt": "q", "metadata": {"interrupts": [{"id": evil, "value": "x"}, {"id": "b"}]}}
+    call = {"prompt": "q", "metadata": {"function_calls": [{"id": "c", "name": "t\x1b[2J"}]}}
+    shown = [
+        render_ask("w", "m", asked),
+        render_ask("w", "m", two),
+        render_ask("w", "m", call),
+        resume_hint("s", "m", open_questions(two)),
+    ]
+    assert all("\x1b" not in text and "\x07" not in text for text in shown), shown
