@@ -300,3 +300,43 @@ def test_each_open_question_is_shown_with_its_id_and_expected_answer() -> None:
     )  # fmt: skip
     assert "[1] id=i1: deploy?\n      \\x1b[31mprod" in lg  # lines kept, escapes shown
     assert 'expects: {"decisions": ["approve", "reject"]}' in lg
+
+
+async def test_an_answer_its_worker_dead_letters_leaves_the_question_open_for_another(
+    client: GatewayClient, settings: RedisSettings
+) -> None:
+    """The client takes an answer its worker cannot (here: nested deeper than the
+    worker's BYWAY_MAX_DEPTH); the worker dead-letters it and tells the session the
+    question still waits, and so it does: the next answer is taken, not refused as
+    "answered already"."""
+    proc = spawn_worker(ASKER, settings, env={"BYWAY_MAX_DEPTH": "6"})
+    try:
+        await wait_online(client, "asker")
+        sent = await client.send_message("asker", "a-deep", "deploy?")
+        await until_status(client, "a-deep", sent.message_id, "WAITING_USER")
+        await client.resume("a-deep", sent.message_id, {"a": {"b": {"c": {"d": {"e": 1}}}}})
+        refused = await _first(client, "a-deep", "answer_refused")
+        assert refused.data["waiting"] is True
+        await client.resume("a-deep", sent.message_id, "yes")
+        final = await client.wait_for_final("a-deep", sent.message_id, timeout=30)
+    finally:
+        stop_process(proc)
+    assert final.data["reply_data"]["content"] == "yes"
+
+
+def test_ids_and_tool_names_from_the_wire_reach_the_terminal_escaped() -> None:
+    """An interrupt id or a tool name with terminal control sequences (a hostile writer,
+    a model's output) is shown escaped, like the question text beside it."""
+    from byway._prompt import open_questions, render_ask, resume_hint
+
+    evil = "i\x1b]0;pwned\x07"
+    asked = {"prompt": "q", "metadata": {"interrupts": [{"id": evil, "value": "x"}]}}
+    two = {"prompt": "q", "metadata": {"interrupts": [{"id": evil, "value": "x"}, {"id": "b"}]}}
+    call = {"prompt": "q", "metadata": {"function_calls": [{"id": "c", "name": "t\x1b[2J"}]}}
+    shown = [
+        render_ask("w", "m", asked),
+        render_ask("w", "m", two),
+        render_ask("w", "m", call),
+        resume_hint("s", "m", open_questions(two)),
+    ]
+    assert all("\x1b" not in text and "\x07" not in text for text in shown), shown

@@ -215,3 +215,33 @@ async def test_a_cached_node_reports_no_metadata_node(
     states = [e.data.get("state") for e in events if e.data.get("kind") == "state"]
     assert "node:shout" in states
     assert not [s for s in states if s and s.startswith("node:__")]
+
+
+def test_a_tool_call_with_huge_arguments_is_announced_cut_not_failing_the_run() -> None:
+    """A model's call with megabytes of arguments (a file's content) is announced with
+    its arguments cut: a whole one would be over BYWAY_MAX_EVENT_BYTES and fail the run."""
+    from byway_langgraph._tool_calls import ToolCallAnnouncer
+    from langchain_core.messages import AIMessage
+
+    from byway import StreamChunkEvent
+    from byway.events import chunk_data
+    from byway.limits import Limits
+    from byway.protocol import encode_event
+
+    call = {"name": "write_file", "args": {"content": "x" * 2_000_000}, "id": "c1"}
+    calls = ToolCallAnnouncer().on_message(AIMessage(content="", tool_calls=[call]))
+    assert [c["id"] for c in calls] == ["c1"] and calls[0].get("args_cut") is True
+    small = ToolCallAnnouncer().on_message(
+        AIMessage(content="", tool_calls=[{"name": "t", "args": {"a": 1}, "id": "c2"}])
+    )
+    assert small == [{"id": "c2", "name": "t", "args": {"a": 1}}]
+    payload = encode_event(
+        trace_id="t",
+        session_id="s",
+        event_type="answerDelta",
+        source_agent_type="a",
+        message_id="m",
+        parent_message_id="",
+        data=chunk_data(StreamChunkEvent(tool_calls=calls)),
+    )
+    assert len(payload) < Limits().max_event_bytes

@@ -74,11 +74,11 @@ def _function_call(item: dict[str, Any]) -> Question:
     kind = str(item.get("kind", ""))
     if kind == "confirmation":
         args = item.get("tool_args", item.get("args"))
-        text = f"confirm {item.get('tool', item.get('name', '?'))}({_compact(args)})"
+        text = f"confirm {_compact(str(item.get('tool', item.get('name', '?'))))}({_compact(args)})"
         if item.get("hint"):
             text += f": {_compact(item['hint'])}"
     else:
-        text = f"{item.get('name', '?')}({_compact(item.get('args', {}))})"
+        text = f"{_compact(str(item.get('name', '?')))}({_compact(item.get('args', {}))})"
     expects = item.get("expects") or _ADK_EXPECTS.get(kind, "")
     return Question(id=str(item.get("id", "")), text=text, expects=_compact(expects))
 
@@ -101,7 +101,7 @@ def render_questions(questions: list[Question]) -> str:
     """Each question on its own lines: number, id, text, expected answer."""
     lines = []
     for n, q in enumerate(questions, 1):
-        head = f"  [{n}]" + (f" id={q.id}" if q.id else "")
+        head = f"  [{n}]" + (f" id={escape_controls(q.id)}" if q.id else "")
         lines.append(f"{head}: {q.text}")
         if q.expects:
             lines.append(f"      expects: {q.expects}")
@@ -141,7 +141,10 @@ def resume_hint(session_id: str, message_id: str, questions: list[Question]) -> 
     ]
     ids = [q.id for q in questions if q.id]
     if len(ids) > 1:
-        lines.append(f"  {base} " + " ".join(f"--interrupt {shlex.quote(i)}=VALUE" for i in ids))
+        lines.append(
+            f"  {base} "
+            + " ".join(f"--interrupt {escape_controls(shlex.quote(i))}=VALUE" for i in ids)
+        )
     return "\n".join(lines)
 
 
@@ -152,6 +155,6 @@ def render_ask(who: str, message_id: str, data: dict[str, Any]) -> str:
     text = f"\n[{who}] asks ({message_id}): {head}\n"
     if len(questions) == 1 and questions[0].text == head:  # one question: not twice
         only = questions[0]
-        text += f"      id: {only.id}\n" if only.id else ""
+        text += f"      id: {escape_controls(only.id)}\n" if only.id else ""
         return text + (f"      expects: {only.expects}\n" if only.expects else "")
     return text + render_questions(questions) + "\n"

@@ -134,6 +134,12 @@ class AnswerNotices:
             return
         record = await self.registry.get_execution_by_message(header.session_id, header.message_id)
         status = record.status if record else UNKNOWN
+        if record is not None and status == AgentState.WAITING_USER:
+            # the RESUME script marked the question answered when it wrote this answer;
+            # the question is still open, so the next answer must not be refused
+            await self.registry.redis.hdel(
+                self.keys.session_registry(header.session_id), f"answered:{record.execution_id}"
+            )
         reason = f"the answer could not be read ({error}); it was dead-lettered"
         await self._tell(header, status, reason, agent_type)
 

@@ -288,7 +288,9 @@ class _Answerer:
         while True:
             answers: dict[str, Any] = {}
             for n, q in enumerate(questions, 1):
-                line = await self._line(f"answer [{n}] {q.id} (empty: leave open)> ")
+                line = await self._line(
+                    f"answer [{n}] {escape_controls(q.id)} (empty: leave open)> "
+                )
                 if line is None:
                     return None
                 if line.strip():

@@ -16,6 +16,11 @@ from langchain_core.messages import AIMessage, AIMessageChunk
 
 __all__ = ["ToolCallAnnouncer"]
 
+#: longest arguments' JSON a tool-call event carries whole: a call with more (a file's
+#: content...) is shown cut, so that its event stays under the session's event limit (a
+#: larger event would fail the run)
+ARGS_SHOWN = 8000
+
 
 class ToolCallAnnouncer:
     """Collects streamed fragments per reply; returns the calls not announced yet."""
@@ -67,5 +72,13 @@ class ToolCallAnnouncer:
             if key in self._announced:
                 continue
             self._announced[key] = None
-            out.append({"id": call.get("id"), "name": name, "args": call.get("args") or {}})
+            out.append({"id": call.get("id"), "name": name, **_shown_args(call.get("args") or {})})
         return out
+
+
+def _shown_args(args: Any) -> dict[str, Any]:
+    """``{"args": args}``, or for long ones their JSON text cut, marked ``args_cut``."""
+    text = json.dumps(args, ensure_ascii=False, default=str)
+    if len(text) <= ARGS_SHOWN:
+        return {"args": args}
+    return {"args": text[:ARGS_SHOWN] + "…", "args_cut": True}
