@@ -50,6 +50,8 @@ def holder_is_dead(holder: ProcessIdentity, me: ProcessIdentity) -> bool:
         return True
     except PermissionError:
         pass  # it exists (another user's process): it may be the holder
+    except (OverflowError, ValueError):
+        return False  # no pid this machine can have: a lease not written by a worker
     now = start_time(holder.pid)
     return bool(holder.start and now and now != holder.start)  # the pid was reused
 

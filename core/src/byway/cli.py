@@ -355,7 +355,11 @@ def _answer_of(args: argparse.Namespace) -> Any:
     if args.answer_file is not None:
         path = args.answer_file
         try:
-            text = sys.stdin.read() if path == "-" else open(path, encoding="utf-8").read()
+            if path == "-":
+                text = sys.stdin.read()
+            else:
+                with open(path, encoding="utf-8") as f:
+                    text = f.read()
         except OSError as exc:
             raise ConfigurationError(f"--answer-file: cannot read {path!r} ({exc})") from None
         return _json_answer("--answer-file", text)

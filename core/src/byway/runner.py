@@ -356,6 +356,7 @@ class WorkerRunner:
         self._timers: set[asyncio.Task[None]] = set()
         self._ending: list[_EndWrite] = []
         self._backlog: list[_Start] = []
+        self._group_failures = 0  # re-creating lost consumer groups failed this often in a row
         #: tasks whose last run died with its worker, each to run alone
         self._quarantine: list[_Start] = []
         self._suspect_running = False
@@ -954,12 +955,18 @@ class WorkerRunner:
 
     async def _after_lost_group(self) -> None:
         """A read found a consumer group gone: re-create what Redis lost, then read again
-        at once (a pause of 0.1 s keeps a group that cannot stay from spinning the loop)."""
+        at once. A pause of 0.1 s keeps a group that cannot stay from spinning the loop;
+        one that cannot be re-created (NOPERM, a writer deleting it) backs off to 5 s."""
         self.redis_ok_at = time.monotonic()  # Redis answered
         try:
             await self._rejoin(groups=True)
         except RedisError as exc:
-            log.warning("could not re-create the consumer groups (%s); retrying", exc)
+            self._group_failures += 1
+            if self._group_failures == 1:
+                log.warning("could not re-create the consumer groups (%s); retrying", exc)
+            await asyncio.sleep(min(0.1 * 2**self._group_failures, 5.0))
+            return
+        self._group_failures = 0
         await asyncio.sleep(0.1)
 
     async def _dispatch(self, reply: list[Any]) -> None:

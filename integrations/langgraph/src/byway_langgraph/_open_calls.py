@@ -67,7 +67,7 @@ async def close_open_calls(graph: Any, thread: dict[str, Any], reason: str) -> l
     calls = open_calls(_messages(state.values))
     if not calls:
         return []
-    content = f"cancelled: {reason}"
+    content = reason if reason.startswith("cancelled") else f"cancelled: {reason}"
     answers = [
         ToolMessage(content=content, tool_call_id=str(c["id"]), name=c.get("name"), status="error")
         for c in calls
