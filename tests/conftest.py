@@ -11,6 +11,7 @@ import contextlib
 import os
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -226,6 +227,31 @@ async def running(
         await runner.stop()
         await asyncio.wait_for(task, timeout=30)
         await runner.release()
+
+
+def run_cli(
+    settings: RedisSettings,
+    *args: str,
+    stdin: str = "",
+    timeout: float = 60,
+    key_schema: bool = False,
+) -> subprocess.CompletedProcess[str]:
+    """``byway *args`` on the test's Redis and namespace, as a user's shell runs it: text
+    out, ``stdin`` in (never the test's own terminal), the checkout importable (test
+    agents), ``--key-schema`` too when the test's schema must be named."""
+    schema = ["--key-schema", settings.keys.schema] if key_schema else []
+    command = [sys.executable, "-m", "byway", *args, "--redis-url", settings.resolved_url(),
+               "--namespace", settings.namespace, *schema]  # fmt: skip
+    path = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
+    return subprocess.run(
+        command,
+        cwd=ROOT,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "PYTHONPATH": path},
+    )
 
 
 def spawn_worker(

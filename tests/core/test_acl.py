@@ -27,6 +27,7 @@ from tests.agents import basic
 from tests.conftest import (
     ROOT,
     private_redis,
+    run_cli,
     running,
     spawn_worker,
     stop_process,
@@ -365,8 +366,4 @@ async def test_setuser_lines_with_a_password_from_stdin_make_users_that_log_in(
 
 
 def _cli(settings: RedisSettings, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "byway", args[0], *args[1:], "--redis-url", settings.url or "",
-         "--namespace", settings.namespace, "--key-schema", settings.keys.schema],
-        capture_output=True, text=True, cwd=ROOT, timeout=60,
-    )  # fmt: skip
+    return run_cli(settings, *args, key_schema=True)

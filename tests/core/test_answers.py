@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
-import sys
 from typing import Any
 
 import msgspec
@@ -23,37 +21,11 @@ from byway import (
     ResumeRefusedError,
 )
 from byway.protocol import encode_command
-from tests.conftest import ROOT, spawn_worker, stop_process, until_status, wait_online
+from tests.conftest import run_cli, spawn_worker, stop_process, until_status, wait_online
 
 pytestmark = [pytest.mark.redis, pytest.mark.timeout(120)]
 
 ASKER = "tests.agents.answers:asker"
-
-
-def _cli(
-    settings: RedisSettings, *args: str, stdin: str | None = None, timeout: float = 30
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "byway",
-            *args,
-            "--redis-url",
-            settings.resolved_url(),
-            "--namespace",
-            settings.namespace,
-        ],
-        cwd=ROOT,
-        input=stdin if stdin is not None else "",  # never the test's own terminal
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-        },
-    )
 
 
 async def _events(client: GatewayClient, session: str) -> list[Event]:
@@ -79,7 +51,7 @@ async def test_a_structured_answer_reaches_the_handler_as_reply_data(
 
         from_cli = await client.send_message("asker", "a-cli", "deploy?")
         await until_status(client, "a-cli", from_cli.message_id, "WAITING_USER")
-        out = _cli(settings, "resume", "a-cli", from_cli.message_id, "--json", "[1, true]")
+        out = run_cli(settings, "resume", "a-cli", from_cli.message_id, "--json", "[1, true]")
         assert out.returncode == 0, out.stderr
         cli_final = await client.wait_for_final("a-cli", from_cli.message_id, timeout=30)
     finally:
@@ -110,7 +82,7 @@ async def test_an_answer_no_task_waits_for_is_refused_with_the_reason(
         assert unknown.value.status == "UNKNOWN"
         with pytest.raises(ResumeRefusedError, match="in session 'other-session'"):
             await client.resume("other-session", sent.message_id, "yes")  # wrong session
-        stale = _cli(settings, "resume", "a-stale", sent.message_id, "--json", '{"a": 1}')
+        stale = run_cli(settings, "resume", "a-stale", sent.message_id, "--json", '{"a": 1}')
         assert stale.returncode == 2
         assert "already finished with status COMPLETED" in stale.stderr
     finally:
@@ -207,7 +179,7 @@ async def test_follow_without_a_terminal_reads_answers_from_stdin_or_says_how_to
     procs = _workers(settings)
     try:
         await wait_online(client, "asker", count=2)
-        piped = _cli(
+        piped = run_cli(
             settings, "send", "asker", "deploy?", "--session", "a-pipe", "--follow",
             stdin='{"approved": true}\n',
         )  # fmt: skip
@@ -215,7 +187,7 @@ async def test_follow_without_a_terminal_reads_answers_from_stdin_or_says_how_to
         assert "reading it from stdin" in piped.stderr
         final = await client.wait_for_final("a-pipe", _message_of(piped), timeout=10)
 
-        empty = _cli(settings, "send", "asker", "deploy?", "--session", "a-eof", "--follow")
+        empty = run_cli(settings, "send", "asker", "deploy?", "--session", "a-eof", "--follow")
         assert empty.returncode == 3, (empty.stdout, empty.stderr)
         waiting = _message_of(empty)
         assert "stdin ended while the task waits" in empty.stderr
@@ -243,14 +215,14 @@ async def test_a_message_sent_while_a_question_waits_says_so_and_status_counts_i
         await wait_online(client, "asker")
         sent = await client.send_message("asker", "a-queue", "deploy?")
         await until_status(client, "a-queue", sent.message_id, "WAITING_USER")
-        queued = _cli(settings, "send", "asker", "and another", "--session", "a-queue")
+        queued = run_cli(settings, "send", "asker", "and another", "--session", "a-queue")
         assert queued.returncode == 0, queued.stderr
-        status = _cli(settings, "status", "--json")
-        human = _cli(settings, "status")
+        status = run_cli(settings, "status", "--json")
+        human = run_cli(settings, "status")
         await client.resume("a-queue", sent.message_id, "yes")
         second = json.loads(queued.stdout)["message_id"]
         await until_status(client, "a-queue", second, "WAITING_USER")
-        after = _cli(settings, "status", "--json")
+        after = run_cli(settings, "status", "--json")
     finally:
         stop_process(proc)
     assert json.loads(queued.stdout)["queued_behind"] == sent.message_id

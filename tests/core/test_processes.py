@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -13,7 +12,7 @@ from collections import Counter
 import pytest
 
 from byway import Event, EventType, GatewayClient, RedisSettings
-from tests.conftest import ROOT, spawn_worker, stop_process, wait_online
+from tests.conftest import run_cli, spawn_worker, stop_process, wait_online
 
 pytestmark = pytest.mark.redis
 
@@ -72,41 +71,19 @@ async def test_sigterm_lets_a_running_task_finish(
     assert await client.registry.list_workers() == []  # left the registry on the way out
 
 
-def _cli(
-    settings: RedisSettings, *args: str, timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "byway",
-            *args,
-            "--redis-url",
-            settings.resolved_url(),
-            "--namespace",
-            settings.namespace,
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-
-
 async def test_cli_send_follow_status_and_stream(
     client: GatewayClient, settings: RedisSettings
 ) -> None:
     worker = spawn_worker("tests.agents.basic:echo", settings, worker_id="cli-worker")
     try:
         await wait_online(client, "echo")
-        status = _cli(settings, "status", "--json")
+        status = run_cli(settings, "status", "--json")
         assert status.returncode == 0, status.stderr
         report = json.loads(status.stdout)
         assert [w["worker_id"] for w in report["workers"]] == ["cli-worker"]
         assert report["agent_types"][0]["agent_type"] == "echo"
 
-        sent = _cli(
+        sent = run_cli(
             settings, "send", "echo", "alpha beta", "--session", "cli-s", "--follow", "--json"
         )
         assert sent.returncode == 0, sent.stderr
@@ -119,15 +96,15 @@ async def test_cli_send_follow_status_and_stream(
         ]
         assert lines[2]["data"]["content"] == "alpha beta"
 
-        human = _cli(settings, "send", "echo", "gamma", "--session", "cli-s", "--follow")
+        human = run_cli(settings, "send", "echo", "gamma", "--session", "cli-s", "--follow")
         assert human.returncode == 0 and "gamma" in human.stdout and "COMPLETED" in human.stdout
 
-        replay = _cli(settings, "stream", "cli-s", "--idle-timeout", "0.5", "--json")
+        replay = run_cli(settings, "stream", "cli-s", "--idle-timeout", "0.5", "--json")
         assert replay.returncode == 0
         assert len(replay.stdout.splitlines()) == 4 + 3  # both tasks, from the start
     finally:
         stop_process(worker)
-    refused = _cli(settings, "send", "nobody", "hi")
+    refused = run_cli(settings, "send", "nobody", "hi")
     assert refused.returncode == 2 and "no online worker" in refused.stderr
 
 
@@ -158,7 +135,7 @@ async def test_cli_resume_answers_a_question_and_cancel_stops_a_task(
         async for event in client.stream("cli-ask"):
             if event.kind == "ask_user":
                 break
-        answered = _cli(settings, "resume", "cli-ask", asked.message_id, "eu-west")
+        answered = run_cli(settings, "resume", "cli-ask", asked.message_id, "eu-west")
         assert answered.returncode == 0, answered.stderr
         final = await client.wait_for_final("cli-ask", asked.message_id, timeout=10)
         assert final.data["content"] == "C:eu-west"
@@ -169,7 +146,7 @@ async def test_cli_resume_answers_a_question_and_cancel_stops_a_task(
             if record and record.status == "RUNNING":
                 break
             await asyncio.sleep(0.05)
-        cancelled = _cli(settings, "cancel", "cli-cancel", "--reason", "enough")
+        cancelled = run_cli(settings, "cancel", "cli-cancel", "--reason", "enough")
         assert cancelled.returncode == 0, cancelled.stderr
         assert json.loads(cancelled.stdout) == {"cancelled": [slow.message_id]}
         final = await client.wait_for_final("cli-cancel", slow.message_id, timeout=10)
@@ -208,16 +185,16 @@ async def test_cli_dlq_lists_and_replays_dead_letters(
                 break
             await asyncio.sleep(0.05)
 
-        listed = _cli(settings, "dlq", "list", "--json")
+        listed = run_cli(settings, "dlq", "list", "--json")
         assert listed.returncode == 0, listed.stderr
         letters = json.loads(listed.stdout)
         assert len(letters) == 2 and {x["id"] for x in letters} >= {replayable}
         broken = next(x for x in letters if x["id"] != replayable)
         assert "not JSON" in broken["reason"]
 
-        refused = _cli(settings, "dlq", "replay", broken["id"])
+        refused = run_cli(settings, "dlq", "replay", broken["id"])
         assert refused.returncode == 2 and "cannot be replayed" in refused.stderr
-        replayed = _cli(settings, "dlq", "replay", replayable)
+        replayed = run_cli(settings, "dlq", "replay", replayable)
         assert replayed.returncode == 0, replayed.stderr
         new_id = json.loads(replayed.stdout)["message_id"]
         assert new_id != "msg-dead"

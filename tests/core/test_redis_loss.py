@@ -6,9 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
-import subprocess
-import sys
 import time
 import uuid
 
@@ -17,7 +14,14 @@ import redis.asyncio as aioredis
 
 from byway import GatewayClient, RedisSettings, SendMessageResponse
 from tests.agents.basic import echo
-from tests.conftest import ROOT, private_redis, running, spawn_worker, stop_process, wait_online
+from tests.conftest import (
+    private_redis,
+    run_cli,
+    running,
+    spawn_worker,
+    stop_process,
+    wait_online,
+)
 
 pytestmark = [pytest.mark.redis, pytest.mark.timeout(120)]
 
@@ -29,15 +33,6 @@ async def wipe(redis: aioredis.Redis, namespace: str) -> int:
     for key in keys:
         await redis.unlink(key)
     return len(keys)
-
-
-def cli(settings: RedisSettings, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "byway", *args, "--redis-url", settings.resolved_url(),
-         "--namespace", settings.namespace],
-        cwd=ROOT, capture_output=True, text=True, timeout=60,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )  # fmt: skip
 
 
 async def send_when_served(
@@ -69,11 +64,11 @@ async def test_two_worker_processes_serve_again_after_their_namespace_is_wiped(
         # the workers notice (a read answers NOGROUP, a heartbeat finds its lease and
         # membership gone) and put everything back; polled, whatever it takes
         await wait_online(client, "echo", count=2, timeout=30)
-        status = cli(settings, "status", "--json")
+        status = run_cli(settings, "status", "--json")
         assert status.returncode == 0, status.stderr
         assert sorted(w["worker_id"] for w in json.loads(status.stdout)["workers"]) == ids
 
-        sent = cli(settings, "send", "echo", "after the wipe", "--session", "wipe-s2",
+        sent = run_cli(settings, "send", "echo", "after the wipe", "--session", "wipe-s2",
                    "--follow", "--json")  # fmt: skip
         assert sent.returncode == 0, sent.stderr
         finals = [json.loads(line) for line in sent.stdout.splitlines()]

@@ -5,26 +5,15 @@ served by two worker processes: a review in the HITL middleware's shape (``{"dec
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 
 import pytest
 
 from byway import Event, GatewayClient, RedisSettings
-from tests.conftest import ROOT, spawn_worker, stop_process, until_status, wait_online
+from tests.conftest import run_cli, spawn_worker, stop_process, until_status, wait_online
 
 pytest.importorskip("byway_langgraph")
 pytestmark = [pytest.mark.redis, pytest.mark.timeout(240)]
-
-
-def _cli(settings: RedisSettings, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "byway", *args, "--redis-url", settings.resolved_url(),
-         "--namespace", settings.namespace],
-        cwd=ROOT, input=stdin, capture_output=True, text=True, timeout=60,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])},
-    )  # fmt: skip
 
 
 def _serve(settings: RedisSettings, name: str) -> list[subprocess.Popen[bytes]]:
@@ -48,7 +37,7 @@ async def test_a_review_is_approved_from_the_cli_and_rejected_with_a_dict(
         approve = await client.send_message("review", "lg-approve", "prod")
         await until_status(client, "lg-approve", approve.message_id, "WAITING_USER")
         decision = json.dumps({"decisions": [{"type": "approve"}]})
-        out = _cli(settings, "resume", "lg-approve", approve.message_id, "--json", decision)
+        out = run_cli(settings, "resume", "lg-approve", approve.message_id, "--json", decision)
         assert out.returncode == 0, out.stderr
         approved = await client.wait_for_final("lg-approve", approve.message_id, timeout=30)
 
@@ -56,7 +45,7 @@ async def test_a_review_is_approved_from_the_cli_and_rejected_with_a_dict(
         await until_status(client, "lg-reject", reject.message_id, "WAITING_USER")
         await client.resume("lg-reject", reject.message_id, {"decisions": [{"type": "reject"}]})
         rejected = await client.wait_for_final("lg-reject", reject.message_id, timeout=30)
-        stale = _cli(settings, "resume", "lg-reject", reject.message_id, "--json", decision)
+        stale = run_cli(settings, "resume", "lg-reject", reject.message_id, "--json", decision)
     finally:
         for proc in procs:
             stop_process(proc)
@@ -75,13 +64,13 @@ async def test_two_interrupts_are_answered_apart_with_interrupt_id_value(
         await until_status(client, "lg-apart", sent.message_id, "WAITING_USER")
         first = await _question(client, "lg-apart")
         ids = {i["value"]["question"]: i["id"] for i in first.data["metadata"]["interrupts"]}
-        shown = _cli(settings, "stream", "lg-apart", "--idle-timeout", "0.5")
-        one = _cli(settings, "resume", "lg-apart", sent.message_id, "--interrupt",
+        shown = run_cli(settings, "stream", "lg-apart", "--idle-timeout", "0.5")
+        one = run_cli(settings, "resume", "lg-apart", sent.message_id, "--interrupt",
                    f"{ids['count?']}=3")  # fmt: skip
         assert one.returncode == 0, one.stderr
         second = await _question(client, "lg-apart", nth=2)
         left = [i["id"] for i in second.data["metadata"]["interrupts"]]
-        other = _cli(settings, "resume", "lg-apart", sent.message_id, "--interrupt",
+        other = run_cli(settings, "resume", "lg-apart", sent.message_id, "--interrupt",
                      f"{ids['color?']}=red")  # fmt: skip
         assert other.returncode == 0, other.stderr
         final = await client.wait_for_final("lg-apart", sent.message_id, timeout=30)
@@ -102,7 +91,7 @@ async def test_follow_answers_each_open_interrupt_by_its_id(
     try:
         await wait_online(client, "two", count=2, timeout=90)
         # one line per question, in the order shown: a JSON object is sent as one
-        out = _cli(settings, "send", "two", "go", "--session", "lg-follow", "--follow",
+        out = run_cli(settings, "send", "two", "go", "--session", "lg-follow", "--follow",
                    stdin='{"n": 3}\nred\n')  # fmt: skip
         assert out.returncode == 0, (out.stdout, out.stderr)
         line = next(x for x in out.stderr.splitlines() if " · message " in x)
