@@ -47,7 +47,8 @@ def _compact(value: Any) -> str:
     the wire), anything else as compact JSON; cut for a terminal."""
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
     text = text if len(text) <= _SHOWN else text[:_SHOWN] + "…"
-    return "\n      ".join(escape_controls(line) for line in text.split("\n"))
+    first, *rest = [escape_controls(line) for line in text.split("\n")]
+    return "\n".join([first, *(f"      {line}" if line else "" for line in rest)])
 
 
 def _interrupt(item: dict[str, Any]) -> Question:
