@@ -92,6 +92,9 @@ async def test_an_answer_no_task_waits_for_is_refused_with_the_reason(
     assert len(finals) == 1  # nothing ran again
 
 
+# the RESUME script refuses it in the client's own write (key schema v1); under v2 the
+# client checks, then writes, and a worker tells the session with answer_refused
+@pytest.mark.standalone
 async def test_a_second_answer_to_the_same_question_is_refused_before_any_worker_reads_it(
     client: GatewayClient, settings: RedisSettings
 ) -> None:
