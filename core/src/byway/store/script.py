@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Protocol
 
+import msgspec
 from redis.exceptions import NoScriptError
 
-__all__ = ["Call", "Script", "execute", "load", "raw", "source", "text"]
+__all__ = ["Call", "Script", "execute", "handed_on", "load", "raw", "source", "text"]
 
 _QUEUED = "_byway_scripts"  # attribute of a pipeline: the scripts queued in it
 _INCLUDE = "--@include "
@@ -120,3 +121,12 @@ def raw(value: Any) -> bytes:
     if isinstance(value, bytes):
         return value
     return b"" if value is None else str(value).encode()
+
+
+def handed_on(item: Any) -> tuple[str, bytes] | None:
+    """(stream, command) of a session queue item a script handed on (``{"stream",
+    "data", "message_id"}``, for the caller to forward), or None for ''."""
+    if not item:
+        return None
+    decoded = msgspec.json.decode(item)
+    return str(decoded["stream"]), str(decoded["data"]).encode()
