@@ -3,12 +3,12 @@ reload acknowledgements, interceptors, and the checks of what a caller passes.""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Protocol
 
 import msgspec
 
+from byway._guards import SURROGATE
 from byway.errors import ConfigurationError, NoOnlineWorkerError, ProtocolError, SessionBusyError
 from byway.protocol import AgentState, CancelMode, Command, Content, MessageHeader, check_id
 
@@ -93,7 +93,7 @@ def checked_mode(value: CancelMode | str) -> CancelMode:
 
 def checked_content(content: object) -> Content:
     if isinstance(content, str) and content.strip():
-        if _SURROGATE.search(content):
+        if SURROGATE.search(content):
             raise ConfigurationError(
                 "content: holds a lone surrogate (U+D800-U+DFFF), which UTF-8 cannot encode; "
                 "decode the text with errors='replace' first"
@@ -130,6 +130,3 @@ def queued(
         disposition=disposition,
         queued_behind=queued_behind,
     )
-
-
-_SURROGATE = re.compile("[\ud800-\udfff]")
