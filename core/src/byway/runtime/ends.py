@@ -9,6 +9,7 @@ forwarded by the outbox strategy after the write.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 
 from redis.exceptions import RedisError
 
@@ -30,14 +31,14 @@ class EndBatcher:
         self._ending: list[EndWrite] = []
         self._flushing = False
 
-    async def end(self, write: EndWrite) -> None:
-        """Write ``write`` (with whatever else ends meanwhile); returns once it is written
-        (or given up on: then it stays pending for recovery)."""
+    def end(self, write: EndWrite) -> Awaitable[None]:
+        """Write ``write`` (with whatever else ends meanwhile): await what this returns, done
+        once it is written (or given up on: then it stays pending for recovery). Not a
+        coroutine itself, so that ending a task awaits no more than before the batcher."""
         self._ending.append(write)
         if self._flushing:
-            await write.done  # the task writing now takes this end in its next round
-        else:
-            await self._flush_ends()  # write now; ends that arrive meanwhile join the next round
+            return write.done  # the task writing now takes this end in its next round
+        return self._flush_ends()  # write now; ends that arrive meanwhile join the next round
 
     async def _flush_ends(self) -> None:
         """Write the ends of every task that finished meanwhile in one pipelined round trip."""
