@@ -11,10 +11,11 @@ from dataclasses import fields, replace
 from typing import Any
 
 from byway._log import get_logger
+from byway.config import RunnerConfig
 from byway.errors import ConfigurationError, WorkerError
 from byway.health import DEFAULT_HEALTH_HOST
 from byway.plugins import Plugin, adapt, discover_plugins
-from byway.runner import RunnerConfig, WorkerRunner
+from byway.runtime.runner import WorkerRunner
 from byway.settings import RedisSettings
 from byway.worker import FunctionWorker, GatewayWorker
 

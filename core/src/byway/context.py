@@ -7,7 +7,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import msgspec
 
@@ -35,11 +35,12 @@ from byway.protocol import (
 )
 
 if TYPE_CHECKING:
+    from byway.config import AgentConfig, RunnerConfig
+    from byway.flow import Flow
     from byway.keys import Keys
-    from byway.plugins import AgentConfig
-    from byway.runner import WorkerRunner
+    from byway.registry import WorkerRegistry
 
-__all__ = ["AgentContext", "Suspension"]
+__all__ = ["AgentContext", "Hooks", "Suspension", "TaskServices"]
 
 log = get_logger("byway.task")
 T = TypeVar("T")
@@ -68,6 +69,53 @@ class Suspension:
         return [c.header.message_id for c in self.children]
 
 
+class Hooks(Protocol):
+    """The plugins' lifecycle hooks, as a task fires them (``PluginManager``)."""
+
+    def has(self, hook: str) -> bool: ...
+
+    async def fire(self, hook: str, *args: Any) -> None: ...
+
+
+class TaskServices(Protocol):
+    """What an :class:`AgentContext` uses of the worker running it (the runtime's
+    ``WorkerServices`` in a worker; anything with these members in a test)."""
+
+    @property
+    def redis(self) -> Any: ...
+
+    @property
+    def keys(self) -> Keys: ...
+
+    @property
+    def config(self) -> RunnerConfig: ...
+
+    @property
+    def registry(self) -> WorkerRegistry: ...
+
+    @property
+    def flow(self) -> Flow: ...
+
+    @property
+    def plugins(self) -> Hooks: ...
+
+    @property
+    def worker_id(self) -> str: ...
+
+    async def emit_event(self, ctx: AgentContext, event_type: str, data: dict[str, Any]) -> None:
+        """Append one event to the task's session stream."""
+
+    async def send_group(
+        self,
+        ctx: AgentContext,
+        group_id: str,
+        children: list[AskAgentCommand],
+        *,
+        caller_waits: bool,
+    ) -> None:
+        """Create a task group and send its children now (a group nobody waits on)."""
+
+
 class AgentContext:
     """Per-task context handed to ``process_command``.
 
@@ -79,7 +127,7 @@ class AgentContext:
 
     def __init__(
         self,
-        runner: WorkerRunner,
+        services: TaskServices,
         command: Command,
         *,
         execution_id: str,
@@ -89,7 +137,7 @@ class AgentContext:
     ) -> None:
         header = command.header
         origin = record or {}
-        self._runner = runner
+        self._services = services
         #: the execution record as it stood when this run started
         self.record: dict[str, Any] = origin
         #: the agent config plugins registered for this agent type, as of the snapshot the
@@ -110,7 +158,7 @@ class AgentContext:
         self.reply_to = "" if source == "client" else source
         self.is_root = not self.reply_to and not self.parent_message_id
         self.depth = int(origin.get("depth") or 0) if record else header_depth(header.metadata)
-        self.worker_id = runner.worker.worker_id
+        self.worker_id = services.worker_id
         #: started by another agent (not a root task): its chunks are reasoning logs
         self.is_sub_agent = not self.is_root
         #: a small JSON object that survives suspensions of this execution
@@ -124,17 +172,17 @@ class AgentContext:
 
     @property
     def redis(self) -> Any:
-        return self._runner.redis
+        return self._services.redis
 
     @property
     def keys(self) -> Keys:
         """The key layout (namespace and schema) of the worker's Redis."""
-        return self._runner.keys
+        return self._services.keys
 
     # -- output ----------------------------------------------------------------------------
 
     async def _emit(self, event_type: str, data: dict[str, Any]) -> None:
-        await self._runner.emit_event(self, event_type, data)
+        await self._services.emit_event(self, event_type, data)
 
     async def emit_chunk(
         self, event: StreamChunkEvent | str, event_type: str | None = None
@@ -169,7 +217,7 @@ class AgentContext:
                 f"state: {state!r} is set by the scheduler; record your own step names "
                 "(CALLING_AGENT, 'searching'...)"
             )
-        await self._runner.registry.transition(
+        await self._services.registry.transition(
             self.session_id,
             self.execution_id,
             state,
@@ -245,7 +293,7 @@ class AgentContext:
         if payload is not None and not isinstance(payload, dict):
             raise ConfigurationError(f"payload: expected a dict, got {type(payload).__name__}")
         depth = self.depth + 1
-        limit = self._runner.config.max_call_depth
+        limit = self._services.config.max_call_depth
         if depth > limit:
             raise LimitExceededError(
                 f"call depth {depth} exceeds max_call_depth={limit} "
@@ -283,7 +331,7 @@ class AgentContext:
 
     async def _require_online(self, agent_types: Sequence[str]) -> None:
         for agent_type in dict.fromkeys(agent_types):
-            if await self._runner.registry.find_online_worker(agent_type) is None:
+            if await self._services.registry.find_online_worker(agent_type) is None:
                 raise NoOnlineWorkerError(
                     f"target_agent_type: no online worker serves {agent_type!r}"
                 )
@@ -306,11 +354,11 @@ class AgentContext:
             target_agent_type, content, wait=wait_for_reply, payload=payload, metadata=metadata
         )
         await self._require_online([target_agent_type])
-        await self._runner.plugins.fire("on_call_agent_start", self, command)
+        await self._services.plugins.fire("on_call_agent_start", self, command)
         mid = command.header.message_id
         if not wait_for_reply:
-            await self._runner.flow.send(
-                command, stream=self._runner.keys.agent_stream(target_agent_type), root=False
+            await self._services.flow.send(
+                command, stream=self._services.keys.agent_stream(target_agent_type), root=False
             )
             return {"status": AgentState.QUEUED, "message_id": mid}
         self._claim_wait()
@@ -332,7 +380,7 @@ class AgentContext:
         """
         if not isinstance(tasks, Sequence) or not tasks:
             raise ConfigurationError("tasks: expected a non-empty list of task dicts")
-        limit = self._runner.config.max_fanout
+        limit = self._services.config.max_fanout
         if len(tasks) > limit:
             raise LimitExceededError(f"tasks: {len(tasks)} exceeds max_fanout={limit}")
         group_id = new_id("tg")
@@ -353,9 +401,9 @@ class AgentContext:
                 )
             )
         await self._require_online([c.header.target_agent_type for c in children])
-        if self._runner.plugins.has("on_call_agent_start"):
+        if self._services.plugins.has("on_call_agent_start"):
             for child in children:
-                await self._runner.plugins.fire("on_call_agent_start", self, child)
+                await self._services.plugins.fire("on_call_agent_start", self, child)
         dispatched = [
             {"message_id": c.header.message_id, "target_agent_type": c.header.target_agent_type}
             for c in children
@@ -367,7 +415,7 @@ class AgentContext:
             )
             status: str = AgentState.WAITING_AGENT
         else:
-            await self._runner.send_group(self, group_id, children, caller_waits=False)
+            await self._services.send_group(self, group_id, children, caller_waits=False)
             status = "GROUP_QUEUED"
         return {"status": status, "task_group_id": group_id, "dispatched_tasks": dispatched}
 
@@ -379,7 +427,7 @@ class AgentContext:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
-            order, results = await self._runner.flow.group_results(group_id)
+            order, results = await self._services.flow.group_results(group_id)
             if (order and len(results) >= len(order)) or loop.time() >= deadline:
                 return [results.get(mid, {"message_id": mid, "status": "PENDING"}) for mid in order]
             await asyncio.sleep(0.1)

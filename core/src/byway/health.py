@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from byway._log import get_logger
 
 if TYPE_CHECKING:
-    from byway.runner import WorkerRunner
+    from byway.runtime.runner import WorkerRunner
 
 __all__ = ["DEFAULT_HEALTH_HOST", "HealthServer"]
 

@@ -21,12 +21,10 @@ the object is not its kind.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import importlib.util
 import os
 import re
 import sys
-import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -34,9 +32,8 @@ from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import msgspec
-
 from byway._log import get_logger
+from byway.config import AgentConfig, configs_from_snapshot, snapshot_body, snapshot_version
 from byway.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -60,7 +57,10 @@ __all__ = [
     "PluginManager",
     "PluginManifest",
     "adapt",
+    "configs_from_snapshot",
     "discover_plugins",
+    "snapshot_body",
+    "snapshot_version",
 ]
 
 log = get_logger("byway.plugins")
@@ -110,77 +110,6 @@ class PluginManifest:
             raise ConfigurationError(
                 f"PluginManifest.priority: expected an int, got {self.priority!r}"
             )
-
-
-def _name_of(item: Any) -> str:
-    if isinstance(item, str):
-        return item
-    if isinstance(item, dict):
-        return str(item.get("name", ""))
-    return str(getattr(item, "name", None) or getattr(item, "__name__", None) or repr(item))
-
-
-@dataclass(slots=True)
-class AgentConfig:
-    """What an agent runs with: tools, prompts, skills, callbacks, sub-agents.
-
-    Plugins register these (:meth:`PluginBuildContext.add_agent_config`); adapters read
-    them through ``context.agent_config``. A snapshot (JSON: tools and callbacks by name)
-    is stored in Redis under a content-derived version, so every execution records the
-    version it ran with and a resume sees the same one.
-    """
-
-    agent_id: str
-    tools: list[Any] = field(default_factory=list)
-    prompts: dict[str, str] = field(default_factory=dict)
-    skills: list[str] = field(default_factory=list)
-    callbacks: dict[str, Any] = field(default_factory=dict)
-    sub_agents: list[str] = field(default_factory=list)
-    metadata: dict[str, Any] = field(default_factory=dict)
-
-    def copy(self) -> AgentConfig:
-        return AgentConfig(
-            agent_id=self.agent_id,
-            tools=list(self.tools),
-            prompts=dict(self.prompts),
-            skills=list(self.skills),
-            callbacks=dict(self.callbacks),
-            sub_agents=list(self.sub_agents),
-            metadata=dict(self.metadata),
-        )
-
-    def merge(self, other: AgentConfig) -> None:
-        """Add what ``other`` (a later plugin's config for the same agent) brings."""
-        self.tools += other.tools
-        self.prompts.update(other.prompts)
-        self.skills += [s for s in other.skills if s not in self.skills]
-        self.callbacks.update(other.callbacks)
-        self.sub_agents += [a for a in other.sub_agents if a not in self.sub_agents]
-        self.metadata.update(other.metadata)
-
-    def snapshot(self) -> dict[str, Any]:
-        """JSON-safe form: tools and callbacks by name."""
-        return {
-            "agent_id": self.agent_id,
-            "tools": [_name_of(t) for t in self.tools],
-            "prompts": dict(self.prompts),
-            "skills": list(self.skills),
-            "callbacks": sorted(self.callbacks),
-            "sub_agents": list(self.sub_agents),
-            "metadata": self.metadata,
-        }
-
-    @classmethod
-    def from_snapshot(cls, data: dict[str, Any]) -> AgentConfig:
-        return cls(
-            agent_id=str(data["agent_id"]),
-            tools=list(data.get("tools", [])),
-            prompts=dict(data.get("prompts", {})),
-            skills=list(data.get("skills", [])),
-            callbacks=dict.fromkeys(data.get("callbacks", [])),
-            sub_agents=list(data.get("sub_agents", [])),
-            metadata=dict(data.get("metadata", {})),
-        )
 
 
 @dataclass(slots=True)
@@ -508,30 +437,3 @@ def adapt(obj: Any, agent_types: list[str] | None = None) -> GatewayWorker | Non
             log.info("%s served by the %s adapter", type(obj).__name__, ep.name)
             return worker  # type: ignore[no-any-return]
     return None
-
-
-# -- agent-config snapshots ------------------------------------------------------------------
-
-
-def snapshot_version(configs: dict[str, AgentConfig]) -> str:
-    """A content-derived version of a set of agent configs ('' when there are none)."""
-    if not configs:
-        return ""
-    body = msgspec.json.encode({k: configs[k].snapshot() for k in sorted(configs)}, order="sorted")
-    return hashlib.sha256(body).hexdigest()[:16]
-
-
-def snapshot_body(configs: dict[str, AgentConfig], worker_id: str) -> bytes:
-    return msgspec.json.encode(
-        {
-            "version": snapshot_version(configs),
-            "configs": {k: configs[k].snapshot() for k in sorted(configs)},
-            "worker_id": worker_id,
-            "created_at": int(time.time() * 1000),
-        }
-    )
-
-
-def configs_from_snapshot(raw: bytes) -> dict[str, AgentConfig]:
-    data = msgspec.json.decode(raw)
-    return {k: AgentConfig.from_snapshot(v) for k, v in data["configs"].items()}

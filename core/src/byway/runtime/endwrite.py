@@ -1,0 +1,54 @@
+"""One task's end as it is queued on the end pipeline (:mod:`byway.runtime.ends`)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from byway import _scripts
+from byway.protocol import AgentState
+from byway.runtime.util import text
+
+if TYPE_CHECKING:
+    from byway.context import AgentContext
+    from byway.flow import Flow
+
+__all__ = ["EndWrite"]
+
+
+@dataclass(slots=True)
+class EndWrite:
+    """What ends one task: FINISH, the reply or group result for its caller, the XACK."""
+
+    keys: list[str]
+    args: list[Any]
+    ack: tuple[str, str]
+    context: AgentContext
+    done: asyncio.Future[None]
+    reply: bytes | None = None
+    group_result: dict[str, Any] | None = None
+    #: where its FINISH and GROUP_RESULT calls sit in the pipeline (for outbox mode)
+    positions: tuple[int, int] = (-1, -1)
+    #: the state it ends in: as the handler's result says, until FINISH says otherwise
+    status: str = AgentState.COMPLETED
+
+    def written(self, results: list[Any]) -> None:
+        """Take the state FINISH wrote (a root cancelled meanwhile ends CANCELLED)."""
+        finished = results[self.positions[0]]
+        if isinstance(finished, list) and len(finished) > 3 and finished[0] == 1:
+            self.status = text(finished[3]) or self.status
+
+    def queue(self, pipe: Any, flow: Flow, group: str, *, ack: bool) -> None:
+        """Queue FINISH, the caller's reply or group result and (``ack``) the XACK."""
+        finish_at, group_at = len(pipe), -1
+        _scripts.FINISH.queue(pipe, self.keys, self.args)
+        ctx = self.context
+        if self.group_result is not None:
+            group_at = len(pipe)
+            flow.queue_group_result(pipe, ctx.task_group_id, ctx.message_id, self.group_result)
+        elif self.reply is not None:
+            flow.queue_reply(pipe, ctx.reply_to, self.reply)
+        if ack:
+            pipe.xack(self.ack[0], group, self.ack[1])
+        self.positions = (finish_at, group_at)
