@@ -12,7 +12,8 @@ import redis.asyncio as aioredis
 from msgspec import UNSET
 
 from byway import ExecutionRecord, GatewayClient, RedisSettings
-from byway.records import TimelineEntry, decode_record, new_record
+from byway.protocol import MessageHeader
+from byway.records import TimelineEntry, decode_record, new_record, started_record
 from tests.agents.answers import asker
 from tests.agents.basic import echo
 from tests.conftest import running, until_status
@@ -112,6 +113,44 @@ def test_the_timeline_helpers_read_who_resumed_the_run() -> None:
     record.timeline.append(TimelineEntry(status="RESUMED", timestamp=7, detail={"by": "user"}))
     assert record.user_answers == 2 and record.resumed_by_user
     assert ExecutionRecord(execution_id="e", timeline={}).steps == []
+
+
+def test_a_run_keeps_the_identity_of_its_record_and_takes_what_it_lacks_from_the_header() -> None:
+    header = MessageHeader(
+        message_id="msg-1",
+        session_id="s-1",
+        trace_id="t-1",
+        source_agent_type="planner",
+        parent_message_id="msg-child",
+        task_group_id="grp-1",
+    )
+    # a group's reply resuming a root that dispatched it: the record's "" counts
+    root = started_record(
+        fresh(source_agent_type="", parent_message_id="", task_group_id=""), header
+    )
+    assert (root.parent_message_id, root.task_group_id, root.source_agent_type) == ("", "", "")
+    # a record by-framework created has no task_group_id (nor user_code, depth)
+    theirs = {
+        "execution_id": "exec-1",
+        "message_id": "msg-1",
+        "session_id": "s-1",
+        "trace_id": "t-1",
+        "parent_message_id": "",
+        "source_agent_type": "client",
+        "target_agent_type": "echo",
+        "stream_name": "byai_gateway:ctrl:agent_type:echo",
+        "status": "RUNNING",
+        "created_at": 1,
+        "updated_at": 1,
+        "started_at": 1,
+        "finished_at": 0,
+        "timeline": [{"status": "QUEUED", "timestamp": 1}],
+        "step_attempts": 1,
+    }
+    record = started_record(msgspec.json.encode(theirs), header)
+    assert (record.parent_message_id, record.source_agent_type) == ("", "client")
+    assert record.task_group_id == "grp-1" and record.depth == 0 and record.user_code == ""
+    assert decode_record(msgspec.json.encode(theirs)).task_group_id == ""  # as stored
 
 
 def test_a_record_that_fails_to_decode_names_the_field() -> None:

@@ -24,7 +24,7 @@ import msgspec
 from msgspec import UNSET, UnsetType
 
 from byway._process import ProcessIdentity
-from byway.protocol import now_ms
+from byway.protocol import MessageHeader, now_ms
 
 __all__ = [
     "ExecutionRecord",
@@ -33,6 +33,7 @@ __all__ = [
     "decode_record",
     "decode_worker",
     "new_record",
+    "started_record",
 ]
 
 
@@ -162,11 +163,39 @@ _encoder = msgspec.json.Encoder()
 
 #: written by the scripts only: a fresh record is encoded without them
 _SCRIPT_FIELDS = ("stream_name", "redis_message_id", "result")
+#: the identity a run takes from its command's header when its record lacks it
+_HEADER_FIELDS = ("parent_message_id", "task_group_id", "source_agent_type")
+
+
+class _Identity(msgspec.Struct):
+    """Which of :data:`_HEADER_FIELDS` a record holds (UNSET: absent)."""
+
+    parent_message_id: str | UnsetType = UNSET
+    task_group_id: str | UnsetType = UNSET
+    source_agent_type: str | UnsetType = UNSET
+
+
+_identity_decoder = msgspec.json.Decoder(_Identity)
 
 
 def decode_record(raw: bytes | str) -> ExecutionRecord:
     """An execution record as Redis holds it (written by Python or Lua)."""
     return _record_decoder.decode(raw)
+
+
+def started_record(raw: bytes, header: MessageHeader) -> ExecutionRecord:
+    """The record START returned for a run of the command with ``header``.
+
+    A run keeps the identity of the ask that started it (a resume's header names its
+    sender), except where the record lacks a field: a record another SDK created may
+    have no ``task_group_id`` (by-framework's has none), and the header's counts then."""
+    record = _record_decoder.decode(raw)
+    if any(getattr(header, f) and not getattr(record, f) for f in _HEADER_FIELDS):
+        present = _identity_decoder.decode(raw)  # rare: an empty field, a header that is not
+        for name in _HEADER_FIELDS:
+            if getattr(present, name) is UNSET:
+                setattr(record, name, getattr(header, name))
+    return record
 
 
 def decode_worker(worker_id: str, raw: bytes) -> WorkerInfo:
