@@ -74,6 +74,7 @@ from byway.protocol import (
     now_ms,
     utf8_safe,
 )
+from byway.records import started_record
 from byway.recovery import Recovery
 from byway.registry import (
     DEFAULT_RECORD_TTL_S,
@@ -97,7 +98,6 @@ _RELOADS_ANSWERED = 100
 #: failures of one loop within a minute that stop the worker (below: it restarts)
 _LOOP_FAILURES = 5
 _json = msgspec.json.Encoder()
-_decode_record = msgspec.json.Decoder(ExecutionRecord).decode
 _T = TypeVar("_T")
 
 
@@ -165,31 +165,6 @@ class RunnerConfig:
             raise WorkerError(
                 f"history_limit: expected an integer >= 0, got {self.history_limit!r}"
             )
-
-
-def _user_answers(record: dict[str, Any]) -> int:
-    """How many times the user answered this execution's questions so far (RESUMED by the
-    user in its timeline): the run a root task's turns belong to."""
-    timeline = record.get("timeline")
-    if not isinstance(timeline, list):
-        return 0
-    return sum(
-        1
-        for step in timeline
-        if isinstance(step, dict)
-        and step.get("status") == "RESUMED"
-        and (step.get("detail") or {}).get("by") == "user"
-    )
-
-
-def _resumed_by_user(record: dict[str, Any]) -> bool:
-    """Whether this run was started by the user's answer to a question (not by a callee,
-    a task group or a deadline): START records who resumed it in the timeline."""
-    timeline = record.get("timeline")
-    if not isinstance(timeline, list) or not timeline:
-        return False
-    last = timeline[-1]
-    return bool(last.get("status") == "RESUMED" and (last.get("detail") or {}).get("by") == "user")
 
 
 def _is_root_ask(command: Any) -> bool:
@@ -1127,7 +1102,7 @@ class WorkerRunner:
                     ],
                 )
             results = await _scripts.execute(self.redis, pipe)
-        started: list[bytes] = []  # records of the executions that run (execution log)
+        started: list[ExecutionRecord] = []  # of the executions that run (execution log)
         for (stream, entry_id, command, raw), result in zip(starts, results, strict=True):
             if isinstance(result, Exception):
                 log.error("could not start %s: %s", command.header.message_id, result)
@@ -1168,12 +1143,12 @@ class WorkerRunner:
                 await self._ack(stream, entry_id)
                 continue
             agent_type = self._streams.get(stream) or command.header.target_agent_type
-            origin: dict[str, Any] | None = None
+            origin: ExecutionRecord | None = None
             state: dict[str, Any] | None = None
             if verdict in ("run", "poison"):
-                origin = msgspec.json.decode(result[2])
-            if verdict == "run" and self.execution_log is not None:
-                started.append(result[2])
+                origin = started_record(result[2], command.header)
+                if verdict == "run" and self.execution_log is not None:
+                    started.append(origin)
             if verdict == "run" and result[3]:
                 state = msgspec.json.decode(result[3])
             running = _Running(
@@ -1210,7 +1185,7 @@ class WorkerRunner:
                     log.warning("history of %s unreadable (%s)", command.header.session_id, exc)
             self._launch(running, suspect=alone)
         if started:
-            await self._log_records([_decode_record(r) for r in started])
+            await self._log_records(started)
 
     def _free_slots(self) -> int:
         """Slots for new tasks: none while a suspect runs alone or waits to."""
@@ -1252,10 +1227,10 @@ class WorkerRunner:
         resumed = isinstance(command, ResumeCommand)
         # a resume continues the run that suspended, whoever sent it (a callee, a group,
         # a deadline, the user)
-        carried = ctx.record.get("trace") if resumed else None
+        carried = ctx.record.carried_trace if resumed else None
         with tracing.task_span(
             f"byway.{'resume' if resumed else 'task'} {running.agent_type}",
-            carried if isinstance(carried, dict) else command.header.metadata,
+            carried if carried is not None else command.header.metadata,
             {
                 "byway.agent_type": running.agent_type,
                 "byway.session_id": ctx.session_id,
@@ -1274,7 +1249,7 @@ class WorkerRunner:
         """What a task gets before its handler: its agent config, its session's history
         (stores other than Redis), and the plugins' start hooks."""
         command = ctx.command
-        version = str(ctx.record.get("config_version") or "")
+        version = ctx.record.config_version or ""
         configs = self.agent_configs
         if version and version != self.config_version:
             try:
@@ -1418,10 +1393,10 @@ class WorkerRunner:
         the user's n-th answer marks its turns ``metadata={"run": n}``, so a store can tell
         a turn written again (a task ended twice) from a new one."""
         command, now = ctx.command, now_ms()
-        run = _user_answers(ctx.record)
+        run = ctx.record.user_answers
         metadata: dict[str, Any] = {"run": run} if run else {}
         turns = []
-        if isinstance(command, AskAgentCommand) or _resumed_by_user(ctx.record):
+        if isinstance(command, AskAgentCommand) or ctx.record.resumed_by_user:
             turns.append(
                 HistoryEntry(
                     role="user",
