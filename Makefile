@@ -15,7 +15,7 @@ $(UV):
 	$(PYTHON) -m venv .tools
 	.tools/bin/pip install --quiet --disable-pip-version-check uv
 
-.venv/.synced: $(UV) uv.lock pyproject.toml core/pyproject.toml integrations/*/pyproject.toml
+.venv/.synced: $(UV) uv.lock pyproject.toml core/pyproject.toml integrations/*/pyproject.toml libs/*/pyproject.toml
 	$(UV) sync --frozen
 	@touch $@
 

@@ -23,9 +23,9 @@ from byway import (
     RedisSettings,
     RunnerConfig,
     WorkerRunner,
-    _scripts,
 )
 from byway.protocol import decode_event
+from byway.store.session import KickSessionArgs, kick_session
 from byway.worker import FunctionWorker
 from tests.agents.basic import echo, slow
 from tests.agents.flows import fan, kid
@@ -115,12 +115,9 @@ async def test_a_message_handed_on_but_never_forwarded_is_sent_by_the_sweep(
         assert queued.disposition == "queued"
         await redis.delete(k.session_lock(session))
         # the hand-on a dying worker would have done: lock to the message, no forward
-        reply = await _scripts.KICK_SESSION.run(
-            redis,
-            [k.session_registry(session), k.session_lock(session), k.session_queue(session)],
-            [60_000, "1"],
-        )
-        assert reply[0].decode() == queued.message_id
+        args = KickSessionArgs(keyspace=k, session_id=session, lock_grace_ms=60_000, outbox=True)
+        reply = await kick_session(redis, args)
+        assert reply.message_id == queued.message_id
         await asyncio.sleep(1.0)
         record = await cluster_client.registry.get_execution_by_message(session, queued.message_id)
         assert record is not None and record.status == "QUEUED"  # nobody sent it

@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import subprocess
 import tomllib
 import venv
@@ -45,7 +46,7 @@ def _project(path: str) -> dict[str, Any]:
 
 def _extras() -> dict[str, list[str]]:
     """byway's extras, one name per distinct requirement list (``postgres`` is
-    ``history-postgres`` again)."""
+    ``history-postgres`` again). Most name a member; ``otel`` names the OpenTelemetry SDK."""
     seen: dict[tuple[str, ...], str] = {}
     for name, requires in _project("core")["optional-dependencies"].items():
         seen.setdefault(tuple(sorted(requires)), name)
@@ -60,6 +61,11 @@ COMBINATIONS = [
     list(EXTRAS),
 ]
 LOCAL = {_project(path)["name"]: ROOT / path for path in MEMBERS}
+
+
+def _name(requirement: str) -> str:
+    """The distribution a requirement names: ``opentelemetry-sdk>=1.27`` -> ``opentelemetry-sdk``."""
+    return re.split(r"[\s\[<>=!~;]", requirement, maxsplit=1)[0].lower()
 
 
 def _locked(name: str) -> tuple[int, ...]:
@@ -100,10 +106,12 @@ def _run(command: list[str]) -> subprocess.CompletedProcess[str]:
 
 
 def _requirements(extras: list[str]) -> list[str]:
-    """``./core[extras]`` and the local directories of the packages those extras name."""
-    named = {r for e in extras for r in EXTRAS[e]}
-    unknown = named - set(LOCAL)
-    assert not unknown, f"extras name packages outside the checkout: {sorted(unknown)}"
+    """``./core[extras]`` and the local directories of the members those extras name (the
+    other packages they name come from the index)."""
+    named = {_name(r) for e in extras for r in EXTRAS[e]} & set(LOCAL)
+    unknown = {_name(r) for e in extras for r in EXTRAS[e] if _name(r).startswith("byway")}
+    unknown -= set(LOCAL)
+    assert not unknown, f"extras name byway packages outside the checkout: {sorted(unknown)}"
     return [f"{LOCAL['byway']}[{','.join(extras)}]", *(str(LOCAL[n]) for n in sorted(named))]
 
 
@@ -130,12 +138,12 @@ def test_pip_resolves_the_extras(pip: list[str], extras: list[str], tmp_path: Pa
         item["metadata"]["name"].lower(): item["metadata"]["version"]
         for item in json.loads(report.read_text())["install"]
     }
-    wanted = {n for e in extras for n in EXTRAS[e]} | {"byway"}
+    wanted = {_name(n) for e in extras for n in EXTRAS[e]} | {"byway"}
     assert wanted <= set(chosen), f"missing from the resolution: {sorted(wanted - set(chosen))}"
     if "byway-adk" in wanted:  # not backtracked to an old ADK to make room for the others
         assert _version(chosen["google-adk"]) >= _locked("google-adk"), chosen["google-adk"]
 
 
 def test_every_member_is_an_extra() -> None:
-    named = {n for e in EXTRAS for n in EXTRAS[e]}
+    named = {_name(n) for e in EXTRAS for n in EXTRAS[e]} & set(LOCAL)
     assert named == set(LOCAL) - {"byway"}, "an extra or a member is missing from the check"

@@ -16,6 +16,9 @@ reader doing ``XREAD BLOCK`` over every session stream, then runs one task at a 
 latency (send → final event seen by the client). Both systems' workers stay up for the
 whole row and the phases alternate in rounds (floor, byway, floor, byway...), so a noisy
 machine slows both alike. Everything lives under a random sub-namespace, deleted at the end.
+
+This module starts the worker processes and runs the command; the harness (the systems,
+the phases and the figures) is :mod:`byway._bench_harness`.
 """
 
 from __future__ import annotations
@@ -24,31 +27,28 @@ import argparse
 import asyncio
 import contextlib
 import json
-import math
 import os
 import secrets
 import signal
-import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass, replace
-from typing import Any, Protocol
+from dataclasses import asdict, replace
+from typing import Any
 
 import redis.asyncio as aioredis
 
+from byway._bench_harness import BywaySystem, Floor, Result, System, direct_figures, measure, say
 from byway.app import worker_command, worker_env
 from byway.client import GatewayClient
 from byway.errors import BywayError, WorkerError
-from byway.protocol import EventType, decode_event, new_id
 from byway.settings import RedisSettings
 from byway.signing import ENV_KEYS, Signer
 from byway.worker import agent
 
 __all__ = ["Result", "add_arguments", "direct_figures", "main", "noop_agent"]
 
-FINAL_TIMEOUT_S = 30.0
 READY_TIMEOUT_S = 30.0
 FLOOR_GROUP = "floor"
 
@@ -59,218 +59,6 @@ async def _noop(command: Any, context: Any) -> str:
 
 noop_agent = agent("bench")(_noop)
 """The agent ``byway bench`` measures: answers "ok" at once."""
-
-
-def _log(message: str) -> None:
-    print(f"bench: {message}", file=sys.stderr, flush=True)
-
-
-# -- the two systems ---------------------------------------------------------------------
-
-
-class _System(Protocol):
-    name: str
-    redis: aioredis.Redis
-
-    def stream_of(self, session: str) -> str: ...
-
-    async def send(self, session: str, token: str) -> None: ...
-
-    def is_final(self, fields: dict[bytes, bytes], token: str) -> bool: ...
-
-
-class _Floor:
-    name = "floor"
-
-    def __init__(self, redis: aioredis.Redis, prefix: str) -> None:
-        self.redis = redis
-        self.prefix = prefix
-        self.tasks = f"{prefix}:tasks"
-
-    def stream_of(self, session: str) -> str:
-        return f"{self.prefix}:session:{session}"
-
-    async def send(self, session: str, token: str) -> None:
-        await self.redis.xadd(self.tasks, {"s": self.stream_of(session), "m": token})
-
-    def is_final(self, fields: dict[bytes, bytes], token: str) -> bool:
-        return fields.get(b"t") == b"final" and fields.get(b"m") == token.encode()
-
-
-class _Byway:
-    def __init__(self, client: GatewayClient, agent_type: str, name: str = "byway") -> None:
-        self.name = name
-        self.client = client
-        self.redis = client.redis
-        self.agent_type = agent_type
-
-    def stream_of(self, session: str) -> str:
-        return self.client.keys.session_stream(session)
-
-    async def send(self, session: str, token: str) -> None:
-        resp = await self.client.send_message(
-            self.agent_type, session, "ping", message_id=token, require_online_worker=True
-        )
-        resp.raise_for_status()
-
-    def is_final(self, fields: dict[bytes, bytes], token: str) -> bool:
-        event = decode_event(fields[b"data"])
-        return event.event_type == EventType.FINAL_ANSWER and event.message_id == token
-
-
-# -- the client harness (shared by both systems) -----------------------------------------
-
-_Waiting = dict[str, tuple[str, "asyncio.Future[float]"]]
-
-
-async def _read_loop(system: _System, last: dict[str, bytes | str], waiting: _Waiting) -> None:
-    """One XREAD BLOCK over every session stream; resolves each task's future on its final."""
-    while True:
-        reply: Any = await system.redis.xread(last, count=100, block=1000)  # type: ignore[arg-type]
-        seen = time.perf_counter()
-        for key_raw, entries in reply or ():
-            key = key_raw.decode()
-            for entry_id, fields in entries:
-                last[key] = entry_id
-                pending = waiting.get(key)
-                if pending is not None and system.is_final(fields, pending[0]):
-                    del waiting[key]
-                    if not pending[1].done():  # done: cancelled by a timeout or Ctrl-C
-                        pending[1].set_result(seen)
-
-
-async def _run_phase(system: _System, sessions: int, total: int) -> tuple[float, list[float]]:
-    """Run ``total`` tasks over ``sessions`` sequential sessions: (seconds, latencies in s)."""
-    names = [f"bench-{secrets.token_hex(6)}" for _ in range(sessions)]
-    last: dict[str, bytes | str] = {system.stream_of(n): "0-0" for n in names}
-    waiting: _Waiting = {}
-    latencies: list[float] = []
-    remaining = total
-    loop = asyncio.get_running_loop()
-
-    async def session_loop(name: str) -> None:
-        nonlocal remaining
-        key = system.stream_of(name)
-        while remaining > 0:
-            remaining -= 1
-            token = new_id("msg")
-            waiting[key] = (token, future := loop.create_future())
-            sent = time.perf_counter()
-            await system.send(name, token)
-            try:  # not wait_for: on 3.11 it can swallow a cancel (Ctrl-C) racing the result
-                async with asyncio.timeout(FINAL_TIMEOUT_S):
-                    seen = await future
-            except TimeoutError:
-                raise WorkerError(
-                    f"{system.name}: no final event for {token} within {FINAL_TIMEOUT_S:.0f}s"
-                ) from None
-            latencies.append(seen - sent)
-
-    reader = asyncio.create_task(_read_loop(system, last, waiting))
-    started = time.perf_counter()
-    try:
-        async with asyncio.TaskGroup() as group:
-            for name in names:
-                group.create_task(session_loop(name))
-    except BaseExceptionGroup as exc:
-        raise exc.exceptions[0] from None
-    finally:
-        reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await reader
-    return time.perf_counter() - started, latencies
-
-
-@dataclass(frozen=True, slots=True)
-class Result:
-    """One system's numbers in one row (throughput: median over the rounds)."""
-
-    throughput: float
-    p50_ms: float
-    p99_ms: float
-
-
-def _percentile_ms(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return 1000 * ordered[max(0, min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1))]
-
-
-async def direct_figures(
-    once: Callable[[str, int], Awaitable[object]],
-    *,
-    tasks: int,
-    concurrency: int,
-    rounds: int,
-    per_round: int,
-    warmup: int = 50,
-) -> dict[str, float]:
-    """What a framework costs on its own, in ``byway bench``'s shape, for the adapters'
-    benches: ``once(thread, n)`` runs the n-th task of ``thread`` in this process.
-    Throughput: ``tasks`` over ``concurrency`` threads, each sending its next task when
-    the last one ended. Latency: ``rounds`` threads of ``per_round`` tasks, one at a time.
-    """
-
-    async def timed(thread: str, n: int) -> float:
-        started = time.perf_counter()
-        await once(thread, n)
-        return time.perf_counter() - started
-
-    for i in range(warmup):
-        await timed(f"warm-{i % 8}", i)
-    remaining = tasks
-
-    async def thread(name: str) -> None:
-        nonlocal remaining
-        while remaining > 0:
-            remaining -= 1
-            await timed(name, remaining)
-
-    started = time.perf_counter()
-    await asyncio.gather(*(thread(f"t{i}") for i in range(concurrency)))
-    elapsed = time.perf_counter() - started
-    latencies = [await timed(f"latency-{r}", n) for r in range(rounds) for n in range(per_round)]
-    return {
-        "tasks_per_s": tasks / elapsed,
-        "p50_ms": statistics.median(latencies) * 1000,
-        "p99_ms": _percentile_ms(latencies, 0.99),
-    }
-
-
-async def _measure(systems: list[_System], args: argparse.Namespace) -> dict[str, Result]:
-    """Warm up, then alternate the systems' throughput and latency phases in rounds."""
-    rounds = args.rounds
-    rates: dict[str, list[float]] = {s.name: [] for s in systems}
-    latencies: dict[str, list[float]] = {s.name: [] for s in systems}
-    for system in systems:
-        if args.warmup:
-            _log(f"{system.name}: warm-up ({args.warmup} tasks)")
-            await _run_phase(system, args.concurrency, args.warmup)
-    for r in range(1, rounds + 1):
-        for system in systems:
-            tasks = args.tasks // rounds + (r <= args.tasks % rounds)
-            elapsed, _ = await _run_phase(system, args.concurrency, tasks)
-            rates[system.name].append(tasks / elapsed)
-            _log(
-                f"round {r}/{rounds} {system.name} throughput phase: {tasks} tasks, "
-                f"{args.concurrency} sessions: {tasks / elapsed:.0f} tasks/s"
-            )
-    for r in range(1, rounds + 1):
-        for system in systems:
-            tasks = args.latency_tasks // rounds + (r <= args.latency_tasks % rounds)
-            _, phase = await _run_phase(system, 1, tasks)
-            latencies[system.name] += phase
-            _log(
-                f"round {r}/{rounds} {system.name} latency phase: {tasks} tasks one at a time: "
-                f"p50 {_percentile_ms(phase, 0.5):.2f} ms"
-            )
-    return {
-        name: Result(
-            statistics.median(rates[name]),
-            _percentile_ms(latencies[name], 0.50),
-            _percentile_ms(latencies[name], 0.99),
-        )
-        for name in rates
-    }
 
 
 # -- worker processes --------------------------------------------------------------------
@@ -329,12 +117,12 @@ async def _start_floor(
     settings: RedisSettings,
     workers: int,
     args: argparse.Namespace,
-) -> _Floor:
+) -> Floor:
     redis = settings.client()
     stack.push_async_callback(redis.aclose)
-    floor = _Floor(redis, f"{settings.namespace}:floor:w{workers}")
+    floor = Floor(redis, f"{settings.namespace}:floor:w{workers}")
     await redis.xgroup_create(floor.tasks, FLOOR_GROUP, id="0", mkstream=True)
-    _log(f"floor: starting {workers} worker process(es)")
+    say(f"floor: starting {workers} worker process(es)")
     procs = _spawn(
         stack,
         [
@@ -362,14 +150,14 @@ async def _start_byway(
     workers: int,
     args: argparse.Namespace,
     signing_key: str = "",
-) -> _Byway:
+) -> BywaySystem:
     """Byway's client and worker processes; with ``signing_key``, commands are signed."""
     name = "signed" if signing_key else "byway"
     signer = Signer([signing_key]) if signing_key else None
     client = GatewayClient(settings=settings, signer=signer)
     stack.push_async_callback(client.close)
     agent_type = f"bench-{secrets.token_hex(4)}"
-    _log(f"{name}: starting {workers} worker process(es) for agent type {agent_type}")
+    say(f"{name}: starting {workers} worker process(es) for agent type {agent_type}")
     procs = _spawn(
         stack,
         worker_command(
@@ -391,7 +179,7 @@ async def _start_byway(
         return sum(agent_type in w.agent_types for w in await client.registry.list_workers())
 
     await _wait_ready(name, procs, online)
-    return _Byway(client, agent_type, name)
+    return BywaySystem(client, agent_type, name)
 
 
 # -- the floor worker (a separate process: python -m byway.bench --floor-worker ...) -----
@@ -491,15 +279,15 @@ async def _bench(
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, this.cancel)
     try:
         for workers in counts:
-            _log(f"--- {workers} worker process(es) each ---")
+            say(f"--- {workers} worker process(es) each ---")
             async with contextlib.AsyncExitStack() as stack:
                 floor = await _start_floor(stack, settings, workers, args)
-                systems: list[_System] = [floor]
+                systems: list[System] = [floor]
                 systems.append(await _start_byway(stack, settings, workers, args))
                 if args.signing:
                     key = secrets.token_hex(32)
                     systems.append(await _start_byway(stack, settings, workers, args, key))
-                results = await _measure(systems, args)
+                results = await measure(systems, args)
             f, b = results["floor"], results["byway"]
             row: dict[str, Any] = {
                 "workers": workers,
@@ -557,11 +345,11 @@ def main(args: argparse.Namespace, settings: RedisSettings) -> int:
         raise BywayError("--tasks and --latency-tasks: expected at least one task per round")
     counts = _worker_counts(args.workers)
     settings = replace(settings, namespace=f"{settings.namespace}:bench-{secrets.token_hex(4)}")
-    _log(f"redis {settings.describe()}, namespace {settings.namespace}")
+    say(f"redis {settings.describe()}, namespace {settings.namespace}")
     try:
         rows = asyncio.run(_bench(args, settings, counts))
     except asyncio.CancelledError:
-        _log("stopped by SIGTERM")
+        say("stopped by SIGTERM")
         return 143
     if args.json:
         print(

@@ -14,12 +14,11 @@ Python signs it on the way out, as it does every command it writes itself.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 import redis.asyncio as aioredis
 
-from byway import _scripts
 from byway._log import get_logger
 from byway.keys import Keys
 from byway.protocol import (
@@ -37,6 +36,10 @@ from byway.protocol import (
 )
 from byway.registry import new_record
 from byway.signing import Signer
+from byway.store.script import execute, handed_on
+from byway.store.send import SendArgs, SendMode, queue_send, send
+from byway.store.session import CancelledItem, CancelTreeArgs, cancel_tree
+from byway.store.waits import GroupResultArgs, GroupResultReply, queue_group_result
 
 __all__ = ["CancelOutcome", "Flow", "SendOutcome"]
 
@@ -130,10 +133,11 @@ class Flow:
         self.outbox = keys.schema == "v2" or signer is not None
         #: schema v2: the keys of one script call must share a slot
         self._one_slot = keys.schema == "v2"
-        self._outbox_flag = "1" if self.outbox else "0"
         #: SEND under schema v1 with signed commands: the script XADDs the command (signed
         #: here) when it goes out at once, and leaves only hand-ons to Python
-        self._send_flag = "2" if self.outbox and not self._one_slot else self._outbox_flag
+        self._send_mode = SendMode.OUTBOX if self._one_slot else SendMode.DIRECT
+        if signer is not None and not self._one_slot:
+            self._send_mode = SendMode.SIGNED
 
     def seal(self, stream: str, data: bytes) -> bytes:
         """``data`` (a command) signed for ``stream`` when commands are signed, else as is."""
@@ -141,13 +145,8 @@ class Flow:
 
     # -- outbox (schema v2) ----------------------------------------------------------------
 
-    @staticmethod
-    def handed_item(raw: Any) -> tuple[str, bytes] | None:
-        """(stream, command) of a queue item a script handed on, or None for ''."""
-        if not raw:
-            return None
-        item = msgspec.json.decode(raw)
-        return str(item["stream"]), str(item["data"]).encode()
+    #: (stream, command) of a queue item a script handed on, or None for ''
+    handed_item = staticmethod(handed_on)
 
     async def forward(
         self,
@@ -192,7 +191,7 @@ class Flow:
         strategy: str = "",
         online_prefix: str = "",
         target_worker: str = "",
-    ) -> tuple[list[str], list[Any], str]:
+    ) -> SendArgs:
         h = command.header
         execution_id = new_id("exec")
         record = new_record(
@@ -208,44 +207,25 @@ class Flow:
             user_code=h.user_code,
             depth=header_depth(h.metadata),
         )
-        k = self.keys
-        registry = k.session_registry(h.session_id)
-        if self._one_slot:  # every key of one call must share the session's slot
-            other = [registry, registry, registry, registry]
-        else:
-            other = [
-                stream,
-                k.agent_type_workers(h.target_agent_type),
-                k.agent_type_strategy(h.target_agent_type),
-                k.queued_sessions(),
-            ]
-        keys = [
-            other[0],
-            registry,
-            other[1],
-            k.session_lock(h.session_id),
-            k.session_queue(h.session_id),
-            other[2],
-            other[3],
-        ]
         data = self.encode(command)
-        args = [
-            self.seal(stream, data) if self._send_flag == "2" else data,
-            execution_id,
-            h.message_id,
-            record,
-            self.record_ttl_s,
-            self.stream_maxlen,
-            online_prefix,
-            target_worker,
-            "1" if root else "0",
-            strategy,
-            self.lock_grace_ms,
-            h.session_id,
-            self._send_flag,
-            stream,
-        ]
-        return keys, args, execution_id
+        return SendArgs(
+            keyspace=self.keys,
+            session_id=h.session_id,
+            target_agent_type=h.target_agent_type,
+            stream=stream,
+            command=self.seal(stream, data) if self._send_mode == SendMode.SIGNED else data,
+            execution_id=execution_id,
+            message_id=h.message_id,
+            record=record,
+            record_ttl_s=self.record_ttl_s,
+            stream_maxlen=self.stream_maxlen,
+            online_prefix=online_prefix,
+            target_worker=target_worker,
+            root=root,
+            strategy=strategy,
+            lock_grace_ms=self.lock_grace_ms,
+            mode=self._send_mode,
+        )
 
     async def send(
         self,
@@ -265,7 +245,7 @@ class Flow:
                 self.keys.agent_type_strategy(command.header.target_agent_type)
             )
             strategy = raw_strategy.decode() if raw_strategy else "enqueue"
-        keys, args, _ = self._send_call(
+        call = self._send_call(
             command,
             stream=stream,
             root=root,
@@ -273,17 +253,14 @@ class Flow:
             online_prefix=prefix,
             target_worker=target_worker,
         )
-        reply: Any = await _scripts.SEND.run(self.redis, keys, args)
-        if reply[0] == 0:
-            return SendOutcome(
-                accepted=False, error_code=reply[1].decode(), holder=reply[2].decode()
-            )
-        disposition = reply[2].decode()
-        entry_id = reply[0].decode()
+        reply = await send(self.redis, call)
+        if not reply.accepted:
+            return SendOutcome(accepted=False, error_code=reply.error_code, holder=reply.holder)
+        disposition, entry_id = reply.disposition, reply.entry_id
         if self.outbox:
-            direct = disposition == "sent" and self._send_flag == "1"  # else SEND wrote it
-            sends = [(stream, args[0])] if direct else []
-            handed = self.handed_item(reply[4])
+            direct = disposition == "sent" and self._send_mode == SendMode.OUTBOX  # else SEND did
+            sends = [(stream, call.command)] if direct else []
+            handed = self.handed_item(reply.handed)
             if handed:
                 sends.append(handed)
             queued = [command.header.session_id] if disposition in ("queued", "interrupt") else []
@@ -293,20 +270,20 @@ class Flow:
         return SendOutcome(
             accepted=True,
             entry_id=entry_id,
-            execution_id=reply[1].decode(),
+            execution_id=reply.execution_id,
             disposition=disposition,
-            holder=reply[3].decode(),
+            holder=reply.holder,
         )
 
     def queue_child(self, pipe: Any, command: AskAgentCommand) -> None:
         """Queue a called agent's task (record + XADD) in ``pipe``."""
         stream = self.keys.agent_stream(command.header.target_agent_type)
-        keys, args, _ = self._send_call(command, stream=stream, root=False)
-        _scripts.SEND.queue(pipe, keys, args)
-        if self._send_flag == "1":
+        call = self._send_call(command, stream=stream, root=False)
+        queue_send(pipe, call)
+        if self._send_mode == SendMode.OUTBOX:
             # a child is never queued behind its session, so it can go in the same round
             # trip; whichever lands first, START and SEND agree on one record
-            pipe.xadd(stream, {"data": self.seal(stream, args[0])})
+            pipe.xadd(stream, {"data": self.seal(stream, call.command)})
 
     def queue_group(
         self,
@@ -388,25 +365,22 @@ class Flow:
     def queue_group_result(
         self, pipe: Any, group_id: str, child_message_id: str, result: dict[str, Any]
     ) -> None:
-        _scripts.GROUP_RESULT.queue(
+        queue_group_result(
             pipe,
-            [self.keys.task_group(group_id), self.keys.task_group_results(group_id)],
-            [
-                child_message_id,
-                _json.encode(result),
-                self.record_ttl_s,
-                group_id,
-                self._outbox_flag,
-            ],
+            GroupResultArgs(
+                keyspace=self.keys,
+                group_id=group_id,
+                child_message_id=child_message_id,
+                result=_json.encode(result),
+                ttl_s=self.record_ttl_s,
+                outbox=self.outbox,
+            ),
         )
 
     @staticmethod
     def group_resume(result: Any) -> tuple[str, bytes] | None:
         """(stream, resume) that a GROUP_RESULT call left to its caller (outbox mode)."""
-        if isinstance(result, list) and len(result) == 3 and result[1]:
-            stream = result[1].decode() if isinstance(result[1], bytes) else str(result[1])
-            return stream, bytes(result[2])
-        return None
+        return GroupResultReply.decode(result).forward
 
     async def group_results(self, group_id: str) -> tuple[list[str], dict[str, Any]]:
         """The group's children in task order and the results reported so far."""
@@ -437,30 +411,25 @@ class Flow:
         too, is resumed with CANCELLED (unless ``notify_caller`` is False).
         """
         k = self.keys
-        raw: Any = await _scripts.CANCEL_TREE.run(
+        reply = await cancel_tree(
             self.redis,
-            [
-                k.session_registry(session_id),
-                k.session_stream(session_id),
-                k.session_lock(session_id),
-                k.session_queue(session_id),
-            ],
-            [
-                message_id,
-                reason,
-                now_ms(),
-                requested_by,
-                self.session_stream_maxlen,
-                self.record_ttl_s,
-                self.lock_grace_ms,
-                self._outbox_flag,
-            ],
+            CancelTreeArgs(
+                keyspace=k,
+                session_id=session_id,
+                message_id=message_id,
+                reason=reason,
+                now_ms=now_ms(),
+                requested_by=requested_by,
+                stream_maxlen=self.session_stream_maxlen,
+                ttl_s=self.record_ttl_s,
+                lock_grace_ms=self.lock_grace_ms,
+                outbox=self.outbox,
+            ),
         )
-        decoded = msgspec.json.decode(raw)
-        items = decoded["items"] if isinstance(decoded["items"], list) else []  # {} when empty
-        outcome = CancelOutcome(items=items)
+        items = reply.items
+        outcome = CancelOutcome(items=cast("list[dict[str, Any]]", items))
         cancelled = set(outcome.message_ids)
-        handed = self.handed_item(decoded.get("handed"))
+        handed = self.handed_item(reply.handed)
         async with self.redis.pipeline(transaction=False) as pipe:
             if handed:
                 pipe.xadd(handed[0], {"data": self.seal(*handed)})
@@ -486,14 +455,14 @@ class Flow:
             top = items[0] if items else None
             if notify_caller and top is not None and top["ended"]:
                 self._queue_cancelled_reply(pipe, session_id, top, cancelled, reason)
-            results = await _scripts.execute(self.redis, pipe, raise_on_error=True)
+            results = await execute(self.redis, pipe, raise_on_error=True)
         if self.outbox and top is not None and top["task_group_id"]:
             resumes = [r for r in map(self.group_resume, results) if r]
             await self.forward(resumes, resumed_groups=[top["task_group_id"]] if resumes else None)
         return outcome
 
     def _queue_cancelled_reply(
-        self, pipe: Any, session_id: str, item: dict[str, Any], cancelled: set[str], reason: str
+        self, pipe: Any, session_id: str, item: CancelledItem, cancelled: set[str], reason: str
     ) -> None:
         """Tell a cancelled callee's group, or its waiting caller if not cancelled too."""
         if item["task_group_id"]:

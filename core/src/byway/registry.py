@@ -20,7 +20,6 @@ from typing import Any
 import msgspec
 import redis.asyncio as aioredis
 
-from byway import _scripts
 from byway._log import get_logger
 from byway._process import holder_is_dead
 from byway.errors import WorkerIdInUseError
@@ -34,6 +33,8 @@ from byway.records import (
 )
 from byway.records import decode_worker as _decode_worker
 from byway.records import new_record as new_record  # SEND's and START's fresh record
+from byway.store.session import TransitionArgs, transition
+from byway.store.workers import FindOnlineArgs, LeaseArgs, find_online, release_lease, renew_lease
 
 __all__ = ["ExecutionRecord", "TimelineEntry", "WorkerInfo", "WorkerRegistry"]
 
@@ -103,12 +104,14 @@ class WorkerRegistry:
 
     async def _swap_lease(self, info: WorkerInfo, holder_token: str) -> bool:
         """Replace the lease whose token is ``holder_token`` by ours (compare-and-set)."""
-        result = await _scripts.RENEW_LEASE.run(
-            self.redis,
-            [self.keys.worker_online(info.worker_id)],
-            [holder_token, _encoder.encode(info), info.lease_ms],
+        args = LeaseArgs(
+            keyspace=self.keys,
+            worker_id=info.worker_id,
+            token=holder_token,
+            lease=_encoder.encode(info),
+            lease_ms=info.lease_ms,
         )
-        return bool(result)
+        return bool(await renew_lease(self.redis, args))
 
     async def rejoin(self, info: WorkerInfo, strategies: dict[str, str] | None = None) -> list[str]:
         """Make sure the worker is a member of its agent types (and, given ``strategies``,
@@ -139,18 +142,20 @@ class WorkerRegistry:
         """Extend our lease: 1; 2 when it was gone (lapsed, or Redis lost it) and is ours
         again; 0 if another process took the worker id."""
         info.heartbeat_at = info.last_seen = now_ms()
-        result = await _scripts.RENEW_LEASE.run(
-            self.redis,
-            [self.keys.worker_online(info.worker_id)],
-            [info.token, _encoder.encode(info), info.lease_ms],
+        args = LeaseArgs(
+            keyspace=self.keys,
+            worker_id=info.worker_id,
+            token=info.token,
+            lease=_encoder.encode(info),
+            lease_ms=info.lease_ms,
         )
-        return int(result or 0)
+        return int(await renew_lease(self.redis, args))
 
     async def unregister_worker(self, info: WorkerInfo) -> None:
         """Release the lease (if ours) and leave the agent types' member sets."""
         k = self.keys
-        await _scripts.RELEASE_LEASE.run(
-            self.redis, [k.worker_online(info.worker_id)], [info.token]
+        await release_lease(
+            self.redis, LeaseArgs(keyspace=k, worker_id=info.worker_id, token=info.token)
         )
         async with self.redis.pipeline(transaction=False) as pipe:
             for agent_type in info.agent_types:
@@ -186,12 +191,8 @@ class WorkerRegistry:
         ``script=False`` reads without a script (a user that may not run scripts)."""
         k = self.keys
         if k.schema == "v1" and script:
-            found = await _scripts.FIND_ONLINE.run(
-                self.redis,
-                [k.agent_type_workers(agent_type)],
-                [k.worker_online(""), target_worker_id],
-            )
-            return found.decode() if found else None
+            args = FindOnlineArgs(keyspace=k, agent_type=agent_type, target_worker=target_worker_id)
+            return await find_online(self.redis, args)
         candidates = [target_worker_id] if target_worker_id else await self.workers_of(agent_type)
         async with self.redis.pipeline(transaction=False) as pipe:
             for worker_id in candidates:
@@ -234,9 +235,13 @@ class WorkerRegistry:
         detail: dict[str, Any] | None = None,
     ) -> bool:
         """Record a non-terminal state on the execution's timeline (atomic, one call)."""
-        result = await _scripts.TRANSITION.run(
-            self.redis,
-            [self.keys.session_registry(session_id)],
-            [execution_id, state, now_ms(), worker_id, _encoder.encode(detail or {})],
+        args = TransitionArgs(
+            keyspace=self.keys,
+            session_id=session_id,
+            execution_id=execution_id,
+            state=state,
+            now_ms=now_ms(),
+            worker_id=worker_id,
+            detail=_encoder.encode(detail or {}),
         )
-        return bool(result)
+        return await transition(self.redis, args)

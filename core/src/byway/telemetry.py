@@ -1,5 +1,6 @@
 """Building blocks of trace-provider plugins (``byway-trace-langfuse``,
-``byway-trace-phoenix``). Needs ``opentelemetry-sdk``, which those plugins install.
+``byway-trace-phoenix``). Needs ``opentelemetry-sdk``: ``pip install "byway[otel]"``, which
+those plugins depend on.
 
 :class:`TracePlugin` does what every such plugin does the same way:
 
@@ -33,11 +34,18 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from opentelemetry.context import Context
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
-from opentelemetry.sdk.trace.sampling import ParentBased, Sampler, TraceIdRatioBased
 from opentelemetry.trace import Status
+
+try:  # the SDK: not a dependency of the core, but of its `otel` extra (the trace plugins')
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanProcessor, TracerProvider
+    from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+    from opentelemetry.sdk.trace.sampling import ParentBased, Sampler, TraceIdRatioBased
+except ImportError as exc:
+    raise ImportError(
+        "byway.telemetry needs the OpenTelemetry SDK, which the core does not install: "
+        f'pip install "byway[otel]" (or a trace plugin, e.g. "byway[langfuse]"); {exc}'
+    ) from exc
 
 from byway import _span_redact, tracing
 from byway._log import get_logger

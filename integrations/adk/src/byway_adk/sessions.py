@@ -32,7 +32,7 @@ from google.adk.sessions import BaseSessionService, Session
 from google.adk.sessions.base_session_service import GetSessionConfig, ListSessionsResponse
 from google.adk.sessions.state import State
 
-from byway._scripts import Script
+from byway.store.script import Script
 
 __all__ = ["RedisSessionService"]
 

@@ -1,6 +1,7 @@
 """``byway history SESSION`` and ``byway history --user U``: read what the plugin wrote.
 
-The core's command line parses the arguments and calls :func:`history_command`. It only
+The core's command line finds :func:`add_history_command` through the ``byway.cli`` entry
+point ``history``; it adds the command's arguments and runs :func:`history_command`. It only
 reads: it never creates or migrates the tables, and a database it cannot reach, or one
 without them, is one ``error:`` line and exit code 1.
 """
@@ -23,7 +24,7 @@ from byway_history_postgres._plugin import DSN_ENV, PostgresHistorySettings
 from byway_history_postgres._store import PostgresHistoryStore
 from byway_history_postgres._types import ExecutionNode, HistoryUnavailableError
 
-__all__ = ["history_command"]
+__all__ = ["add_history_command", "history_command"]
 
 
 def _time(ms: int) -> str:
@@ -32,6 +33,27 @@ def _time(ms: int) -> str:
 
 def _text(content: Any) -> str:
     return content if isinstance(content, str) else json.dumps(content, ensure_ascii=False)
+
+
+def add_history_command(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``byway history`` to the core's command line (the ``byway.cli`` entry point)."""
+    p = subparsers.add_parser(
+        "history",
+        help="a session's history, or a user's sessions (Postgres history plugin)",
+        description=(
+            "SESSION's turns (newest first; --tree adds its call tree, every execution with "
+            "its state transitions), or with --user U that user's sessions, most recent first."
+        ),
+    )
+    p.add_argument("session", metavar="SESSION", nargs="?")
+    p.add_argument("--user", metavar="U", help="list this user's sessions instead")
+    p.add_argument("--limit", type=int, default=50, help="turns or sessions per page (50)")
+    p.add_argument("--cursor", help="the next page (printed after a full page)")
+    p.add_argument("--oldest-first", action="store_true", help="a session's turns oldest first")
+    p.add_argument("--tree", action="store_true", help="also the session's call tree")
+    p.add_argument("--dsn", help="PostgreSQL URL or 'auto' (default: $BYWAY_HISTORY_POSTGRES_DSN)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=history_command)
 
 
 NO_TABLES = "no Byway history tables in this database (run a worker with the plugin first)"

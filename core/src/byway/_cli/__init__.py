@@ -1,0 +1,1 @@
+"""The ``byway`` commands, one module per group; :mod:`byway.cli` assembles them."""

@@ -1,0 +1,1 @@
+"""The parts of :class:`byway.client.GatewayClient`, one concern per module."""
