@@ -184,7 +184,7 @@ async def test_the_execution_log_is_append_only(pg_dsn: str) -> None:
 
 
 async def test_the_same_record_twice_is_logged_once(pg_dsn: str) -> None:
-    from byway.registry import ExecutionRecord, TimelineEntry
+    from byway.records import ExecutionRecord, TimelineEntry
 
     record = ExecutionRecord(
         execution_id="e1",

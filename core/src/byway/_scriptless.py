@@ -14,7 +14,7 @@ from typing import Any
 
 from byway.errors import ConfigurationError
 from byway.protocol import CancelMode, CancelTaskCommand, MessageHeader, new_id
-from byway.registry import ExecutionRecord
+from byway.records import ExecutionRecord
 
 __all__ = ["cancel_requests", "scripts_setting"]
 

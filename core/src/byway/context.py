@@ -33,6 +33,7 @@ from byway.protocol import (
     StreamChunkEvent,
     new_id,
 )
+from byway.records import ExecutionRecord
 
 if TYPE_CHECKING:
     from byway.config import AgentConfig, RunnerConfig
@@ -132,14 +133,13 @@ class AgentContext:
         *,
         execution_id: str,
         agent_type: str,
-        record: dict[str, Any] | None = None,
+        record: ExecutionRecord | None = None,
         state: dict[str, Any] | None = None,
     ) -> None:
         header = command.header
-        origin = record or {}
         self._services = services
         #: the execution record as it stood when this run started
-        self.record: dict[str, Any] = origin
+        self.record = record if record is not None else ExecutionRecord(execution_id=execution_id)
         #: the agent config plugins registered for this agent type, as of the snapshot the
         #: execution started with (a resumed execution sees the same one); None if none
         self.agent_config: AgentConfig | None = None
@@ -150,14 +150,15 @@ class AgentContext:
         self.trace_id = header.trace_id
         self.message_id = header.message_id
         # a resumed execution keeps the identity of the ask that started it
-        self.parent_message_id = str(origin.get("parent_message_id", header.parent_message_id))
-        self.task_group_id = str(origin.get("task_group_id", header.task_group_id))
-        self.user_code = str(origin.get("user_code") or header.user_code)
-        source = str(origin.get("source_agent_type", header.source_agent_type) or "")
+        origin = record if record is not None else header
+        self.parent_message_id = origin.parent_message_id
+        self.task_group_id = origin.task_group_id
+        self.user_code = origin.user_code or header.user_code
+        source = origin.source_agent_type
         #: the caller's agent type when another agent waits for this task's reply
         self.reply_to = "" if source == "client" else source
         self.is_root = not self.reply_to and not self.parent_message_id
-        self.depth = int(origin.get("depth") or 0) if record else header_depth(header.metadata)
+        self.depth = record.depth if record is not None else header_depth(header.metadata)
         self.worker_id = services.worker_id
         #: started by another agent (not a root task): its chunks are reasoning logs
         self.is_sub_agent = not self.is_root

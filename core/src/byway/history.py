@@ -24,7 +24,7 @@ from byway.errors import ConfigurationError
 from byway.keys import Keys
 
 if TYPE_CHECKING:
-    from byway.registry import ExecutionRecord
+    from byway.records import ExecutionRecord
 
 __all__ = [
     "ExecutionLog",

@@ -8,7 +8,8 @@
   Renewal, takeover and release are compare-and-set on the token. A heartbeat that finds
   the lease or the membership gone (Redis lost its data) writes them again.
 - Execution records: one JSON per execution in the session's registry hash, with a
-  timeline of every state it went through. Each transition is one Lua script call.
+  timeline of every state it went through. Each transition is one Lua script call. Their
+  shape, and the one decoder every reader uses, is ``byway.records``.
 """
 
 from __future__ import annotations
@@ -20,10 +21,18 @@ import msgspec
 import redis.asyncio as aioredis
 
 from byway._log import get_logger
-from byway._process import ProcessIdentity, holder_is_dead
+from byway._process import holder_is_dead
 from byway.errors import WorkerIdInUseError
 from byway.keys import EXEC_FIELD_PREFIX, Keys
 from byway.protocol import now_ms
+from byway.records import (
+    ExecutionRecord,
+    TimelineEntry,
+    WorkerInfo,
+    decode_record,
+)
+from byway.records import decode_worker as _decode_worker
+from byway.records import new_record as new_record  # SEND's and START's fresh record
 from byway.store.session import TransitionArgs, transition
 from byway.store.workers import FindOnlineArgs, LeaseArgs, find_online, release_lease, renew_lease
 
@@ -32,136 +41,7 @@ __all__ = ["ExecutionRecord", "TimelineEntry", "WorkerInfo", "WorkerRegistry"]
 DEFAULT_RECORD_TTL_S = 7 * 24 * 3600
 
 log = get_logger("byway.registry")
-
-
-class TimelineEntry(msgspec.Struct, kw_only=True):
-    """One step of an execution (the by-framework shape: ``status`` and ``timestamp``)."""
-
-    status: str
-    timestamp: int
-    worker_id: str = ""
-    detail: dict[str, Any] | None = None
-
-
-class ExecutionRecord(msgspec.Struct, kw_only=True):
-    """One execution as stored in its session's registry hash."""
-
-    execution_id: str
-    message_id: str = ""
-    session_id: str = ""
-    trace_id: str = ""
-    status: str = ""
-    target_agent_type: str = ""
-    source_agent_type: str = ""
-    parent_message_id: str = ""
-    task_group_id: str = ""
-    user_code: str = ""
-    depth: int = 0
-    worker_id: str = ""
-    stream_name: str = ""
-    redis_message_id: str = ""
-    cancel_requested: bool = False
-    cancel_reason: str = ""
-    created_at: int = 0
-    started_at: int = 0
-    finished_at: int = 0
-    updated_at: int = 0
-    attempts: int = 0
-    # cjson re-encodes an empty list as {}: accept both
-    timeline: list[TimelineEntry] | dict[str, Any] = msgspec.field(default_factory=list)
-    result: dict[str, Any] | None = None
-
-    @property
-    def states(self) -> list[str]:
-        """The states of the timeline, in order."""
-        return [e.status for e in self.timeline] if isinstance(self.timeline, list) else []
-
-
-class WorkerInfo(msgspec.Struct, kw_only=True):
-    """What a worker's lease says about it.
-
-    ``version``, ``token`` and ``last_seen`` are the by-framework lease fields (its
-    clients count a worker online when ``last_seen`` > 0); the rest is Byway's.
-    """
-
-    worker_id: str = ""
-    version: int = 1
-    token: str = ""
-    last_seen: int = 0
-    agent_types: list[str] = msgspec.field(default_factory=list)
-    hostname: str = ""
-    pid: int = 0
-    started_at: int = 0
-    heartbeat_at: int = 0
-    lease_ms: int = 0
-    max_concurrency: int = 0
-    running: int = 0
-    #: the holding process beyond host and pid (Linux): boot id, pid namespace, start
-    #: time in clock ticks, so that a restarted worker can tell its dead predecessor
-    boot_id: str = ""
-    pid_ns: str = ""
-    proc_start: int = 0
-
-    def process(self) -> ProcessIdentity:
-        return ProcessIdentity(self.hostname, self.pid, self.boot_id, self.pid_ns, self.proc_start)
-
-
-def _decode_worker(worker_id: str, raw: bytes) -> WorkerInfo:
-    """A lease as Byway reads it; a by-framework worker's lease lacks most fields."""
-    try:
-        info = _worker_decoder.decode(raw)
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        info = WorkerInfo()  # a legacy non-JSON lease still means "online"
-    info.worker_id = info.worker_id or worker_id
-    return info
-
-
-_record_decoder = msgspec.json.Decoder(ExecutionRecord)
-_worker_decoder = msgspec.json.Decoder(WorkerInfo)
 _encoder = msgspec.json.Encoder()
-
-
-def new_record(
-    *,
-    execution_id: str,
-    message_id: str,
-    session_id: str,
-    trace_id: str,
-    status: str,
-    target_agent_type: str,
-    source_agent_type: str = "",
-    parent_message_id: str = "",
-    task_group_id: str = "",
-    user_code: str = "",
-    depth: int = 0,
-    now: int | None = None,
-) -> bytes:
-    """The JSON of a fresh execution record whose timeline starts at ``status``."""
-    ts = now_ms() if now is None else now
-    return _encoder.encode(
-        {
-            "execution_id": execution_id,
-            "message_id": message_id,
-            "session_id": session_id,
-            "trace_id": trace_id,
-            "status": status,
-            "target_agent_type": target_agent_type,
-            "source_agent_type": source_agent_type,
-            "parent_message_id": parent_message_id,
-            "task_group_id": task_group_id,
-            "user_code": user_code,
-            "depth": depth,
-            "worker_id": "",
-            "cancel_requested": False,
-            "cancel_reason": "",
-            "created_at": ts,
-            "started_at": 0,
-            "finished_at": 0,
-            "updated_at": ts,
-            "attempts": 0,
-            "timeline": [{"status": status, "timestamp": ts, "worker_id": ""}],
-        }
-    )
 
 
 class WorkerRegistry:
@@ -326,7 +206,7 @@ class WorkerRegistry:
         raw: Any = await self.redis.hget(
             self.keys.session_registry(session_id), f"{EXEC_FIELD_PREFIX}{execution_id}"
         )
-        return _record_decoder.decode(raw) if raw else None
+        return decode_record(raw) if raw else None
 
     async def get_execution_by_message(
         self, session_id: str, message_id: str
@@ -341,9 +221,7 @@ class WorkerRegistry:
         """Every execution of the session, oldest first."""
         fields: Any = await self.redis.hgetall(self.keys.session_registry(session_id))
         records = [
-            _record_decoder.decode(v)
-            for f, v in fields.items()
-            if f.startswith(EXEC_FIELD_PREFIX.encode())
+            decode_record(v) for f, v in fields.items() if f.startswith(EXEC_FIELD_PREFIX.encode())
         ]
         return sorted(records, key=lambda r: (r.created_at, r.execution_id))
 

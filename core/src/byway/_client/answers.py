@@ -7,12 +7,12 @@ from typing import Any
 
 from redis.exceptions import NoPermissionError
 
-from byway import _scripts
 from byway._client.base import ClientBase
 from byway._client.types import SendMessageResponse, checked_id, queued
 from byway.answers import UNKNOWN, refusal_reason, resume_body
 from byway.errors import ConfigurationError, ResumeRefusedError
 from byway.protocol import AgentState, Command, MessageHeader, ResumeCommand, now_ms
+from byway.store.send import ResumeArgs, resume
 
 __all__ = ["Answers"]
 
@@ -88,17 +88,23 @@ class Answers(ClientBase):
         now = now_ms()
         if self.keys.schema == "v1" and self.uses_scripts:
             try:
-                reply: Any = await _scripts.RESUME.run(
+                reply = await resume(
                     self.redis,
-                    [self.keys.session_registry(header.session_id), stream],
-                    [header.message_id, self.flow.seal(stream, data), self.stream_maxlen],
+                    ResumeArgs(
+                        keyspace=self.keys,
+                        session_id=header.session_id,
+                        stream=stream,
+                        message_id=header.message_id,
+                        command=self.flow.seal(stream, data),
+                        stream_maxlen=self.stream_maxlen,
+                    ),
                 )
             except NoPermissionError as exc:  # refused before it ran: nothing was written
                 self._refuse_scripts(exc)
             else:
-                if reply[0] == 0:
-                    self._check_waiting(header.session_id, header.message_id, reply[1].decode())
-                return queued(header, "", now, reply[1].decode())
+                if not reply.written:
+                    self._check_waiting(header.session_id, header.message_id, reply.status)
+                return queued(header, "", now, reply.entry_id)
         entry: Any = await self.redis.xadd(
             stream,
             {"data": self.flow.seal(stream, data)},

@@ -10,7 +10,7 @@ from typing import Any
 
 import msgspec
 
-from byway import _scripts, events, tracing
+from byway import events, tracing
 from byway._log import get_logger
 from byway.errors import LimitExceededError, ProtocolError
 from byway.history import HistoryEntry
@@ -28,6 +28,8 @@ from byway.runtime.ends import EndBatcher
 from byway.runtime.endwrite import EndWrite
 from byway.runtime.services import WorkerServices
 from byway.runtime.slots import Running
+from byway.store.finish import FinishArgs, SuspendArgs, Suspended, suspend
+from byway.store.script import execute
 
 __all__ = ["Ender"]
 
@@ -81,29 +83,26 @@ class Ender:
                 data=events.ask_user_data(suspension.question),
             )
             detail["question"] = suspension.question.prompt[:200]
-        verdict = await _scripts.SUSPEND.run(
+        verdict = await suspend(
             s.redis,
-            [
-                s.keys.session_registry(ctx.session_id),
-                s.keys.session_stream(ctx.session_id),
-                s.keys.session_lock(ctx.session_id),
-            ],
-            [
-                ctx.execution_id,
-                suspension.status,
-                now,
-                s.worker_id,
-                _json.encode(wait),
-                state,
-                _json.encode(detail),
-                ctx.message_id,
-                event,
-                s.config.session_stream_maxlen,
-                s.config.session_ttl_seconds,
-                _json.encode(tracing.inject({})) if tracing.active() else "",
-            ],
+            SuspendArgs(
+                keyspace=s.keys,
+                session_id=ctx.session_id,
+                execution_id=ctx.execution_id,
+                message_id=ctx.message_id,
+                status=suspension.status,
+                now_ms=now,
+                worker_id=s.worker_id,
+                wait=_json.encode(wait),
+                state=state,
+                detail=_json.encode(detail),
+                event=event,
+                stream_maxlen=s.config.session_stream_maxlen,
+                ttl_s=s.config.session_ttl_seconds,
+                trace=_json.encode(tracing.inject({})) if tracing.active() else b"",
+            ),
         )
-        if verdict == -1:  # cancelled while it ran: end it instead of waiting
+        if verdict == Suspended.CANCELLED:  # cancelled while it ran: end it instead of waiting
             await self.finish(
                 running,
                 AgentTaskResult(status=AgentState.CANCELLED),
@@ -111,7 +110,7 @@ class Ender:
             )
             return
         async with s.redis.pipeline(transaction=False) as pipe:
-            if verdict == 1:
+            if verdict == Suspended.WAITING:
                 if suspension.group_id:
                     s.queue_group(pipe, ctx, suspension.group_id, suspension.children, True)
                 for child in suspension.children:
@@ -132,15 +131,15 @@ class Ender:
                     )
             pipe.xack(running.stream, s.config.consumer_group, running.entry_id)
             turns: list[HistoryEntry] = []
-            if verdict == 1 and ctx.is_root:
+            if verdict == Suspended.WAITING and ctx.is_root:
                 question = suspension.question.prompt if suspension.question else ""
                 turns = history.queue_suspend(
                     pipe, ctx.session_id, history.turns(ctx, None, question)
                 )
-            await _scripts.execute(s.redis, pipe, raise_on_error=True)
+            await execute(s.redis, pipe, raise_on_error=True)
         if turns:
             await history.write(ctx.session_id, turns)
-        if verdict == 1 and history.execution_log is not None:
+        if verdict == Suspended.WAITING and history.execution_log is not None:
             await history.log_execution(ctx)
 
     async def finish(
@@ -209,27 +208,22 @@ class Ender:
         if isinstance(usage, dict):  # token usage an adapter reported: kept on the record
             summary["usage"] = usage
         write = EndWrite(
-            keys=[
-                s.keys.session_registry(ctx.session_id),
-                s.keys.session_stream(ctx.session_id),
-                s.keys.session_lock(ctx.session_id),
-                s.keys.session_queue(ctx.session_id),
-                s.keys.session_history(ctx.session_id),
-            ],
-            args=[
-                ctx.execution_id,
-                status,
-                now_ms(),
-                s.worker_id,
-                _json.encode(summary),
-                s.config.session_stream_maxlen,
-                s.config.session_ttl_seconds,
-                ctx.message_id,
-                s.flow.lock_grace_ms,
-                "1" if s.outbox.enabled else "0",
-                *history.finish_args(ctx, final),
-                *payloads,
-            ],
+            finish=FinishArgs(
+                keyspace=s.keys,
+                session_id=ctx.session_id,
+                execution_id=ctx.execution_id,
+                message_id=ctx.message_id,
+                status=status,
+                now_ms=now_ms(),
+                worker_id=s.worker_id,
+                result=_json.encode(summary),
+                stream_maxlen=s.config.session_stream_maxlen,
+                ttl_s=s.config.session_ttl_seconds,
+                lock_grace_ms=s.flow.lock_grace_ms,
+                outbox=s.outbox.enabled,
+                history=history.finish_args(ctx, final),
+                events=payloads,
+            ),
             ack=(running.stream, running.entry_id),
             context=ctx,
             done=asyncio.get_running_loop().create_future(),

@@ -13,10 +13,10 @@ from collections.abc import Awaitable
 
 from redis.exceptions import RedisError
 
-from byway import _scripts
 from byway._log import get_logger
 from byway.runtime.endwrite import EndWrite
 from byway.runtime.services import WorkerServices
+from byway.store.script import execute
 
 __all__ = ["EndBatcher"]
 
@@ -67,7 +67,7 @@ class EndBatcher:
                         write.queue(
                             pipe, s.flow, s.config.consumer_group, ack=not outbox.acks_late(write)
                         )
-                    results = await _scripts.execute(s.redis, pipe)
+                    results = await execute(s.redis, pipe)
                 for item in results:
                     if isinstance(item, Exception):
                         log.error("ending a task failed: %s", item)

@@ -6,9 +6,8 @@ import asyncio
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from byway import _scripts
 from byway.protocol import AgentState
-from byway.runtime.util import text
+from byway.store.finish import FinishArgs, FinishReply, queue_finish
 
 if TYPE_CHECKING:
     from byway.context import AgentContext
@@ -21,8 +20,7 @@ __all__ = ["EndWrite"]
 class EndWrite:
     """What ends one task: FINISH, the reply or group result for its caller, the XACK."""
 
-    keys: list[str]
-    args: list[Any]
+    finish: FinishArgs
     ack: tuple[str, str]
     context: AgentContext
     done: asyncio.Future[None]
@@ -35,14 +33,14 @@ class EndWrite:
 
     def written(self, results: list[Any]) -> None:
         """Take the state FINISH wrote (a root cancelled meanwhile ends CANCELLED)."""
-        finished = results[self.positions[0]]
-        if isinstance(finished, list) and len(finished) > 3 and finished[0] == 1:
-            self.status = text(finished[3]) or self.status
+        finished = FinishReply.decode(results[self.positions[0]])
+        if finished.ended:
+            self.status = finished.status or self.status
 
     def queue(self, pipe: Any, flow: Flow, group: str, *, ack: bool) -> None:
         """Queue FINISH, the caller's reply or group result and (``ack``) the XACK."""
         finish_at, group_at = len(pipe), -1
-        _scripts.FINISH.queue(pipe, self.keys, self.args)
+        queue_finish(pipe, self.finish)
         ctx = self.context
         if self.group_result is not None:
             group_at = len(pipe)

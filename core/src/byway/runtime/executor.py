@@ -56,10 +56,10 @@ class Executor:
         resumed = isinstance(command, ResumeCommand)
         # a resume continues the run that suspended, whoever sent it (a callee, a group,
         # a deadline, the user)
-        carried = ctx.record.get("trace") if resumed else None
+        carried = ctx.record.carried_trace if resumed else None
         with tracing.task_span(
             f"byway.{'resume' if resumed else 'task'} {running.agent_type}",
-            carried if isinstance(carried, dict) else command.header.metadata,
+            carried if carried is not None else command.header.metadata,
             {
                 "byway.agent_type": running.agent_type,
                 "byway.session_id": ctx.session_id,
@@ -78,7 +78,7 @@ class Executor:
         """What a task gets before its handler: its agent config, its session's history
         (stores other than Redis), and the plugins' start hooks."""
         command = ctx.command
-        version = str(ctx.record.get("config_version") or "")
+        version = ctx.record.config_version or ""
         host = self.plugin_host
         configs = host.agent_configs
         if version and version != host.config_version:

@@ -23,11 +23,13 @@ from redis.exceptions import RedisError
 from byway._log import get_logger
 from byway.history import ExecutionLog, HistoryEntry, HistoryStore, RedisHistoryStore
 from byway.protocol import AgentState, AgentTaskResult, AskAgentCommand, now_ms
+from byway.store.finish import HistoryTurns
 
 if TYPE_CHECKING:
     from byway.config import RunnerConfig
     from byway.context import AgentContext
-    from byway.registry import ExecutionRecord, WorkerRegistry
+    from byway.records import ExecutionRecord
+    from byway.registry import WorkerRegistry
 
 __all__ = ["HistorySink", "ScriptHistory", "StoreHistory", "history_sink", "is_root_ask"]
 
@@ -41,31 +43,6 @@ def is_root_ask(command: Any) -> bool:
     return isinstance(command, AskAgentCommand) and (
         h.source_agent_type in ("", "client") and not h.parent_message_id
     )
-
-
-def _user_answers(record: dict[str, Any]) -> int:
-    """How many times the user answered this execution's questions so far (RESUMED by the
-    user in its timeline): the run a root task's turns belong to."""
-    timeline = record.get("timeline")
-    if not isinstance(timeline, list):
-        return 0
-    return sum(
-        1
-        for step in timeline
-        if isinstance(step, dict)
-        and step.get("status") == "RESUMED"
-        and (step.get("detail") or {}).get("by") == "user"
-    )
-
-
-def _resumed_by_user(record: dict[str, Any]) -> bool:
-    """Whether this run was started by the user's answer to a question (not by a callee,
-    a task group or a deadline): START records who resumed it in the timeline."""
-    timeline = record.get("timeline")
-    if not isinstance(timeline, list) or not timeline:
-        return False
-    last = timeline[-1]
-    return bool(last.get("status") == "RESUMED" and (last.get("detail") or {}).get("by") == "user")
 
 
 class HistorySink:
@@ -94,9 +71,9 @@ class HistorySink:
     def from_start(self, command: AskAgentCommand, raw: Any) -> None:
         """Hand a root task the history START read with its start."""
 
-    def finish_args(self, ctx: AgentContext, final: AgentTaskResult) -> tuple[Any, ...]:
+    def finish_args(self, ctx: AgentContext, final: AgentTaskResult) -> HistoryTurns:
         """FINISH's history arguments (none: FINISH writes no turns)."""
-        return (0, 0, "", 0, "")
+        return HistoryTurns()
 
     def queue_suspend(self, pipe: Any, session_id: str, turns: list[HistoryEntry]) -> list[Any]:
         """Queue a suspending run's turns on the suspend pipeline; returns those left to
@@ -151,10 +128,10 @@ class HistorySink:
         the user's n-th answer marks its turns ``metadata={"run": n}``, so a store can tell
         a turn written again (a task ended twice) from a new one."""
         command, now = ctx.command, now_ms()
-        run = _user_answers(ctx.record)
+        run = ctx.record.user_answers
         metadata: dict[str, Any] = {"run": run} if run else {}
         turns = []
-        if isinstance(command, AskAgentCommand) or _resumed_by_user(ctx.record):
+        if isinstance(command, AskAgentCommand) or ctx.record.resumed_by_user:
             turns.append(
                 HistoryEntry(
                     role="user",
@@ -249,20 +226,26 @@ class ScriptHistory(HistorySink):
         except (msgspec.DecodeError, TypeError) as exc:
             log.warning("history of %s unreadable (%s)", command.header.session_id, exc)
 
-    def finish_args(self, ctx: AgentContext, final: AgentTaskResult) -> tuple[Any, ...]:
+    def finish_args(self, ctx: AgentContext, final: AgentTaskResult) -> HistoryTurns:
         """FINISH's history arguments: a root task's turns go into the Redis store there.
 
         Beside the group of turns, FINISH gets where its last (the assistant's) turn
         starts and that turn as a cancelled run writes it: if the task's cancel was
         requested meanwhile, the script swaps it in (the answer is discarded)."""
         if not ctx.is_root:
-            return (0, 0, "", 0, "")
+            return HistoryTurns()
         store = self.store
         *said, answer = self.turns(ctx, final)  # the last one: the assistant's
         cancelled = msgspec.structs.replace(answer, content="", status=AgentState.CANCELLED)
         head = store.encode_group(said)[:-1] + (b"," if said else b"")
         group = head + _json.encode(answer) + b"]"
-        return (store.max_entries, store.ttl_seconds, group, len(head), _json.encode(cancelled))
+        return HistoryTurns(
+            keep=store.max_entries,
+            ttl_s=store.ttl_seconds,
+            group=group,
+            head_bytes=len(head),
+            cancelled_turn=_json.encode(cancelled),
+        )
 
     def queue_suspend(self, pipe: Any, session_id: str, turns: list[HistoryEntry]) -> list[Any]:
         self.store.queue_append(pipe, session_id, turns)

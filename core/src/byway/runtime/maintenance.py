@@ -16,13 +16,15 @@ from typing import Any
 import msgspec
 from redis.exceptions import RedisError
 
-from byway import _scripts
 from byway._log import get_logger
 from byway.flow import TIMEOUT_STATUS, WAIT_ID_KEY, Flow
 from byway.protocol import MessageHeader, ResumeCommand, encode_command, new_id, now_ms
 from byway.runtime.intake import Intake
 from byway.runtime.recovery import Recovery
 from byway.runtime.services import WorkerServices
+from byway.store.script import execute
+from byway.store.session import KickSessionArgs, RenewLockArgs, kick_session, queue_renew_lock
+from byway.store.waits import ClaimDeadlinesArgs, claim_deadlines
 
 __all__ = ["Maintenance", "Membership"]
 
@@ -121,12 +123,16 @@ class Maintenance:
             return
         async with s.redis.pipeline(transaction=False) as pipe:
             for ctx in roots:
-                _scripts.RENEW_LOCK.queue(
+                queue_renew_lock(
                     pipe,
-                    [s.keys.session_lock(ctx.session_id)],
-                    [ctx.message_id, s.info.lease_ms],
+                    RenewLockArgs(
+                        keyspace=s.keys,
+                        session_id=ctx.session_id,
+                        message_id=ctx.message_id,
+                        lease_ms=s.info.lease_ms,
+                    ),
                 )
-            await _scripts.execute(s.redis, pipe)
+            await execute(s.redis, pipe)
 
     async def deadline_loop(self) -> None:
         """Resume waits whose deadline passed (any worker may; each wait goes to one), and
@@ -137,8 +143,8 @@ class Maintenance:
             await asyncio.sleep(s.config.sweep_interval)
             sweeps += 1
             try:
-                due: Any = await _scripts.CLAIM_DEADLINES.run(
-                    s.redis, [s.keys.deadlines()], [now_ms(), 100, 30_000]
+                due = await claim_deadlines(
+                    s.redis, ClaimDeadlinesArgs(keyspace=s.keys, now_ms=now_ms())
                 )
                 for raw in due:
                     try:
@@ -194,16 +200,21 @@ class Maintenance:
         sessions: Any = await s.redis.srandmember(k.queued_sessions(), 100)
         for raw in sessions or []:
             session = raw.decode()
-            result: Any = await _scripts.KICK_SESSION.run(
+            kicked = await kick_session(
                 s.redis,
-                [k.session_registry(session), k.session_lock(session), k.session_queue(session)],
-                [s.flow.lock_grace_ms, "1" if s.outbox.enabled else "0"],
+                KickSessionArgs(
+                    keyspace=k,
+                    session_id=session,
+                    lock_grace_ms=s.flow.lock_grace_ms,
+                    outbox=s.outbox.enabled,
+                ),
             )
-            verdict = result[0].decode()
-            if verdict == "empty":
+            if kicked.empty:
                 await s.redis.srem(k.queued_sessions(), session)
-            elif verdict != "busy":
-                handed = Flow.handed_item(result[1])
+            elif not kicked.busy:
+                handed = Flow.handed_item(kicked.handed)
                 if handed:
                     await s.flow.forward([handed])
-                log.info("session %s had no running task: handed on to %s", session, verdict)
+                log.info(
+                    "session %s had no running task: handed on to %s", session, kicked.message_id
+                )

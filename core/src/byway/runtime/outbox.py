@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from byway import _scripts
 from byway.flow import Flow
 from byway.protocol import AskAgentCommand
+from byway.store.finish import FinishReply
+from byway.store.script import execute
+from byway.store.start import StartReply
 
 if TYPE_CHECKING:
     from byway.runtime.endwrite import EndWrite
@@ -37,7 +39,7 @@ class DirectSends:
         """Whether the end's XACK waits for its forwards (never, here)."""
         return False
 
-    async def after_start(self, command: Any, verdict: str, result: list[Any]) -> None:
+    async def after_start(self, command: Any, reply: StartReply) -> None:
         """What a start that did not run left to send (nothing, here)."""
 
     async def forward_ends(self, batch: list[EndWrite], results: list[Any]) -> None:
@@ -55,15 +57,16 @@ class OutboxSends(DirectSends):
         (if its worker dies before, the entry comes back and sends it; see the starter)."""
         return write.group_result is not None
 
-    async def after_start(self, command: Any, verdict: str, result: list[Any]) -> None:
+    async def after_start(self, command: Any, reply: StartReply) -> None:
         """What the script left for us: a hand-on, a queued session (done, stale or
         deferred starts); a group child that had ended reports again."""
-        handed = Flow.handed_item(result[3]) if verdict == "done" else None
+        verdict = reply.verdict
+        handed = Flow.handed_item(reply.handed) if verdict == "done" else None
         sends = [handed] if handed else []
         group_id = command.header.task_group_id
         again = None
         if verdict == "done" and group_id and isinstance(command, AskAgentCommand):
-            again = await self.group_report_again(command, result[2].decode())
+            again = await self.group_report_again(command, reply.status)
         await self.flow.forward(
             sends + ([again] if again else []),
             [command.header.session_id] if verdict == "deferred" else None,
@@ -76,11 +79,9 @@ class OutboxSends(DirectSends):
         group's Resume to its caller."""
         out: list[tuple[str, bytes]] = []
         finish_at, group_at = write.positions
-        finished = results[finish_at]
-        if isinstance(finished, list) and len(finished) > 2:
-            handed = Flow.handed_item(finished[2])
-            if handed:
-                out.append(handed)
+        handed = Flow.handed_item(FinishReply.decode(results[finish_at]).handed)
+        if handed:
+            out.append(handed)
         if group_at >= 0:
             resume = Flow.group_resume(results[group_at])
             if resume:
@@ -117,7 +118,7 @@ class OutboxSends(DirectSends):
             self.flow.queue_group_result(
                 pipe, h.task_group_id, h.message_id, {**result, "status": status}
             )
-            results = await _scripts.execute(self.redis, pipe)
+            results = await execute(self.redis, pipe)
         return Flow.group_resume(results[0])
 
 

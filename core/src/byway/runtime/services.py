@@ -15,7 +15,6 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from byway import _scripts
 from byway._process import ProcessIdentity
 from byway.answers import AnswerNotices
 from byway.config import RunnerConfig
@@ -32,6 +31,7 @@ from byway.runtime.outbox import DirectSends, outbox_mode
 from byway.runtime.slots import Slots
 from byway.settings import RedisSettings
 from byway.signing import Signer
+from byway.store.script import execute
 from byway.worker import GatewayWorker
 
 __all__ = ["WorkerServices"]
@@ -174,4 +174,4 @@ class WorkerServices:
             self.queue_group(pipe, ctx, group_id, children, caller_waits)
             for child in children:
                 self.flow.queue_child(pipe, child)
-            await _scripts.execute(self.redis, pipe, raise_on_error=True)
+            await execute(self.redis, pipe, raise_on_error=True)

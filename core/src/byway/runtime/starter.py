@@ -13,7 +13,6 @@ from typing import Any
 
 import msgspec
 
-from byway import _scripts
 from byway._log import get_logger
 from byway.context import AgentContext
 from byway.flow import WAIT_ID_KEY, header_depth
@@ -25,7 +24,7 @@ from byway.protocol import (
     new_id,
     now_ms,
 )
-from byway.registry import ExecutionRecord, new_record
+from byway.records import ExecutionRecord, new_record, started_record
 from byway.runtime.ender import Ender
 from byway.runtime.executor import Executor
 from byway.runtime.history import is_root_ask
@@ -33,11 +32,12 @@ from byway.runtime.plugin_host import PluginHost
 from byway.runtime.recovery import Recovery
 from byway.runtime.services import WorkerServices
 from byway.runtime.slots import Running, Start
+from byway.store.script import execute
+from byway.store.start import StartArgs, StartReply, queue_start
 
 __all__ = ["Starter"]
 
 log = get_logger("byway.worker")
-_decode_record = msgspec.json.Decoder(ExecutionRecord).decode
 
 
 class Starter:
@@ -115,47 +115,42 @@ class Starter:
                     now=now,
                 )
                 is_resume = isinstance(command, ResumeCommand)
-                _scripts.START.queue(
+                queue_start(
                     pipe,
-                    [
-                        k.session_registry(h.session_id),
-                        k.session_lock(h.session_id),
-                        k.session_queue(h.session_id),
+                    StartArgs(
+                        keyspace=k,
+                        session_id=h.session_id,
+                        message_id=h.message_id,
+                        execution_id=new_id("exec"),
+                        worker_id=worker_id,
+                        now_ms=now,
+                        record=record,
+                        lock_lease_ms=lease_ms,
+                        entry_id=entry_id,
+                        stream=stream,
+                        kind="resume" if is_resume else "ask",
+                        resume_from=h.parent_message_id if is_resume else "",
+                        resume_wait_id=str(h.metadata.get(WAIT_ID_KEY, "")) if is_resume else "",
+                        resume_group_id=h.task_group_id if is_resume else "",
+                        command=raw,
+                        record_ttl_s=s.config.session_ttl_seconds,
+                        lock_grace_ms=s.flow.lock_grace_ms,
+                        max_solo_runs=s.config.max_deliveries,
+                        alone=alone,
                         # outbox mode: we add a deferred session to the set ourselves
-                        k.session_registry(h.session_id) if outbox else k.queued_sessions(),
-                        k.session_history(h.session_id),
-                    ],
-                    [
-                        h.message_id,
-                        new_id("exec"),
-                        worker_id,
-                        now,
-                        record,
-                        lease_ms,
-                        entry_id,
-                        stream,
-                        "resume" if is_resume else "ask",
-                        h.parent_message_id if is_resume else "",
-                        str(h.metadata.get(WAIT_ID_KEY, "")) if is_resume else "",
-                        h.task_group_id if is_resume else "",
-                        raw,
-                        h.session_id,
-                        s.config.session_ttl_seconds,
-                        s.flow.lock_grace_ms,
-                        s.config.max_deliveries,
-                        "1" if alone else "0",
-                        "1" if outbox else "0",
-                        self.plugin_host.config_version,
-                        history_limit,
-                    ],
+                        outbox=outbox,
+                        config_version=self.plugin_host.config_version,
+                        history_limit=history_limit,
+                    ),
                 )
-            results = await _scripts.execute(s.redis, pipe)
-        started: list[bytes] = []  # records of the executions that run (execution log)
+            results = await execute(s.redis, pipe)
+        started: list[ExecutionRecord] = []  # of the executions that run (execution log)
         for (stream, entry_id, command, raw), result in zip(starts, results, strict=True):
             if isinstance(result, Exception):
                 log.error("could not start %s: %s", command.header.message_id, result)
                 continue  # stays pending: recovered later
-            verdict, execution_id = result[0].decode(), result[1].decode()
+            reply = StartReply.decode(result)
+            verdict, execution_id = reply.verdict, reply.execution_id
             if verdict == "suspect":
                 # its last run died with its worker: it runs alone, so that if it is what
                 # kills workers it takes no other task with it
@@ -169,26 +164,29 @@ class Starter:
                     "%s is %s (%s): acknowledged",
                     command.header.message_id,
                     verdict,
-                    result[2].decode(),
+                    reply.note,
                 )
                 if isinstance(command, ResumeCommand):
                     agent_type = s.streams.get(stream) or command.header.target_agent_type
                     await s.answers.not_taken(
-                        command.header, entry_id, verdict, result[2].decode(), agent_type
+                        command.header, entry_id, verdict, reply.note, agent_type
                     )
                 if s.outbox.forwards:  # what the script left for us to send
-                    await s.outbox.after_start(command, verdict, result)
+                    await s.outbox.after_start(command, reply)
                 await s.ack(stream, entry_id)
                 continue
             agent_type = s.streams.get(stream) or command.header.target_agent_type
-            origin: dict[str, Any] | None = None
+            origin: ExecutionRecord | None = None
             state: dict[str, Any] | None = None
             if verdict in ("run", "poison"):
-                origin = msgspec.json.decode(result[2])
-            if verdict == "run" and history.execution_log is not None:
-                started.append(result[2])
-            if verdict == "run" and result[3]:
-                state = msgspec.json.decode(result[3])
+                try:
+                    origin = started_record(reply.record, command.header)
+                except msgspec.ValidationError as exc:  # written by someone else: its header counts
+                    log.error("record of %s unreadable (%s)", command.header.message_id, exc)
+                if verdict == "run" and origin is not None and history.execution_log is not None:
+                    started.append(origin)
+            if verdict == "run" and reply.state:
+                state = msgspec.json.decode(reply.state)
             running = Running(
                 context=AgentContext(
                     s,
@@ -203,7 +201,7 @@ class Starter:
                 agent_type=agent_type,
             )
             if verdict == "cancelled":
-                reason = result[2].decode()
+                reason = reply.reason
                 await self.ender.finish(
                     running,
                     AgentTaskResult(status=AgentState.CANCELLED),
@@ -211,14 +209,14 @@ class Starter:
                 )
                 continue
             if verdict == "poison":
-                await self._give_up(running, raw, int(result[3]))
+                await self._give_up(running, raw, reply.runs)
                 continue
             if history_limit and verdict == "run" and is_root_ask(command):
                 assert isinstance(command, AskAgentCommand)
-                history.from_start(command, result[4])
+                history.from_start(command, reply.history)
             self.executor.launch(running, suspect=alone)
         if started:
-            await history.log_records([_decode_record(r) for r in started])
+            await history.log_records(started)
 
     async def _give_up(self, running: Running, raw: bytes, runs: int) -> None:
         """A task that keeps killing its workers: dead-letter it and end it FAILED."""

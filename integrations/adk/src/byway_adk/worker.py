@@ -219,7 +219,7 @@ class AdkWorker(GatewayWorker):
         session_id = str(context.state["adk_session"])
         runner = self._runner(context)
         invocation_id = ""
-        again = int(context.record.get("step_attempts") or 1) > 1  # its worker died
+        again = context.record.is_retry  # its worker died
         resuming = isinstance(command, ResumeCommand) and bool(context.state.get("adk_pending"))
         if resuming and again:
             # the answers may be in the session already (the run died after ADK stored

@@ -258,7 +258,7 @@ class LangGraphWorker(GatewayWorker):
             )
 
     async def _input(self, graph: Any, config: Any, command: Any, ctx: AgentContext) -> Any:
-        retry = int(ctx.record.get("step_attempts") or 1) > 1
+        retry = ctx.record.is_retry
         if retry:
             # this run was taken over after its worker died: go on from the checkpoint it
             # reached, if the thread's latest checkpoint is this message's

@@ -20,7 +20,7 @@ from typing import Any
 import msgspec
 
 from byway.history import HistoryEntry
-from byway.registry import ExecutionRecord
+from byway.records import ExecutionRecord
 from byway_history_postgres._writer import Op
 
 __all__ = [

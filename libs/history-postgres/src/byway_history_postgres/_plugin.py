@@ -16,7 +16,7 @@ from pathlib import Path
 from byway._redact import redact_url
 from byway.errors import ConfigurationError
 from byway.plugins import Plugin, PluginBuildContext, PluginDeclined, PluginManifest
-from byway.registry import WorkerInfo
+from byway.records import WorkerInfo
 from byway_history_postgres._store import PostgresHistoryStore
 
 __all__ = ["PostgresHistoryPlugin", "PostgresHistorySettings", "start_embedded"]

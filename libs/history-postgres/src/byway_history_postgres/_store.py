@@ -23,7 +23,7 @@ from byway._redact import redact_url
 from byway.errors import ConfigurationError
 from byway.history import HistoryEntry
 from byway.protocol import now_ms
-from byway.registry import ExecutionRecord
+from byway.records import ExecutionRecord
 from byway_history_postgres import _ops, _schema
 from byway_history_postgres._types import (
     ExecutionNode,
