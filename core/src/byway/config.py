@@ -16,9 +16,11 @@ from typing import Any
 import msgspec
 
 from byway.errors import WorkerError
-from byway.flow import STRATEGIES
 from byway.limits import Limits
-from byway.registry import DEFAULT_RECORD_TTL_S
+from byway.records import DEFAULT_RECORD_TTL_S
+
+#: what a new message does when its session is busy (``multitask_strategy``)
+STRATEGIES = ("enqueue", "reject", "interrupt")
 
 __all__ = [
     "AgentConfig",

@@ -52,7 +52,6 @@ TIMEOUT_STATUS = "TIMEOUT"
 WAIT_ID_KEY = "byway_wait_id"
 #: Header metadata key carrying the call depth of a task (root = 0).
 DEPTH_KEY = "byway_depth"
-STRATEGIES = ("enqueue", "reject", "interrupt")
 #: Header metadata keys that belong to one hop and must not travel with a reply.
 _HOP_KEYS = (WAIT_ID_KEY, DEPTH_KEY)
 

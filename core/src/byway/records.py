@@ -36,6 +36,9 @@ __all__ = [
     "started_record",
 ]
 
+#: how long a session's execution records live after their last change (seconds)
+DEFAULT_RECORD_TTL_S = 7 * 24 * 3600
+
 
 class TimelineEntry(msgspec.Struct, kw_only=True):
     """One step of an execution (the by-framework shape: ``status`` and ``timestamp``)."""

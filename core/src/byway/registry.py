@@ -25,6 +25,7 @@ from byway._process import holder_is_dead
 from byway.errors import WorkerIdInUseError
 from byway.keys import EXEC_FIELD_PREFIX, Keys
 from byway.protocol import now_ms
+from byway.records import DEFAULT_RECORD_TTL_S as DEFAULT_RECORD_TTL_S
 from byway.records import (
     ExecutionRecord,
     TimelineEntry,
@@ -38,7 +39,6 @@ from byway.store.workers import FindOnlineArgs, LeaseArgs, find_online, release_
 
 __all__ = ["ExecutionRecord", "TimelineEntry", "WorkerInfo", "WorkerRegistry"]
 
-DEFAULT_RECORD_TTL_S = 7 * 24 * 3600
 
 log = get_logger("byway.registry")
 _encoder = msgspec.json.Encoder()

@@ -22,8 +22,9 @@ from byway._client.types import (
 )
 from byway._log import get_logger
 from byway._scriptless import scripts_setting
+from byway.config import STRATEGIES
 from byway.errors import ConfigurationError
-from byway.flow import STRATEGIES, Flow, SendOutcome
+from byway.flow import Flow, SendOutcome
 from byway.keys import Keys
 from byway.limits import Limits
 from byway.protocol import AskAgentCommand, Command, Content, MessageHeader, new_id, now_ms
