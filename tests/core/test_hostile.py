@@ -551,3 +551,31 @@ async def test_replies_a_caller_could_not_read_reach_it_as_failures(
     assert finals[1].data["content"].startswith("FAILED: ")
     assert "nested deeper" in finals[1].data["content"]
     assert root.data["status"] == "FAILED" and "nested deeper" in root.data["content"]
+
+
+@pytest.mark.parametrize(
+    "corrupt",
+    [
+        pytest.param(lambda r: r.replace(b'"user_code":""', b'"user_code":null'), id="null-string"),
+        pytest.param(lambda r: r.replace(b'"depth":0', b'"depth":"zero"'), id="wrong-type"),
+        pytest.param(lambda r: r.replace(b'"user_code":""', b'"user_code":"\xff"'), id="not-utf8"),
+    ],
+)
+async def test_a_waiting_root_whose_record_was_corrupted_still_ends_as_the_root(
+    client: GatewayClient, settings: RedisSettings, redis: aioredis.Redis, corrupt: Any
+) -> None:
+    """A record another writer left with a field of the wrong type (or bytes that are not
+    UTF-8) does not stop the worker, and the resumed root still answers its client."""
+    async with running(caller, settings), running(slow, settings) as worker:
+        sent = await client.send_message("caller", "spoilt", "go")
+        record = await until_status(client, "spoilt", sent.message_id, "WAITING_AGENT")
+        registry = settings.keys.session_registry("spoilt")
+        field = f"exec:{record.execution_id}"
+        before: bytes = await redis.hget(registry, field)  # type: ignore[misc]
+        after = corrupt(before)
+        assert after != before
+        await redis.hset(registry, field, after)
+        final = await client.wait_for_final("spoilt", sent.message_id, timeout=15)
+        assert final.data["content"] == "callee said slept"
+        assert final.source_agent_type == "caller"
+        assert worker.readiness()[0]

@@ -76,3 +76,27 @@ def test_telemetry_without_the_sdk_names_the_extra() -> None:
     assert done.returncode == 1
     assert "ImportError: byway.telemetry needs the OpenTelemetry SDK" in done.stderr
     assert 'pip install "byway[otel]"' in done.stderr
+
+
+@pytest.mark.parametrize("name", ["demo", "status"])
+def test_a_plugin_command_named_like_a_built_in_one_breaks_no_command(
+    tmp_path: Path, name: str
+) -> None:
+    """A package whose ``byway.cli`` entry point takes a built-in name (or whose callable
+    adds one) is skipped: every command still parses and the built-in one runs."""
+    (tmp_path / "clash").mkdir()
+    (tmp_path / "clash" / "__init__.py").write_text(
+        "def add(sub):\n"
+        f"    sub.add_parser({name!r}, help='the clash').set_defaults(func=lambda a: 7)\n"
+    )
+    info = tmp_path / "clash-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: clash\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(f"[byway.cli]\n{name} = clash:add\nother = clash:add\n")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path), "COLUMNS": "200"}
+    done = subprocess.run(
+        [sys.executable, "-m", "byway.cli", name, "--help"],
+        capture_output=True, text=True, timeout=60, env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "the clash" not in done.stdout

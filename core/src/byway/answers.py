@@ -117,9 +117,12 @@ class AnswerNotices:
         if is_agents_reply(header.parent_message_id, header.task_group_id, header.metadata):
             return
         if verdict == "done":
-            record = await self.registry.get_execution_by_message(
-                header.session_id, header.message_id
-            )
+            try:
+                record = await self.registry.get_execution_by_message(
+                    header.session_id, header.message_id
+                )
+            except (msgspec.DecodeError, ValueError):
+                return  # a record no one can read: rather no notice than a false one
             if record is None or record.redis_message_id == entry_id:
                 return  # this very answer ran the task to its end: a redelivery
         elif verdict != "stale":

@@ -48,10 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
     ops.add_dlq(sub)
     ops.add_status(sub)
     ops.add_acl(sub)
-    add_plugin_commands(sub)  # byway history, and what other packages add
     ops.add_demo(sub)
     ops.add_bench(sub)
     ops.add_embedded(sub)
+    add_plugin_commands(sub)  # last: byway history, and what other packages add
     return parser
 
 

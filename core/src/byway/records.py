@@ -191,14 +191,50 @@ def started_record(raw: bytes, header: MessageHeader) -> ExecutionRecord:
 
     A run keeps the identity of the ask that started it (a resume's header names its
     sender), except where the record lacks a field: a record another SDK created may
-    have no ``task_group_id`` (by-framework's has none), and the header's counts then."""
-    record = _record_decoder.decode(raw)
+    have no ``task_group_id`` (by-framework's has none), and the header's counts then.
+    A record with a field of the wrong type (``null`` for a string, say) still gives the
+    run its identity (:func:`_loose_record`), and so does one with bytes that are not
+    UTF-8; one that is not JSON at all raises :class:`msgspec.DecodeError`."""
+    try:
+        record = _record_decoder.decode(raw)
+    except (msgspec.ValidationError, UnicodeDecodeError):
+        return _loose_record(raw, header)
     if any(getattr(header, f) and not getattr(record, f) for f in _HEADER_FIELDS):
         present = _identity_decoder.decode(raw)  # rare: an empty field, a header that is not
         for name in _HEADER_FIELDS:
             if getattr(present, name) is UNSET:
                 setattr(record, name, getattr(header, name))
     return record
+
+
+def _loose_record(raw: bytes, header: MessageHeader) -> ExecutionRecord:
+    """The identity of a record that holds a field of the wrong type, each field read as
+    text (a missing one from ``header``), everything else at its default: a resumed
+    root still ends as a root, whoever wrote its record."""
+    data = msgspec.json.decode(raw.decode("utf-8", "replace"))
+    fields: dict[str, Any] = data if isinstance(data, dict) else {}
+
+    def text(name: str, default: str = "") -> str:
+        value = fields.get(name, default)
+        return "" if value is None else str(value)
+
+    try:
+        depth = int(fields.get("depth") or 0)
+    except (TypeError, ValueError):
+        depth = 0
+    return ExecutionRecord(
+        execution_id=text("execution_id"),
+        message_id=text("message_id", header.message_id),
+        session_id=text("session_id", header.session_id),
+        trace_id=text("trace_id", header.trace_id),
+        status=text("status"),
+        target_agent_type=text("target_agent_type", header.target_agent_type),
+        source_agent_type=text("source_agent_type", header.source_agent_type),
+        parent_message_id=text("parent_message_id", header.parent_message_id),
+        task_group_id=text("task_group_id", header.task_group_id),
+        user_code=text("user_code") or header.user_code,
+        depth=depth,
+    )
 
 
 def decode_worker(worker_id: str, raw: bytes) -> WorkerInfo:

@@ -13,8 +13,8 @@ function that runs it (``set_defaults(func=run)``; ``run(args)`` returns the exi
 The core imports no plugin package: ``byway history`` (the Postgres history plugin)
 arrives this way.
 
-Commands are added in name order. A name that is already a command (a built-in one, say)
-is not replaced. A command that cannot be loaded (its package misses a dependency, or
+Commands are added in name order, after every built-in one. A name that is already a
+command (a built-in one, say) is not replaced. A command that cannot be loaded (its package misses a dependency, or
 its entry point is broken) is listed all the same and, when run, prints one ``error:``
 line saying why and exits 2, so one broken package never breaks the other commands. The
 commands the core's extras provide are listed even when their package is not installed,

@@ -191,7 +191,7 @@ class HistorySink:
         execution log: one read, made only for a store that keeps one."""
         try:
             record = await self.registry.get_execution(ctx.session_id, ctx.execution_id)
-        except RedisError as exc:
+        except (RedisError, msgspec.DecodeError, ValueError) as exc:
             log.warning("execution %s not logged: %s", ctx.execution_id, exc)
             return
         if record is not None:

@@ -181,12 +181,15 @@ class Starter:
             if verdict in ("run", "poison"):
                 try:
                     origin = started_record(reply.record, command.header)
-                except msgspec.ValidationError as exc:  # written by someone else: its header counts
+                except (msgspec.DecodeError, ValueError) as exc:  # not JSON: the header counts
                     log.error("record of %s unreadable (%s)", command.header.message_id, exc)
                 if verdict == "run" and origin is not None and history.execution_log is not None:
                     started.append(origin)
             if verdict == "run" and reply.state:
-                state = msgspec.json.decode(reply.state)
+                try:
+                    state = msgspec.json.decode(reply.state)
+                except (msgspec.DecodeError, ValueError) as exc:
+                    log.error("state of %s unreadable (%s)", command.header.message_id, exc)
             running = Running(
                 context=AgentContext(
                     s,
