@@ -416,10 +416,6 @@ async def waiter(command: Command, context: AgentContext) -> object:
     return await context.call_agent("slow", "1.0", timeout=60)
 
 
-# Known bug under key schema v2 (Redis Cluster), on main before issue 16 as well: after
-# the forged Resume is refused, the callee's real reply does not resume the caller (it
-# stays WAITING_AGENT until its deadline). Runs standalone until that is fixed.
-@pytest.mark.standalone
 async def test_a_forged_deadline_resume_before_the_deadline_does_not_answer(
     client: GatewayClient, settings: RedisSettings, redis: aioredis.Redis
 ) -> None:

@@ -65,7 +65,11 @@ class EndBatcher:
                 async with s.redis.pipeline(transaction=False) as pipe:
                     for write in batch:
                         write.queue(
-                            pipe, s.flow, s.config.consumer_group, ack=not outbox.acks_late(write)
+                            pipe,
+                            s.flow,
+                            s.config.consumer_group,
+                            ack=not outbox.acks_late(write),
+                            reply=not outbox.forwards,
                         )
                     results = await execute(s.redis, pipe)
                 for item in results:

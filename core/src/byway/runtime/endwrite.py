@@ -37,15 +37,18 @@ class EndWrite:
         if finished.ended:
             self.status = finished.status or self.status
 
-    def queue(self, pipe: Any, flow: Flow, group: str, *, ack: bool) -> None:
-        """Queue FINISH, the caller's reply or group result and (``ack``) the XACK."""
+    def queue(self, pipe: Any, flow: Flow, group: str, *, ack: bool, reply: bool = True) -> None:
+        """Queue FINISH, the caller's group result or (``reply``) reply, and (``ack``) the
+        XACK. Outbox mode sends the reply once FINISH has run (:mod:`byway.runtime.outbox`):
+        on a cluster the reply's stream is on another node than the session, and a caller
+        that read the reply before the callee's end was written would refuse it."""
         finish_at, group_at = len(pipe), -1
         queue_finish(pipe, self.finish)
         ctx = self.context
         if self.group_result is not None:
             group_at = len(pipe)
             flow.queue_group_result(pipe, ctx.task_group_id, ctx.message_id, self.group_result)
-        elif self.reply is not None:
+        elif self.reply is not None and reply:
             flow.queue_reply(pipe, ctx.reply_to, self.reply)
         if ack:
             pipe.xack(self.ack[0], group, self.ack[1])

@@ -75,10 +75,13 @@ class OutboxSends(DirectSends):
 
     @staticmethod
     def forwards_of(write: EndWrite, results: list[Any]) -> list[tuple[str, bytes]]:
-        """What one end's scripts left to forward: the session's next message, the
-        group's Resume to its caller."""
+        """What one end left to forward: the session's next message, the group's Resume
+        or the reply to its caller (sent once FINISH ran: see :class:`EndWrite`)."""
         out: list[tuple[str, bytes]] = []
         finish_at, group_at = write.positions
+        ctx = write.context
+        if write.group_result is None and write.reply is not None:
+            out.append((ctx.keys.agent_stream(ctx.reply_to), write.reply))
         handed = Flow.handed_item(FinishReply.decode(results[finish_at]).handed)
         if handed:
             out.append(handed)
