@@ -8,7 +8,31 @@ and read each session's event stream. See the repository README for a tour.
 from __future__ import annotations
 
 from byway.app import load_worker, run_worker, serve
-from byway.client import ClientInterceptor, GatewayClient, ReloadAck, SendMessageResponse
+from byway.byai import (
+    BaiYingMessage,
+    BaiYingMessageRole,
+    ByaiAskAgentCommand,
+    ByaiContent,
+    ByaiContentCodec,
+    ByaiResumeCommand,
+    ContentCodec,
+    MessageContent,
+    MessageFile,
+    Resource,
+    WireContent,
+    deserialize_byai_content,
+    serialize_byai_content,
+)
+from byway.byai_worker import ByaiAgentContext, ByaiAgentTask, ByaiWorker
+from byway.client import (
+    ByaiGatewayClient,
+    CancelTaskResponse,
+    ClientInterceptor,
+    GatewayClient,
+    GatewayInterceptor,
+    ReloadAck,
+    SendMessageResponse,
+)
 from byway.context import AgentContext
 from byway.errors import (
     BywayError,
@@ -61,6 +85,7 @@ from byway.protocol import (
     StateChangeEvent,
     StreamChunkEvent,
 )
+from byway.redis_client import Redis, close_redis, get_redis, init_redis
 from byway.registry import ExecutionRecord, WorkerInfo, WorkerRegistry
 from byway.runner import RunnerConfig, WorkerRunner
 from byway.settings import RedisSettings
@@ -78,26 +103,41 @@ __all__ = [
     "ArtifactEvent",
     "AskAgentCommand",
     "AskUserEvent",
+    "BaiYingMessage",
+    "BaiYingMessageRole",
+    "ByaiAgentContext",
+    "ByaiAgentTask",
+    "ByaiAskAgentCommand",
+    "ByaiContent",
+    "ByaiContentCodec",
+    "ByaiGatewayClient",
+    "ByaiResumeCommand",
+    "ByaiWorker",
     "BywayError",
     "CancelMode",
     "CancelOutcome",
     "CancelTaskCommand",
+    "CancelTaskResponse",
     "ClientInterceptor",
     "Command",
     "ConfigurationError",
     "ConnectionError",
+    "ContentCodec",
     "Event",
     "EventType",
     "ExecutionLog",
     "ExecutionRecord",
     "FunctionWorker",
     "GatewayClient",
+    "GatewayInterceptor",
     "GatewayWorker",
     "HistoryEntry",
     "HistoryStore",
     "InMemoryHistoryStore",
     "Keys",
     "LimitExceededError",
+    "MessageContent",
+    "MessageFile",
     "MessageHeader",
     "NoOnlineWorkerError",
     "Plugin",
@@ -107,10 +147,12 @@ __all__ = [
     "PluginManager",
     "PluginManifest",
     "ProtocolError",
+    "Redis",
     "RedisHistoryStore",
     "RedisSettings",
     "ReloadAck",
     "ReloadPluginsCommand",
+    "Resource",
     "ResumeCommand",
     "ResumeRefusedError",
     "RoutingError",
@@ -122,6 +164,7 @@ __all__ = [
     "StreamChunkEvent",
     "TaskCancelledError",
     "TaskError",
+    "WireContent",
     "WorkerError",
     "WorkerIdInUseError",
     "WorkerInfo",
@@ -129,7 +172,12 @@ __all__ = [
     "WorkerRunner",
     "__version__",
     "agent",
+    "close_redis",
+    "deserialize_byai_content",
+    "get_redis",
+    "init_redis",
     "load_worker",
     "run_worker",
+    "serialize_byai_content",
     "serve",
 ]

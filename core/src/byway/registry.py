@@ -22,7 +22,7 @@ import redis.asyncio as aioredis
 
 from byway._log import get_logger
 from byway._process import holder_is_dead
-from byway.errors import WorkerIdInUseError
+from byway.errors import ConfigurationError, WorkerIdInUseError
 from byway.keys import EXEC_FIELD_PREFIX, Keys
 from byway.protocol import now_ms
 from byway.records import DEFAULT_RECORD_TTL_S as DEFAULT_RECORD_TTL_S
@@ -34,6 +34,8 @@ from byway.records import (
 )
 from byway.records import decode_worker as _decode_worker
 from byway.records import new_record as new_record  # SEND's and START's fresh record
+from byway.redis_client import bytes_client, get_redis
+from byway.settings import RedisSettings, is_cluster
 from byway.store.session import TransitionArgs, transition
 from byway.store.workers import FindOnlineArgs, LeaseArgs, find_online, release_lease, renew_lease
 
@@ -49,13 +51,27 @@ class WorkerRegistry:
 
     def __init__(
         self,
-        redis: aioredis.Redis,
+        redis: aioredis.Redis | None = None,
         keys: Keys | None = None,
         *,
         record_ttl_s: int = DEFAULT_RECORD_TTL_S,
+        redis_client: aioredis.Redis | None = None,
     ) -> None:
-        self.redis = redis
-        self.keys = keys or Keys()
+        """``WorkerRegistry(redis, keys)``, or by-framework's
+        ``WorkerRegistry(redis_client=redis)`` (none: :func:`byway.redis_client.get_redis`).
+        A client that decodes replies is read through its bytes-mode twin. ``keys``
+        defaults to the environment's namespace (``BYWAY_NAMESPACE``) and the schema the
+        client calls for (v2 on a cluster)."""
+        if redis is not None and redis_client is not None:
+            raise ConfigurationError("redis_client: pass either redis or redis_client, not both")
+        given = redis if redis is not None else redis_client
+        if given is None:
+            given = get_redis()
+        self.redis = bytes_client(given)
+        if keys is None:
+            env = RedisSettings.from_env()
+            keys = Keys(env.namespace, env.schema or ("v2" if is_cluster(given) else "v1"))
+        self.keys = keys
         self.record_ttl_s = record_ttl_s
 
     # -- membership and leases -------------------------------------------------------------

@@ -4,7 +4,7 @@ stream, through the SEND script or (without scripts) a plain XADD."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from types import TracebackType
 from typing import Any, Self
@@ -13,8 +13,8 @@ import redis.asyncio as aioredis
 from redis.exceptions import NoPermissionError
 
 from byway import tracing
+from byway._client.intercept import Form, Interceptor, classify, run_interceptor
 from byway._client.types import (
-    ClientInterceptor,
     SendMessageResponse,
     checked_content,
     checked_id,
@@ -28,6 +28,7 @@ from byway.flow import Flow, SendOutcome
 from byway.keys import Keys
 from byway.limits import Limits
 from byway.protocol import AskAgentCommand, Command, Content, MessageHeader, new_id, now_ms
+from byway.redis_client import bytes_client
 from byway.registry import WorkerRegistry
 from byway.settings import RedisSettings
 from byway.signing import Signer
@@ -50,19 +51,40 @@ class ClientBase:
         scripts: bool | None = None,
         limits: Limits | None = None,
         signer: Signer | None = None,
+        redis_client: aioredis.Redis | None = None,
+        registry: WorkerRegistry | None = None,
+        interceptors: Iterable[Interceptor] | None = None,
     ) -> None:
         """``scripts``: True runs Lua scripts only, False never (the ACL client role);
         None (default, or ``$BYWAY_CLIENT_SCRIPTS``) runs them until Redis refuses one
         (NOPERM), then goes on without. ``limits`` (default: :meth:`Limits.from_env`)
         bounds what it sends and reads. ``signer=None`` signs commands as
-        ``BYWAY_SIGNING_KEYS`` says (unset: unsigned)."""
+        ``BYWAY_SIGNING_KEYS`` says (unset: unsigned).
+
+        by-framework's form, ``GatewayClient(redis_client=redis, registry=registry,
+        interceptors=[...])``, is accepted beside it: ``redis_client`` is ``redis``
+        (else the registry's client), and the registry must use the client's keys. A
+        client that decodes replies (``decode_responses=True``) is read through its
+        bytes-mode twin (:func:`byway.redis_client.bytes_client`). ``close()`` closes
+        only a client this one created itself."""
+        if redis is not None and redis_client is not None:
+            raise ConfigurationError("redis_client: pass either redis or redis_client, not both")
+        given = redis if redis is not None else redis_client
+        if given is None and registry is not None:
+            given = registry.redis
         self.settings = settings or RedisSettings.from_env()
         self._scripts = scripts_setting(scripts)
         self.limits = limits or Limits.from_env()
-        self._owns_redis = redis is None
-        self.redis = redis if redis is not None else self.settings.client()
+        self._owns_redis = given is None
+        self.redis = bytes_client(given) if given is not None else self.settings.client()
         self.keys: Keys = self.settings.keys
-        self.registry = WorkerRegistry(self.redis, self.keys)
+        if registry is not None and registry.keys != self.keys:
+            raise ConfigurationError(
+                f"registry: its keys ({registry.keys.namespace!r}, {registry.keys.schema}) "
+                f"differ from the client's ({self.keys.namespace!r}, {self.keys.schema}); "
+                "set BYWAY_NAMESPACE for both, or pass the registry keys=settings.keys"
+            )
+        self.registry = registry or WorkerRegistry(self.redis, self.keys)
         self.stream_maxlen = stream_maxlen
         self.flow = Flow(
             self.redis,
@@ -72,7 +94,9 @@ class ClientBase:
             max_command_bytes=self.limits.max_command_bytes,
             signer=signer if signer is not None else Signer.from_env(),
         )
-        self._interceptors: list[ClientInterceptor | Callable[[Command], Awaitable[Command]]] = []
+        self._interceptors: list[tuple[Form, Callable[..., Any]]] = []
+        for interceptor in interceptors or ():
+            self.add_interceptor(interceptor)
 
     @classmethod
     def from_url(cls, url: str | None = None, **settings: Any) -> Self:
@@ -95,11 +119,12 @@ class ClientBase:
         if self._owns_redis:
             await self.redis.aclose()
 
-    def add_interceptor(
-        self, interceptor: ClientInterceptor | Callable[[Command], Awaitable[Command]]
-    ) -> None:
-        """Run ``interceptor`` on every command before it is sent, in the order added."""
-        self._interceptors.append(interceptor)
+    def add_interceptor(self, interceptor: Interceptor) -> None:
+        """Run ``interceptor`` on every command before it is sent, in the order added:
+        Byway's ``async before_send(command) -> command`` (or an async callable), or
+        by-framework's ``async before_send(command, header) -> (command, header)`` or
+        ``before_send(params: dict) -> dict`` (see :mod:`byway._client.intercept`)."""
+        self._interceptors.append(classify(interceptor))
 
     @property
     def uses_scripts(self) -> bool:
@@ -126,9 +151,8 @@ class ClientBase:
         return await self.registry.find_online_worker(agent_type, worker, script=False)
 
     async def _intercept(self, command: Command) -> Command:
-        for interceptor in self._interceptors:
-            before_send = getattr(interceptor, "before_send", None)
-            command = await (before_send(command) if before_send else interceptor(command))  # type: ignore[operator]
+        for form, fn in self._interceptors:
+            command = await run_interceptor(form, fn, command)
         return command
 
     # -- sending ---------------------------------------------------------------------------
@@ -149,6 +173,7 @@ class ClientBase:
         message_id: str | None = None,
         trace_id: str | None = None,
         multitask_strategy: str | None = None,
+        route_policy: str | None = None,
     ) -> SendMessageResponse:
         """Queue an AskAgent for ``target_agent_type`` in ``session_id``.
 
@@ -157,8 +182,17 @@ class ClientBase:
         refused unless a live worker can take it. While the session runs another root
         task, ``multitask_strategy`` (default: the agent type's, else ``enqueue``) decides:
         ``enqueue`` runs it afterwards, ``reject`` refuses it (``SESSION_BUSY``),
-        ``interrupt`` cancels the running task and runs this one next.
+        ``interrupt`` cancels the running task and runs this one next. by-framework's
+        ``route_policy`` is accepted: ``FAIL_FAST`` is ``require_online_worker=True``,
+        ``SEND_ANYWAY`` is False (Byway starts no workers, so its wake-up policies have
+        no counterpart).
         """
+        if route_policy is not None:
+            if route_policy not in ("FAIL_FAST", "SEND_ANYWAY"):
+                raise ConfigurationError(
+                    f"route_policy: expected 'FAIL_FAST' or 'SEND_ANYWAY', got {route_policy!r}"
+                )
+            require_online_worker = route_policy == "FAIL_FAST"
         if multitask_strategy is not None and multitask_strategy not in STRATEGIES:
             raise ConfigurationError(
                 f"multitask_strategy: expected one of {', '.join(STRATEGIES)}, "

@@ -7,11 +7,11 @@ from typing import Any
 from redis.exceptions import NoPermissionError
 
 from byway._client.base import ClientBase
-from byway._client.types import checked_id, checked_mode
+from byway._client.types import CancelTaskResponse, checked_id, checked_mode
 from byway._scriptless import cancel_requests
 from byway.errors import ConfigurationError
 from byway.flow import CancelOutcome
-from byway.protocol import CancelMode
+from byway.protocol import CancelMode, now_ms
 from byway.registry import ExecutionRecord
 
 __all__ = ["Cancels"]
@@ -27,16 +27,23 @@ class Cancels(ClientBase):
         session_id: str,
         reason: str | None = None,
         cancel_mode: CancelMode | str = CancelMode.GRACEFUL,
-    ) -> CancelOutcome:
+        *,
+        requested_by: str = "client",
+        target_agent_type: str = "",
+    ) -> CancelTaskResponse:
         """Cancel ``message_id`` and, breadth-first, every task it started.
 
         Queued tasks never start; waiting ones end now; running ones stop (graceful: the
         handler's ``check_cancelled`` raises, and after the worker's grace period the
         handler is cancelled; force: at once). A caller waiting on the cancelled task is
-        resumed with CANCELLED. Returns what was reached (ended tasks are not listed).
-        Without scripts the cancel goes to a worker of the task's agent type, which does
-        the same; the outcome then lists the task only (``via_worker``).
+        resumed with CANCELLED. Returns what was reached (ended tasks are not listed),
+        with by-framework's response fields (``success``, ``status``...). Without scripts
+        the cancel goes to a worker of the task's agent type, which does the same; the
+        outcome then lists the task only (``via_worker``). An unknown message raises
+        :class:`ConfigurationError` (by-framework answers ``NOT_FOUND``).
+        ``target_agent_type`` is by-framework's and unused there as here.
         """
+        del target_agent_type
         checked_id("message_id", message_id)
         checked_id("session_id", session_id)
         mode = checked_mode(cancel_mode)
@@ -46,14 +53,33 @@ class Cancels(ClientBase):
                 f"message_id: no execution of {message_id!r} in session {session_id!r}"
                 + ("" if self.uses_scripts else " (yet: no worker has read it)")
             )
+        outcome: CancelOutcome | None = None
         if self.uses_scripts:
             try:
-                return await self.flow.cancel_tree(
-                    session_id, message_id, reason=reason or "cancelled", mode=mode
+                outcome = await self.flow.cancel_tree(
+                    session_id,
+                    message_id,
+                    reason=reason or "cancelled",
+                    mode=mode,
+                    requested_by=requested_by,
                 )
             except NoPermissionError as exc:  # refused before it ran
                 self._refuse_scripts(exc)
-        return await self._cancel_via_worker([record], reason or "cancelled", mode)
+        if outcome is None:
+            outcome = await self._cancel_via_worker([record], reason or "cancelled", mode)
+        reached = outcome.count
+        return CancelTaskResponse(
+            items=outcome.items,
+            via_worker=outcome.via_worker,
+            success=reached > 0,
+            message_id=message_id,
+            execution_id=record.execution_id,
+            worker_id=record.worker_id,
+            status="CANCEL_REQUESTED" if reached else "ALREADY_FINISHED",
+            timestamp=now_ms(),
+            error="" if reached else f"execution already in terminal state: {record.status}",
+            cancelled_count=reached,
+        )
 
     async def cancel_session(
         self, session_id: str, reason: str | None = None, cancel_mode: CancelMode | str = "graceful"

@@ -10,9 +10,11 @@ import msgspec
 
 from byway._guards import SURROGATE
 from byway.errors import ConfigurationError, NoOnlineWorkerError, ProtocolError, SessionBusyError
+from byway.flow import CancelOutcome
 from byway.protocol import AgentState, CancelMode, Command, Content, MessageHeader, check_id
 
 __all__ = [
+    "CancelTaskResponse",
     "ClientInterceptor",
     "ReloadAck",
     "SendMessageResponse",
@@ -71,6 +73,25 @@ class SendMessageResponse:
                 raise SessionBusyError(self.error)
             raise NoOnlineWorkerError(self.error)
         return self
+
+
+@dataclass(slots=True)
+class CancelTaskResponse(CancelOutcome):
+    """What ``cancel_task`` returns: the :class:`~byway.flow.CancelOutcome` (``items``,
+    ``count``, ``message_ids``) with by-framework's response fields beside it.
+
+    ``status`` is ``CANCEL_REQUESTED`` when the cancel reached a task that had not ended
+    (``cancelled_count`` of them), else ``ALREADY_FINISHED`` with ``success`` False.
+    """
+
+    success: bool = False
+    message_id: str = ""
+    execution_id: str = ""
+    worker_id: str = ""
+    status: str = ""
+    timestamp: int = 0
+    error: str = ""
+    cancelled_count: int = 0
 
 
 def checked_id(field: str, value: object) -> str:
