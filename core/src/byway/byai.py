@@ -51,22 +51,22 @@ class BaiYingMessageRole(enum.StrEnum):
 class MessageFile(msgspec.Struct, frozen=True):
     """A file a message carries (by reference: its URL)."""
 
-    fileId: int  # noqa: N815 - the wire's names
-    fileUrl: str  # noqa: N815
-    fileType: str  # noqa: N815
-    fileName: str  # noqa: N815
+    fileId: int
+    fileUrl: str
+    fileType: str
+    fileName: str
 
 
 class Resource(msgspec.Struct, frozen=True):
     """A resource a message refers to."""
 
-    resourceId: str  # noqa: N815 - the wire's names
-    resourceName: str  # noqa: N815
-    resourceType: str  # noqa: N815
+    resourceId: str
+    resourceName: str
+    resourceType: str
     id: str | None = ""
     path: str | None = ""
-    resourceDesc: str | None = ""  # noqa: N815
-    resourceMetaData: dict[str, Any] | None = msgspec.field(default_factory=dict)  # noqa: N815
+    resourceDesc: str | None = ""
+    resourceMetaData: dict[str, Any] | None = msgspec.field(default_factory=dict)
 
 
 class MessageContent(msgspec.Struct, frozen=True):

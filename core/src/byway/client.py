@@ -35,9 +35,9 @@ from typing import Any
 from byway._client.admin import Admin
 from byway._client.answers import Answers
 from byway._client.cancel import Cancels
+from byway._client.intercept import GatewayInterceptor
 from byway._client.reads import DEFAULT_STREAM_BLOCK_MS as DEFAULT_STREAM_BLOCK_MS
 from byway._client.reads import Reads
-from byway._client.intercept import GatewayInterceptor
 from byway._client.types import (
     CancelTaskResponse,
     ClientInterceptor,
