@@ -60,6 +60,8 @@ from byway.protocol import (
     ResumeCommand,
     StateChangeEvent,
     StreamChunkEvent,
+    command_from_dict,
+    command_to_dict,
 )
 from byway.registry import ExecutionRecord, WorkerInfo, WorkerRegistry
 from byway.runner import RunnerConfig, WorkerRunner
@@ -129,6 +131,8 @@ __all__ = [
     "WorkerRunner",
     "__version__",
     "agent",
+    "command_from_dict",
+    "command_to_dict",
     "load_worker",
     "run_worker",
     "serve",
