@@ -72,6 +72,19 @@ async def fan(command: Command, context: AgentContext) -> object:
     return {"content": "done", "reply_data": {"results": results, "polled": polled}}
 
 
+@agent("gather")
+async def gather(command: Command, context: AgentContext) -> object:
+    """Dispatches with wait_for_reply and gathers in the same pass (by-framework's README)."""
+    assert isinstance(command, AskAgentCommand), "a gathering task is never resumed"
+    tasks = [{"target_agent_type": "kid", "content": p} for p in str(command.content).split()]
+    group = await context.dispatch_group(tasks, wait_for_reply=True)
+    results = await context.collect_group_results(group["task_group_id"])
+    return {
+        "content": " ".join(r["content"] for r in results.values()),
+        "reply_data": {"keys": results.keys(), "statuses": [r["status"] for r in results]},
+    }
+
+
 @agent("kid")
 async def kid(command: Command, context: AgentContext) -> str:
     text = str(command.content)

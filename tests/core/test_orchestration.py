@@ -175,6 +175,26 @@ async def test_fan_out_to_five_children_two_failing_resumes_once_in_task_order(
     assert waited_on != resumed_on
 
 
+async def test_a_group_gathered_in_the_pass_that_dispatched_it_needs_no_resume(
+    client: GatewayClient, cluster: Cluster
+) -> None:
+    await cluster.start("gather", count=1)
+    await cluster.start("kid", count=1)
+    sent = await client.send_message("gather", "gather-s", "one three five")
+    events = await events_until_end(client, "gather-s", sent.message_id)
+
+    [final] = [e for e in events if e.event_type == EventType.FINAL_ANSWER]
+    assert final.data["content"] == "ONE THREE FIVE"  # task order, every child in
+    assert final.data["reply_data"]["statuses"] == ["COMPLETED"] * 3
+    record = await record_of(client, "gather-s", sent.message_id)
+    assert "WAITING_AGENT" not in record.states and record.status == "COMPLETED"
+    kids = [
+        r for r in await client.registry.list_executions("gather-s") if r.target_agent_type == "kid"
+    ]
+    assert sorted(final.data["reply_data"]["keys"]) == sorted(k.message_id for k in kids)
+    assert all(not k.source_agent_type for k in kids)  # nobody waits on their replies
+
+
 async def test_a_question_deep_in_the_tree_is_answered_by_the_user(
     client: GatewayClient, cluster: Cluster
 ) -> None:

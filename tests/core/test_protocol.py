@@ -131,3 +131,19 @@ def test_event_round_trip_keeps_entry_id() -> None:
     assert event.id == "1-0" and event.kind == "chunk" and event.data["content"] == "x"
     with pytest.raises(ProtocolError, match="session_id"):
         decode_event(b'{"event_type": "x"}')
+
+
+def test_command_dicts_round_trip_in_the_wire_shape_and_are_checked_like_entries() -> None:
+    from byway import command_from_dict, command_to_dict
+
+    header = MessageHeader(message_id="m1", session_id="s1", trace_id="t1")
+    ask = AskAgentCommand(header=header, content="hi", extra_payload={"k": 1})
+    data = command_to_dict(ask)
+    assert data["action_type"] == "ASK_AGENT"
+    assert data["body"] == {"content": "hi", "wait_for_reply": False, "extra_payload": {"k": 1}}
+    assert command_from_dict(data) == ask
+    bad = {**data, "header": {**data["header"], "session_id": ""}}
+    with pytest.raises(ProtocolError, match="header.session_id"):
+        command_from_dict(bad)
+    with pytest.raises(ProtocolError, match="expected an object"):
+        command_from_dict(["not", "a", "dict"])  # type: ignore[arg-type]

@@ -84,6 +84,8 @@ from byway.protocol import (
     ResumeCommand,
     StateChangeEvent,
     StreamChunkEvent,
+    command_from_dict,
+    command_to_dict,
 )
 from byway.redis_client import Redis, close_redis, get_redis, init_redis
 from byway.registry import ExecutionRecord, WorkerInfo, WorkerRegistry
@@ -173,6 +175,8 @@ __all__ = [
     "__version__",
     "agent",
     "close_redis",
+    "command_from_dict",
+    "command_to_dict",
     "deserialize_byai_content",
     "get_redis",
     "init_redis",

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from byway.keys import Keys
     from byway.registry import WorkerRegistry
 
-__all__ = ["AgentContext", "Hooks", "Suspension", "TaskServices"]
+__all__ = ["AgentContext", "GroupResults", "Hooks", "Suspension", "TaskServices"]
 
 log = get_logger("byway.task")
 T = TypeVar("T")
@@ -68,6 +68,20 @@ class Suspension:
     @property
     def child_ids(self) -> list[str]:
         return [c.header.message_id for c in self.children]
+
+
+class GroupResults(list[dict[str, Any]]):
+    """A task group's results in task order; also read by message id (``keys``,
+    ``values``, ``items``), as by-framework's README iterates ``results.values()``."""
+
+    def keys(self) -> list[str]:
+        return [str(result.get("message_id", "")) for result in self]
+
+    def values(self) -> list[dict[str, Any]]:
+        return list(self)
+
+    def items(self) -> list[tuple[str, dict[str, Any]]]:
+        return [(str(result.get("message_id", "")), result) for result in self]
 
 
 class Hooks(Protocol):
@@ -421,16 +435,36 @@ class AgentContext:
         return {"status": status, "task_group_id": group_id, "dispatched_tasks": dispatched}
 
     async def collect_group_results(
-        self, group_id: str, timeout: float = 30.0
-    ) -> list[dict[str, Any]]:
+        self, task_group_id: str, timeout: float = 30.0
+    ) -> GroupResults:
         """The group's results in task order, polling until all are in or ``timeout``;
-        children still running then are listed with status ``PENDING``."""
+        children still running then are listed with status ``PENDING``.
+
+        Called on the group this task was about to wait for (``dispatch_group`` with
+        ``wait_for_reply`` in this same pass), it gathers in place instead: the children
+        are sent now, the wait is dropped, and this task keeps its slot while it polls —
+        what by-framework's README shows.
+        """
+        pending = self.suspension
+        if pending is not None and pending.group_id and pending.group_id == task_group_id:
+            self.suspension = None
+            children = [
+                msgspec.structs.replace(
+                    child,
+                    header=msgspec.structs.replace(child.header, source_agent_type=""),
+                    wait_for_reply=False,
+                )
+                for child in pending.children
+            ]
+            await self._services.send_group(self, task_group_id, children, caller_waits=False)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
-            order, results = await self._services.flow.group_results(group_id)
+            order, results = await self._services.flow.group_results(task_group_id)
             if (order and len(results) >= len(order)) or loop.time() >= deadline:
-                return [results.get(mid, {"message_id": mid, "status": "PENDING"}) for mid in order]
+                return GroupResults(
+                    results.get(mid, {"message_id": mid, "status": "PENDING"}) for mid in order
+                )
             await asyncio.sleep(0.1)
 
     async def ask_user(

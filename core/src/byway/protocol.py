@@ -64,6 +64,8 @@ __all__ = [
     "StateChangeEvent",
     "StreamChunkEvent",
     "check_id",
+    "command_from_dict",
+    "command_to_dict",
     "decode_command",
     "decode_event",
     "encode_command",
@@ -214,6 +216,25 @@ def decode_command(
         raise
     except Exception as exc:  # whatever else a hostile entry provokes is still its fault
         raise ProtocolError(f"invalid command: {brief(exc)}") from None
+
+
+def command_to_dict(command: Command) -> dict[str, Any]:
+    """``command`` in its wire shape, ``{"action_type", "header", "body"}`` (by-framework's
+    ``to_dict``)."""
+    result: dict[str, Any] = msgspec.json.decode(encode_command(command))
+    return result
+
+
+def command_from_dict(data: dict[str, Any], **limits: Any) -> Command:
+    """The command a wire-shaped dict holds, checked as :func:`decode_command` checks a
+    stream entry (``limits``: its ``max_bytes``, ``max_depth``, ``forbid_braces``)."""
+    if not isinstance(data, dict):
+        raise ProtocolError(f"command: expected an object, got {type(data).__name__}")
+    try:
+        raw = _encoder.encode(data)
+    except (TypeError, UnicodeEncodeError) as exc:
+        raise ProtocolError(f"command: not JSON: {brief(exc)}") from None
+    return decode_command(raw, **limits)
 
 
 def _command_of(wire: _Wire, forbid_braces: bool) -> Command:

@@ -261,3 +261,47 @@ class WorkerRegistry:
             detail=_encoder.encode(detail or {}),
         )
         return await transition(self.redis, args)
+
+    # -- by-framework's read methods, in its shapes (plain dicts and worker-id lists) -------
+
+    async def get_online_workers(self, agent_type: str) -> list[str]:
+        """The ids of the live workers of ``agent_type``, sorted."""
+        ids = await self.workers_of(agent_type)
+        if not ids:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for worker_id in ids:
+                pipe.exists(self.keys.worker_online(worker_id))
+            alive = await pipe.execute()
+        return [w for w, a in zip(ids, alive, strict=True) if a]
+
+    async def has_online_agent_type(
+        self, agent_type: str, check_active: bool = True
+    ) -> tuple[bool, list[str]]:
+        """Whether ``agent_type`` has live workers, and their ids (``check_active=False``:
+        every member, live or not)."""
+        ids = await (self.get_online_workers if check_active else self.workers_of)(agent_type)
+        return bool(ids), ids
+
+    async def is_worker_online(self, worker_id: str) -> bool:
+        return bool(await self.redis.exists(self.keys.worker_online(worker_id)))
+
+    async def get_all_workers(self) -> dict[str, dict[str, Any]]:
+        """``{worker_id: {"agent_types": [...], "last_seen": ms}}`` for each live worker."""
+        return {
+            w.worker_id: {"agent_types": list(w.agent_types), "last_seen": w.last_seen}
+            for w in await self.list_workers()
+        }
+
+    async def get_execution_by_message_id(
+        self, message_id: str, session_id: str = ""
+    ) -> dict[str, Any] | None:
+        """The execution record of ``message_id`` as a dict (None without a session)."""
+        if not session_id:
+            return None
+        record = await self.get_execution_by_message(session_id, message_id)
+        return msgspec.to_builtins(record) if record else None
+
+    async def get_all_session_executions(self, session_id: str) -> list[dict[str, Any]]:
+        """Every execution record of the session as a dict, oldest first."""
+        return [msgspec.to_builtins(r) for r in await self.list_executions(session_id)]

@@ -1,0 +1,38 @@
+"""by-framework's registry read methods, in its shapes, beside Byway's typed ones."""
+
+from __future__ import annotations
+
+import pytest
+
+from byway import GatewayClient, RedisSettings
+from tests.agents.basic import echo
+from tests.conftest import running, until_status
+
+pytestmark = pytest.mark.redis
+
+
+async def test_by_framework_reads_see_the_worker_and_its_executions(
+    client: GatewayClient, settings: RedisSettings
+) -> None:
+    registry = client.registry
+    assert await registry.has_online_agent_type("echo") == (False, [])
+    async with running(echo, settings):
+        me = echo.worker_id
+        assert await registry.get_online_workers("echo") == [me]
+        assert await registry.has_online_agent_type("echo") == (True, [me])
+        assert await registry.is_worker_online(me)
+        workers = await registry.get_all_workers()
+        assert workers[me]["agent_types"] == ["echo"] and workers[me]["last_seen"] > 0
+        sent = await client.send_message("echo", "reads-s", "hello there")
+        await until_status(client, "reads-s", sent.message_id, "COMPLETED")
+    assert not await registry.is_worker_online(me)
+    assert await registry.get_online_workers("echo") == []
+    assert await registry.has_online_agent_type("echo", check_active=False) == (False, [])
+    found = await registry.get_execution_by_message_id(sent.message_id, "reads-s")
+    assert found is not None
+    assert found["execution_id"] == sent.execution_id and found["status"] == "COMPLETED"
+    assert found["timeline"][0]["status"] == "QUEUED"
+    assert await registry.get_execution_by_message_id(sent.message_id) is None  # no session
+    assert [r["message_id"] for r in await registry.get_all_session_executions("reads-s")] == [
+        sent.message_id
+    ]
