@@ -437,3 +437,8 @@ def test_byai_worker_prepares_commands() -> None:
     assert isinstance(prepared, ByaiAskAgentCommand)
     assert prepared.content == BaiYingMessage(role=BaiYingMessageRole.SYSTEM, content="be brief")
     assert prepared.to_command().content == wire.content
+    assert ByaiAskAgentCommand.from_dict(prepared.to_dict()) == prepared
+    with pytest.raises(ProtocolError, match="role"):
+        ByaiAskAgentCommand.from_dict(
+            {**prepared.to_dict(), "body": {"content": [{"role": 1, "content": "x"}]}}
+        )

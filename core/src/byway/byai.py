@@ -18,7 +18,13 @@ from typing import Any, Protocol, TypeAlias
 import msgspec
 
 from byway.errors import ProtocolError
-from byway.protocol import AskAgentCommand, Content, ResumeCommand
+from byway.protocol import (
+    AskAgentCommand,
+    Content,
+    ResumeCommand,
+    command_from_dict,
+    command_to_dict,
+)
 
 __all__ = [
     "BaiYingMessage",
@@ -158,6 +164,23 @@ class ByaiAskAgentCommand(AskAgentCommand, kw_only=True):
             extra_payload=dict(self.extra_payload),
         )
 
+    def to_dict(self) -> dict[str, Any]:
+        """The wire shape, ``{"action_type", "header", "body"}`` (content serialised)."""
+        return command_to_dict(self.to_command())
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ByaiAskAgentCommand:
+        """The command a wire-shaped dict holds, checked and its content decoded."""
+        plain = command_from_dict(data)
+        if not isinstance(plain, AskAgentCommand):
+            raise ProtocolError(f"action_type: expected ASK_AGENT, got {plain.action_type}")
+        return cls(
+            header=plain.header,
+            content=deserialize_byai_content(plain.content),
+            wait_for_reply=plain.wait_for_reply,
+            extra_payload=plain.extra_payload,
+        )
+
 
 class ByaiResumeCommand(ResumeCommand, kw_only=True):
     """A :class:`ResumeCommand` whose content is decoded to Byai objects."""
@@ -172,4 +195,22 @@ class ByaiResumeCommand(ResumeCommand, kw_only=True):
             status=self.status,
             reply_data=self.reply_data,
             extra_payload=dict(self.extra_payload),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The wire shape, ``{"action_type", "header", "body"}`` (content serialised)."""
+        return command_to_dict(self.to_command())
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ByaiResumeCommand:
+        """The command a wire-shaped dict holds, checked and its content decoded."""
+        plain = command_from_dict(data)
+        if not isinstance(plain, ResumeCommand):
+            raise ProtocolError(f"action_type: expected RESUME, got {plain.action_type}")
+        return cls(
+            header=plain.header,
+            content=deserialize_byai_content(plain.content),
+            status=plain.status,
+            reply_data=plain.reply_data,
+            extra_payload=plain.extra_payload,
         )
