@@ -178,7 +178,9 @@ async def _reload(args: argparse.Namespace) -> int:
 
 async def _cancel(args: argparse.Namespace) -> int:
     from byway.client import GatewayClient
+    from byway.flow import CancelOutcome
 
+    outcome: CancelOutcome
     async with GatewayClient(settings=settings_of(args)) as client:
         if args.message_id:
             outcome = await client.cancel_task(
