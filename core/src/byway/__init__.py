@@ -7,6 +7,7 @@ and read each session's event stream. See the repository README for a tour.
 
 from __future__ import annotations
 
+from byway._log import setup_logging
 from byway.app import load_worker, run_worker, serve
 from byway.client import ClientInterceptor, GatewayClient, ReloadAck, SendMessageResponse
 from byway.context import AgentContext
@@ -66,6 +67,7 @@ from byway.runner import RunnerConfig, WorkerRunner
 from byway.settings import RedisSettings
 from byway.signing import Signer
 from byway.worker import FunctionWorker, GatewayWorker, agent
+from byway.workspace import WorkspacePolicy
 
 __version__ = "0.1.0"
 
@@ -127,9 +129,11 @@ __all__ = [
     "WorkerInfo",
     "WorkerRegistry",
     "WorkerRunner",
+    "WorkspacePolicy",
     "__version__",
     "agent",
     "load_worker",
     "run_worker",
     "serve",
+    "setup_logging",
 ]

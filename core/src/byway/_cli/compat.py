@@ -86,7 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="max tasks at once ($BYAI_WORKER_CONCURRENCY, else 50)",
     )
     p.add_argument(
-        "--fetch-count", type=_int_type(1), help="entries per read ($BYAI_WORKER_FETCH_COUNT, else 10)"
+        "--fetch-count",
+        type=_int_type(1),
+        help="entries per read ($BYAI_WORKER_FETCH_COUNT, else 10)",
     )
     p.add_argument(
         "--redis-max-connections",
