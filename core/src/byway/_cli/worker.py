@@ -22,7 +22,7 @@ def env_flag(name: str) -> bool:
 def json_logging() -> None:
     """Switch this process's logging (configured as text by the command) to JSON lines,
     at the level it has."""
-    setup_logging(level=logging.getLogger().level, use_json=True)
+    setup_logging(level=logging.root.level, use_json=True)
 
 
 def add_worker(sub: Commands) -> None:
