@@ -325,10 +325,16 @@ def test_cleanup_never_follows_a_symlink(tmp_path: Path) -> None:
 
 
 def test_workspace_root_of_another_user_is_refused(tmp_path: Path) -> None:
-    if os.getuid() == 0 or not Path("/").stat().st_uid == 0:
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    if os.getuid() == 0:
+        os.chown(theirs, 65534, 65534)  # nobody's
+    elif Path("/").stat().st_uid != os.getuid():
+        theirs = Path("/")
+    else:
         pytest.skip("needs a directory owned by another user")
     with pytest.raises(WorkerError, match="another user"):
-        Workspaces(WorkspacePolicy(root=Path("/"))).task_dir("s", "m")
+        Workspaces(WorkspacePolicy(root=theirs)).task_dir("s", "m")
 
 
 def test_workspace_policy_from_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -361,7 +367,9 @@ def test_redis_settings_from_by_frameworks_parameters(monkeypatch: pytest.Monkey
     assert redis_settings(redis_max_connections=7).max_connections == 33
     with pytest.raises(ConfigurationError, match="redis_url and redis_host, redis_port"):
         redis_settings("redis://x:1/0", redis_host="h", redis_port=1)
+    monkeypatch.delenv("BYAI_REDIS_MAX_CONNECTIONS")
     for bad, name in [({"redis_port": 0}, "redis_port"), ({"redis_db": -1}, "redis_db"),
+                      ({"redis_max_connections": 1}, "redis_max_connections"),
                       ({"redis_host": "a/b"}, "redis_host"), ({"redis_port": "1"}, "redis_port")]:  # fmt: skip
         with pytest.raises(ConfigurationError, match=name):
             redis_settings(**bad)

@@ -170,11 +170,14 @@ def redis_settings(
         )
     if not os.environ.get("BYAI_REDIS_MAX_CONNECTIONS"):
         if redis_max_connections is not None:
-            if isinstance(redis_max_connections, bool) or not isinstance(
-                redis_max_connections, int
+            if (
+                isinstance(redis_max_connections, bool)
+                or not isinstance(redis_max_connections, int)
+                or redis_max_connections < 2
             ):
                 raise ConfigurationError(
-                    f"redis_max_connections: expected an integer, got {redis_max_connections!r}"
+                    "redis_max_connections: expected an integer of at least 2, "
+                    f"got {redis_max_connections!r}"
                 )
             overrides["max_connections"] = redis_max_connections
         else:  # by-framework's rule: a connection per task and ten to spare
