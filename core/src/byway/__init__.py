@@ -7,6 +7,7 @@ and read each session's event stream. See the repository README for a tour.
 
 from __future__ import annotations
 
+from byway._log import setup_logging
 from byway.app import load_worker, run_worker, serve
 from byway.byai import (
     BaiYingMessage,
@@ -93,6 +94,7 @@ from byway.runner import RunnerConfig, WorkerRunner
 from byway.settings import RedisSettings
 from byway.signing import Signer
 from byway.worker import FunctionWorker, GatewayWorker, agent
+from byway.workspace import WorkspacePolicy
 
 __version__ = "0.1.0"
 
@@ -172,6 +174,7 @@ __all__ = [
     "WorkerInfo",
     "WorkerRegistry",
     "WorkerRunner",
+    "WorkspacePolicy",
     "__version__",
     "agent",
     "close_redis",
@@ -184,4 +187,5 @@ __all__ = [
     "run_worker",
     "serialize_byai_content",
     "serve",
+    "setup_logging",
 ]

@@ -1,9 +1,10 @@
-"""``python -m byway`` is the ``byway`` command."""
+"""``python -m byway``: the ``byway`` command, and by-framework's
+``python -m by_framework --worker-class module.Class ...`` form (:mod:`byway._cli.compat`)."""
 
 from __future__ import annotations
 
 import sys
 
-from byway.cli import main
+from byway._cli.compat import main
 
 sys.exit(main())

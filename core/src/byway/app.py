@@ -11,6 +11,7 @@ from dataclasses import fields, replace
 from typing import Any
 
 from byway._log import get_logger
+from byway._redis_parts import url_from_parts
 from byway.config import RunnerConfig
 from byway.errors import ConfigurationError, WorkerError
 from byway.health import DEFAULT_HEALTH_HOST
@@ -18,8 +19,16 @@ from byway.plugins import Plugin, adapt, discover_plugins
 from byway.runtime.runner import WorkerRunner
 from byway.settings import RedisSettings
 from byway.worker import FunctionWorker, GatewayWorker
+from byway.workspace import WorkspacePolicy, Workspaces
 
-__all__ = ["load_worker", "run_worker", "serve", "worker_command", "worker_env"]
+__all__ = [
+    "load_worker",
+    "redis_settings",
+    "run_worker",
+    "serve",
+    "worker_command",
+    "worker_env",
+]
 
 log = get_logger("byway.worker")
 
@@ -119,6 +128,63 @@ def worker_env(settings: RedisSettings, base: Mapping[str, str] | None = None) -
     return env
 
 
+def redis_settings(
+    redis_url: str | None = None,
+    *,
+    redis_host: str | None = None,
+    redis_port: int | None = None,
+    redis_db: int | None = None,
+    redis_username: str | None = None,
+    redis_password: str | None = None,
+    redis_max_connections: int | None = None,
+    max_concurrency: int = 50,
+    base: RedisSettings | None = None,
+) -> RedisSettings:
+    """The settings ``run_worker`` connects with: ``base`` (default: from the environment)
+    with ``redis_url``, or by-framework's host/port/db/user/password form (a part not
+    given takes by-framework's default: localhost, 6379, 0), not both. With neither,
+    Byway's default: ``$BYWAY_REDIS_URL``, else the embedded server.
+
+    The pool holds ``$BYAI_REDIS_MAX_CONNECTIONS`` connections, else
+    ``redis_max_connections``, else at least ``max_concurrency + 10``.
+    """
+    settings = base if base is not None else RedisSettings.from_env()
+    parts = {
+        "redis_host": redis_host,
+        "redis_port": redis_port,
+        "redis_db": redis_db,
+        "redis_username": redis_username,
+        "redis_password": redis_password,
+    }
+    given = [name for name, value in parts.items() if value is not None]
+    overrides: dict[str, Any] = {}
+    if redis_url is not None and given:
+        raise ConfigurationError(
+            f"redis_url and {', '.join(given)}: name Redis by a URL or by host/port, not both"
+        )
+    if redis_url is not None:
+        overrides["url"] = redis_url
+    elif given:
+        overrides["url"] = url_from_parts(
+            redis_host, redis_port, redis_db, redis_username, redis_password
+        )
+    if not os.environ.get("BYAI_REDIS_MAX_CONNECTIONS"):
+        if redis_max_connections is not None:
+            if (
+                isinstance(redis_max_connections, bool)
+                or not isinstance(redis_max_connections, int)
+                or redis_max_connections < 2
+            ):
+                raise ConfigurationError(
+                    "redis_max_connections: expected an integer of at least 2, "
+                    f"got {redis_max_connections!r}"
+                )
+            overrides["max_connections"] = redis_max_connections
+        else:  # by-framework's rule: a connection per task and ten to spare
+            overrides["max_connections"] = max(settings.max_connections, max_concurrency + 10)
+    return replace(settings, **overrides) if overrides else settings
+
+
 async def serve(
     worker: GatewayWorker,
     *,
@@ -128,11 +194,15 @@ async def serve(
     health_port: int | None = None,
     health_host: str = DEFAULT_HEALTH_HOST,
     plugins: list[Plugin] | None = None,
+    workspace: WorkspacePolicy | None = None,
 ) -> None:
     """Run ``worker`` until stopped (SIGTERM/SIGINT drain it); with ``health_port``,
     serve ``/healthz`` and ``/readyz`` on ``health_host`` (this machine only by default)
-    meanwhile. ``plugins=None`` discovers them."""
+    meanwhile. ``plugins=None`` discovers them; ``workspace=None`` puts
+    ``context.workspace`` where :meth:`WorkspacePolicy.from_env` says."""
     runner = WorkerRunner(worker, settings=settings, config=config, plugins=plugins)
+    if workspace is not None:
+        runner.executor.workspaces = Workspaces(workspace)
     try:
         if health_port is None:
             await runner.start(handle_signals=handle_signals)
@@ -158,14 +228,34 @@ def run_worker(
     plugin_configurator: Any = None,
     plugin_dir: str | None = None,
     plugin_hook_timeout_seconds: float | None = None,
+    *,
+    redis_host: str | None = None,
+    redis_port: int | None = None,
+    redis_db: int | None = None,
+    redis_password: str | None = None,
+    redis_username: str | None = None,
+    redis_max_connections: int | None = None,
+    workspace_dir: str | os.PathLike[str] | None = None,
+    plugin_log_hook_stats_on_shutdown: bool = True,
     **options: Any,
 ) -> None:
     """Blocking entry point: build the worker and serve it until SIGTERM/SIGINT.
 
-    ``BYAI_WORKER_CONCURRENCY``, ``BYAI_WORKER_FETCH_COUNT`` and
-    ``BYAI_REDIS_MAX_CONNECTIONS`` override the matching arguments. Other keyword
-    options are :class:`RunnerConfig` fields (``lease_seconds``, ``drain_timeout``...).
+    Redis is ``redis_url``, or by-framework's ``redis_host``/``redis_port``/``redis_db``/
+    ``redis_username``/``redis_password`` (not both; with neither, ``$BYWAY_REDIS_URL``,
+    else the embedded server; see :func:`redis_settings`). ``workspace_dir`` is the root
+    of ``context.workspace`` (default ``$BYWAY_WORKSPACE_DIR``, else
+    ``<tempdir>/byway-workspace-<uid>``). ``BYAI_WORKER_CONCURRENCY``,
+    ``BYAI_WORKER_FETCH_COUNT`` and ``BYAI_REDIS_MAX_CONNECTIONS`` override the matching
+    arguments. Other keyword options are :class:`RunnerConfig` fields
+    (``lease_seconds``, ``drain_timeout``...). ``plugin_log_hook_stats_on_shutdown`` is
+    accepted for by-framework's code; Byway logs the hook counts at shutdown always.
     """
+    if not isinstance(plugin_log_hook_stats_on_shutdown, bool):
+        raise ConfigurationError(
+            "plugin_log_hook_stats_on_shutdown: expected a bool, "
+            f"got {type(plugin_log_hook_stats_on_shutdown).__name__}"
+        )
     known = {f.name for f in fields(RunnerConfig)}
     unknown = set(options) - known - {"agent_types", "namespace", "key_schema"}
     if unknown:
@@ -178,10 +268,18 @@ def run_worker(
     )
     if plugin_hook_timeout_seconds:
         config = replace(config, plugin_hook_timeout_seconds=plugin_hook_timeout_seconds)
-    settings = RedisSettings.from_env()
+    settings = redis_settings(
+        redis_url,
+        redis_host=redis_host,
+        redis_port=redis_port,
+        redis_db=redis_db,
+        redis_username=redis_username,
+        redis_password=redis_password,
+        redis_max_connections=redis_max_connections,
+        max_concurrency=config.max_concurrency,
+    )
+    workspace = WorkspacePolicy.from_env(workspace_dir)
     overrides: dict[str, Any] = {}
-    if redis_url is not None:
-        overrides["url"] = redis_url
     if options.get("namespace"):
         overrides["namespace"] = options["namespace"]
     if options.get("key_schema"):
@@ -190,4 +288,6 @@ def run_worker(
         settings = replace(settings, **overrides)
     worker = load_worker(worker_class, worker_id=worker_id, agent_types=options.get("agent_types"))
     plugins = discover_plugins(plugin_list, plugin_configurator, plugin_dir)
-    asyncio.run(serve(worker, settings=settings, config=config, plugins=plugins))
+    asyncio.run(
+        serve(worker, settings=settings, config=config, plugins=plugins, workspace=workspace)
+    )

@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import msgspec
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     from byway.flow import Flow
     from byway.keys import Keys
     from byway.registry import WorkerRegistry
+    from byway.workspace import Workspaces
 
 __all__ = ["AgentContext", "GroupResults", "Hooks", "Suspension", "TaskServices"]
 
@@ -184,10 +186,33 @@ class AgentContext:
         self.logger = logging.LoggerAdapter(
             log, {"session_id": self.session_id, "message_id": self.message_id}
         )
+        #: the worker's workspaces (set by the worker that runs the task)
+        self.workspaces: Workspaces | None = None
 
     @property
     def redis(self) -> Any:
         return self._services.redis
+
+    @property
+    def workspace(self) -> Path:
+        """This task's scratch directory on this worker's disk, created on first access
+        (mode 0o700) and removed when the task ends; below :attr:`session_workspace`.
+        Local to this worker: a resume elsewhere finds it empty (see
+        :mod:`byway.workspace`)."""
+        return self._workspaces().task_dir(self.session_id, self.message_id)
+
+    @property
+    def session_workspace(self) -> Path:
+        """This session's directory on this worker's disk, shared by its tasks here and
+        removed once the session has been idle (see :mod:`byway.workspace`)."""
+        return self._workspaces().session_dir(self.session_id)
+
+    def _workspaces(self) -> Workspaces:
+        if self.workspaces is None:
+            raise ConfigurationError(
+                "context.workspace: this context is not run by a worker (no workspace root)"
+            )
+        return self.workspaces
 
     @property
     def keys(self) -> Keys:

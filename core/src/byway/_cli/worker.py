@@ -4,12 +4,25 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 
 from byway._cli.common import Commands, add_redis_options, settings_of
+from byway._log import setup_logging
 from byway.health import DEFAULT_HEALTH_HOST
 
-__all__ = ["add_worker"]
+__all__ = ["add_worker", "env_flag", "json_logging"]
+
+
+def env_flag(name: str) -> bool:
+    """Whether the environment variable ``name`` says yes (1, true, yes, on)."""
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def json_logging() -> None:
+    """Switch this process's logging (configured as text by the command) to JSON lines,
+    at the level it has."""
+    setup_logging(level=logging.root.level, use_json=True)
 
 
 def add_worker(sub: Commands) -> None:
@@ -87,6 +100,18 @@ def add_worker(sub: Commands) -> None:
         help="seconds a plugin hook may take before it is skipped (5)",
     )
     p.add_argument(
+        "--workspace",
+        metavar="DIR",
+        help="root of the per-session/task workspaces (context.workspace; default "
+        "$BYWAY_WORKSPACE_DIR, else <tempdir>/byway-workspace-<uid>)",
+    )
+    p.add_argument(
+        "--log-json",
+        action="store_true",
+        default=env_flag("BYWAY_LOG_JSON"),
+        help="log JSON lines with the ids of each line's task ($BYWAY_LOG_JSON=1)",
+    )
+    p.add_argument(
         "--history-limit",
         type=int,
         default=20,
@@ -100,7 +125,10 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     from byway.app import load_worker, serve
     from byway.plugins import discover_plugins
     from byway.runner import RunnerConfig
+    from byway.workspace import WorkspacePolicy
 
+    if args.log_json:
+        json_logging()
     worker = load_worker(args.target, worker_id=args.worker_id, agent_types=args.agent_type)
     config = RunnerConfig(
         max_concurrency=args.concurrency,
@@ -122,6 +150,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
             health_port=args.health_port,
             health_host=args.health_host,
             plugins=plugins,
+            workspace=WorkspacePolicy.from_env(args.workspace),
         )
     )
     return 0

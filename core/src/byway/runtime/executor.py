@@ -11,7 +11,7 @@ from typing import Any
 from redis.exceptions import RedisError, ResponseError
 
 from byway import tracing
-from byway._log import get_logger
+from byway._log import bind_task, get_logger, unbind_task
 from byway.context import AgentContext
 from byway.errors import TaskCancelledError, TaskError
 from byway.protocol import (
@@ -30,6 +30,7 @@ from byway.runtime.services import WorkerServices
 from byway.runtime.slots import Running
 from byway.runtime.util import cut
 from byway.worker import normalize_result
+from byway.workspace import Workspaces
 
 __all__ = ["Executor"]
 
@@ -45,12 +46,31 @@ class Executor:
         self.plugin_host = plugin_host
         self.worker = services.worker
         self.plugins = services.plugins
+        #: where ``context.workspace`` lives (``serve(workspace=...)`` replaces it)
+        self.workspaces = Workspaces()
 
     def launch(self, running: Running, *, suspect: bool = False) -> None:
         self.services.slots.add(running, suspect=suspect)
         running.task = asyncio.create_task(self.run(running), name=f"byway-task-{running.entry_id}")
 
     async def run(self, running: Running) -> None:
+        ctx = running.context
+        ctx.workspaces = self.workspaces
+        # every line logged while it runs (its hooks, its handler, what they start) names it
+        token = bind_task(
+            session_id=ctx.session_id,
+            message_id=ctx.message_id,
+            trace_id=ctx.trace_id,
+            execution_id=ctx.execution_id,
+            agent_type=running.agent_type,
+            worker_id=self.worker.worker_id,
+        )
+        try:
+            await self._run_in_span(running)
+        finally:
+            unbind_task(token)
+
+    async def _run_in_span(self, running: Running) -> None:
         ctx = running.context
         command = ctx.command
         resumed = isinstance(command, ResumeCommand)
@@ -171,6 +191,8 @@ class Executor:
             await self._after(ctx, result, error)  # its slot is free already
         elif ctx.suspension is not None:
             tracing.record_outcome(span, str(ctx.suspension.status))
+        # after the end hooks (which may still read it); kept while the task waits
+        await self.workspaces.finish(ctx.session_id, ctx.message_id, ended=result is not None)
 
     async def _after(
         self, ctx: AgentContext, result: AgentTaskResult, error: dict[str, str] | None
