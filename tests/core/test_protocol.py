@@ -143,7 +143,7 @@ def test_command_dicts_round_trip_in_the_wire_shape_and_are_checked_like_entries
     assert data["body"] == {"content": "hi", "wait_for_reply": False, "extra_payload": {"k": 1}}
     assert command_from_dict(data) == ask
     bad = {**data, "header": {**data["header"], "session_id": ""}}
-    with pytest.raises(ProtocolError, match="header.session_id"):
+    with pytest.raises(ProtocolError, match=r"header\.session_id"):
         command_from_dict(bad)
     with pytest.raises(ProtocolError, match="expected an object"):
         command_from_dict(["not", "a", "dict"])  # type: ignore[arg-type]

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -14,6 +13,7 @@ import msgspec
 
 from byway import events, tracing
 from byway._log import get_logger
+from byway._task_types import GroupResults, Suspension
 from byway.errors import (
     ConfigurationError,
     LimitExceededError,
@@ -55,35 +55,6 @@ _SCHEDULER_STATES = frozenset(
 
 #: The largest ``context.state`` (encoded) that survives a suspension.
 MAX_STATE_BYTES = 64 * 1024
-
-
-@dataclass(slots=True)
-class Suspension:
-    """What a handler decided to wait for; the runner records it when the handler returns."""
-
-    status: str  # WAITING_AGENT | WAITING_USER
-    timeout: float | None = None
-    children: list[AskAgentCommand] = field(default_factory=list)
-    group_id: str = ""
-    question: AskUserEvent | None = None
-
-    @property
-    def child_ids(self) -> list[str]:
-        return [c.header.message_id for c in self.children]
-
-
-class GroupResults(list[dict[str, Any]]):
-    """A task group's results in task order; also read by message id (``keys``,
-    ``values``, ``items``), as by-framework's README iterates ``results.values()``."""
-
-    def keys(self) -> list[str]:
-        return [str(result.get("message_id", "")) for result in self]
-
-    def values(self) -> list[dict[str, Any]]:
-        return list(self)
-
-    def items(self) -> list[tuple[str, dict[str, Any]]]:
-        return [(str(result.get("message_id", "")), result) for result in self]
 
 
 class Hooks(Protocol):
