@@ -87,6 +87,7 @@ def _attributes(cls: type) -> list[str]:
 def describe(package: str) -> dict[str, Any]:
     module = importlib.import_module(package)
     surface: dict[str, Any] = {}
+    public = {getattr(module, n, None): n for n in getattr(module, "__all__", ())}
     for name in sorted(getattr(module, "__all__", ())):
         obj = getattr(module, name, None)
         if inspect.isclass(obj) and issubclass(obj, enum.Enum):
@@ -98,6 +99,8 @@ def describe(package: str) -> dict[str, Any]:
                 "methods": _own_methods(obj, package),
                 "fields": _fields(obj),
                 "attributes": _attributes(obj),
+                # public classes of the package this one derives from
+                "bases": [public[b] for b in obj.__mro__[1:] if b in public],
             }
         elif callable(obj):
             surface[name] = {"kind": "function", "params": _params(obj)}
