@@ -213,7 +213,7 @@ class AgentConfigs(list[AgentConfig]):
             return any(c.agent_id == item for c in self)
         return super().__contains__(item)
 
-    @overload  # type: ignore[override]
+    @overload
     def __getitem__(self, key: str) -> AgentConfig: ...
     @overload
     def __getitem__(self, key: SupportsIndex) -> AgentConfig: ...
@@ -227,7 +227,7 @@ class AgentConfigs(list[AgentConfig]):
             return found
         return super().__getitem__(key)
 
-    @overload  # type: ignore[override]
+    @overload
     def __setitem__(self, key: str, value: AgentConfig) -> None: ...
     @overload
     def __setitem__(self, key: SupportsIndex, value: AgentConfig) -> None: ...
