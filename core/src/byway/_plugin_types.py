@@ -141,7 +141,7 @@ class PluginBuildContext:
     reason: str = ""
     previous_stable_agent_configs: tuple[AgentConfig, ...] = ()
     current_version: str = ""
-    _prev: tuple[AgentConfig, ...] = ()
+    _prev_agent_configs: tuple[AgentConfig, ...] = ()
 
     def __post_init__(self) -> None:
         given: Any = self.agent_configs
@@ -184,10 +184,10 @@ class PluginBuildContext:
         """The configs registered so far (by-framework's name)."""
         return list(self.agent_configs)
 
-    def set_agent_configs(self, configs: Iterable[AgentConfig]) -> None:
+    def set_agent_configs(self, new_configs: Iterable[AgentConfig]) -> None:
         """by-framework's name of :meth:`add_agent_configs`: configs already registered
         stay (as in by-framework, where a build only adds)."""
-        self.add_agent_configs(configs)
+        self.add_agent_configs(new_configs)
 
     def replace_agent_configs(self, configs: Iterable[AgentConfig]) -> None:
         """Make ``configs`` the whole set (what a by-framework ``reload`` returns)."""
@@ -203,11 +203,11 @@ class PluginBuildContext:
         return tuple(self.agent_configs)
 
     def freeze_prev_agent_configs(self) -> None:
-        self._prev = tuple(self.agent_configs)
+        self._prev_agent_configs = tuple(self.agent_configs)
 
     def get_prev_agent_configs(self) -> tuple[AgentConfig, ...]:
         """The configs as they were before the current plugin's turn."""
-        return self._prev
+        return self._prev_agent_configs
 
     def set_history_store(self, store: HistoryStore) -> None:
         """Replace the default (Redis) history store, e.g. with a Postgres one."""
