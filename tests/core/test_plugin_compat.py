@@ -425,8 +425,12 @@ def test_the_configurator_gets_a_registry_that_is_still_a_list() -> None:
 
     async def by_framework_async(registry: Any) -> None:
         registry.register_bundle(Mine())
+        registry.register_bundle(Plugin(PluginManifest(plugin_id="first", priority=9)))
+        registry.apply_default_hook_timeout(2.5)
+        assert [p.plugin_id for p in registry.get_active_plugins()] == ["first", "mine"]
 
-    assert [p.plugin_id for p in discover_plugins([], by_framework_async)] == ["mine"]
+    found = discover_plugins([], by_framework_async)
+    assert [(p.plugin_id, p.hook_timeout_seconds) for p in found] == [("mine", 2.5), ("first", 2.5)]
 
 
 async def test_run_worker_takes_a_configurator_and_a_plugin_dir(

@@ -164,7 +164,8 @@ class PluginRegistry(list[Any]):
 
     A list, so that a Byway configurator changes it in place or returns a new one, with
     by-framework's ``register_bundle(plugin)``/``register_bundles(plugins)``,
-    ``get_plugin(plugin_id)`` and ``plugins`` (the list itself).
+    ``get_plugin(plugin_id)``, ``get_active_plugins()``, ``apply_default_hook_timeout``
+    and ``plugins`` (the list itself).
     """
 
     @property
@@ -182,6 +183,18 @@ class PluginRegistry(list[Any]):
 
     def get_plugin(self, plugin_id: str) -> Any:
         return next((p for p in self if p.manifest.id == plugin_id), None)
+
+    def get_active_plugins(self) -> list[Any]:
+        """The enabled plugins in the order they will run (rank, then id)."""
+        active = [p for p in self if p.manifest.enabled]
+        return sorted(active, key=lambda p: (p.manifest.rank, p.manifest.id))
+
+    def apply_default_hook_timeout(self, timeout_seconds: float) -> None:
+        """Give every plugin without a hook timeout of its own this one."""
+        if timeout_seconds > 0:
+            for plugin in self:
+                if plugin.hook_timeout_seconds is None:
+                    plugin.hook_timeout_seconds = timeout_seconds
 
 
 class AgentConfigs(list[AgentConfig]):

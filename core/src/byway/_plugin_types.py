@@ -270,33 +270,37 @@ class Plugin:
     async def setup(self, ctx: PluginBuildContext) -> None:
         """Register what this plugin provides; raise :class:`PluginDeclined` to opt out."""
 
-    async def register_agent_configs(self, ctx: PluginBuildContext) -> list[AgentConfig] | None:
+    async def register_agent_configs(
+        self, build_context: PluginBuildContext
+    ) -> list[AgentConfig] | None:
         """The agent configs this plugin provides (by-framework's way; runs after
-        ``setup``); None when it registered them on ``ctx`` itself."""
+        ``setup``); None when it registered them on the context itself."""
         return None
 
     async def reload(
-        self, ctx: PluginBuildContext
+        self, context: PluginBuildContext
     ) -> list[AgentConfig] | PluginReloadResult | None:
         """Re-read configuration and register again (hot reload). Default: ``setup`` and
         ``register_agent_configs``. A list (or :class:`PluginReloadResult`) returned
         becomes the whole set of configs, as by-framework's reload chain has it."""
-        await self.setup(ctx)
-        ctx.add_agent_configs(await self.register_agent_configs(ctx) or ())
+        await self.setup(context)
+        context.add_agent_configs(await self.register_agent_configs(context) or ())
         return None
 
     async def on_worker_startup(self, info: WorkerInfo) -> None: ...
 
     async def on_worker_shutdown(self, info: WorkerInfo) -> None: ...
 
-    async def on_task_start(self, ctx: AgentContext) -> None: ...
+    async def on_task_start(self, context: AgentContext) -> None: ...
 
-    async def on_task_complete(self, ctx: AgentContext, result: AgentTaskResult) -> None: ...
+    async def on_task_complete(self, context: AgentContext, result: AgentTaskResult) -> None: ...
 
-    async def on_task_error(self, ctx: AgentContext, error: TaskFailure) -> None: ...
+    async def on_task_error(self, context: AgentContext, error: TaskFailure) -> None: ...
 
-    async def on_task_cancel(self, ctx: AgentContext, reason: str) -> None: ...
+    async def on_task_cancel(self, context: AgentContext, reason: str) -> None: ...
 
-    async def on_call_agent_start(self, ctx: AgentContext, command: AskAgentCommand) -> None: ...
+    async def on_call_agent_start(
+        self, context: AgentContext, command: AskAgentCommand
+    ) -> None: ...
 
-    async def on_call_agent_complete(self, ctx: AgentContext, reply: ResumeCommand) -> None: ...
+    async def on_call_agent_complete(self, context: AgentContext, reply: ResumeCommand) -> None: ...
