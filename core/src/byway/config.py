@@ -8,14 +8,17 @@ nothing here does I/O.
 
 from __future__ import annotations
 
+import copy
+import enum
 import hashlib
 import time
 from dataclasses import dataclass, field
+from string import Formatter
 from typing import Any
 
 import msgspec
 
-from byway.errors import WorkerError
+from byway.errors import ConfigurationError, WorkerError
 from byway.limits import Limits
 from byway.records import DEFAULT_RECORD_TTL_S
 
@@ -23,7 +26,10 @@ from byway.records import DEFAULT_RECORD_TTL_S
 STRATEGIES = ("enqueue", "reject", "interrupt")
 
 __all__ = [
+    "CONFLICT_STRATEGIES",
     "AgentConfig",
+    "CallbackType",
+    "PromptTemplate",
     "RunnerConfig",
     "configs_from_snapshot",
     "snapshot_body",
@@ -105,66 +111,194 @@ def _name_of(item: Any) -> str:
     return str(getattr(item, "name", None) or getattr(item, "__name__", None) or repr(item))
 
 
+def _names(items: list[Any] | dict[str, Any]) -> list[str]:
+    """Tools or skills by name: a list's items named, a dict's keys."""
+    if isinstance(items, dict):
+        return [str(k) for k in items]
+    return [_name_of(t) for t in items]
+
+
+def _key_name(key: Any) -> str:
+    return str(key.value) if isinstance(key, enum.Enum) else str(key)
+
+
+class CallbackType(enum.Enum):
+    """Where an agent's callbacks run (by-framework's keys of ``AgentConfig.callbacks``)."""
+
+    before_model_callback = "before_model_callback"
+    after_model_callback = "after_model_callback"
+    before_tool_callback = "before_tool_callback"
+    after_tool_callback = "after_tool_callback"
+    before_agent_callback = "before_agent_callback"
+    after_agent_callback = "after_agent_callback"
+
+
+@dataclass(slots=True)
+class PromptTemplate:
+    """A prompt with ``{name}`` placeholders; ``variables`` is found from ``content``.
+
+    Goes in ``AgentConfig.prompts``; the snapshot keeps it as ``{"content", "variables"}``.
+    """
+
+    content: str
+    variables: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.content, str):
+            raise ConfigurationError(
+                f"PromptTemplate.content: expected a string, got {type(self.content).__name__}"
+            )
+        if not self.variables:
+            self.variables = [f for _, f, _, _ in Formatter().parse(self.content) if f]
+
+    def render(self, **values: Any) -> str:
+        """The prompt with ``values`` filled in; a missing variable raises ``KeyError``."""
+        missing = [v for v in self.variables if v not in values]
+        if missing:
+            raise KeyError(f"PromptTemplate.render: missing variables {missing}")
+        return self.content.format(**values)
+
+
+def _prompt_snapshot(value: Any) -> Any:
+    if isinstance(value, PromptTemplate):
+        return {"content": value.content, "variables": list(value.variables)}
+    if value is None or isinstance(value, str | int | float | bool | list | dict):
+        return value
+    return str(value)
+
+
+def _prompt_from_snapshot(value: Any) -> Any:
+    if isinstance(value, dict) and set(value) == {"content", "variables"}:
+        return PromptTemplate(str(value["content"]), [str(v) for v in value["variables"]])
+    return value
+
+
+def _join(mine: list[Any] | dict[str, Any], theirs: list[Any] | dict[str, Any]) -> Any:
+    """Tools (or skills) of two configs of one agent: lists add, dicts update, a list and a
+    dict become a dict by name."""
+    if isinstance(mine, list) and isinstance(theirs, list):
+        return mine + theirs
+    return {**_by_name(mine), **_by_name(theirs)}
+
+
+def _by_name(items: list[Any] | dict[str, Any]) -> dict[str, Any]:
+    return items if isinstance(items, dict) else {_name_of(t): t for t in items}
+
+
+#: what registering a second config of one agent id does (``AgentConfig.on_conflict``)
+CONFLICT_STRATEGIES = ("merge", "overwrite", "skip", "error")
+
+
 @dataclass(slots=True)
 class AgentConfig:
     """What an agent runs with: tools, prompts, skills, callbacks, sub-agents.
 
-    Plugins register these (:meth:`PluginBuildContext.add_agent_config`); adapters read
-    them through ``context.agent_config``. A snapshot (JSON: tools and callbacks by name)
-    is stored in Redis under a content-derived version, so every execution records the
-    version it ran with and a resume sees the same one.
+    Plugins register these (:meth:`PluginBuildContext.add_agent_config`, or by returning
+    them from ``register_agent_configs``); adapters read them through
+    ``context.agent_config``. ``tools`` and ``skills`` are lists or, as by-framework
+    writes them, dicts by name; ``callbacks`` are keyed by name or :class:`CallbackType`;
+    ``name``, ``description``, ``knowledge_bases`` and ``extra`` are by-framework's
+    fields. ``on_conflict`` says what a second config of the same agent id does: merge
+    into the first (the default), ``overwrite`` it, ``skip``, or ``error``. A snapshot
+    (JSON: tools and callbacks by name) is stored in Redis under a content-derived
+    version, so every execution records the version it ran with and a resume sees the
+    same one.
     """
 
     agent_id: str
-    tools: list[Any] = field(default_factory=list)
-    prompts: dict[str, str] = field(default_factory=dict)
-    skills: list[str] = field(default_factory=list)
-    callbacks: dict[str, Any] = field(default_factory=dict)
+    tools: list[Any] | dict[str, Any] = field(default_factory=list)
+    prompts: dict[str, Any] = field(default_factory=dict)
+    skills: list[Any] | dict[str, Any] = field(default_factory=list)
+    callbacks: dict[Any, Any] = field(default_factory=dict)
     sub_agents: list[str] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
+    name: str = ""
+    description: str = ""
+    knowledge_bases: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+    on_conflict: str = "merge"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.agent_id, str) or not self.agent_id:
+            raise ConfigurationError(
+                f"AgentConfig.agent_id: expected a non-empty string, got {self.agent_id!r}"
+            )
+        for name in ("tools", "skills"):
+            if not isinstance(getattr(self, name), list | dict):
+                raise ConfigurationError(
+                    f"AgentConfig.{name}: expected a list or a dict, "
+                    f"got {type(getattr(self, name)).__name__}"
+                )
+        if self.on_conflict not in CONFLICT_STRATEGIES:
+            raise ConfigurationError(
+                f"AgentConfig.on_conflict: expected one of {', '.join(CONFLICT_STRATEGIES)}, "
+                f"got {self.on_conflict!r}"
+            )
 
     def copy(self) -> AgentConfig:
         return AgentConfig(
             agent_id=self.agent_id,
-            tools=list(self.tools),
+            tools=copy.copy(self.tools),
             prompts=dict(self.prompts),
-            skills=list(self.skills),
+            skills=copy.copy(self.skills),
             callbacks=dict(self.callbacks),
             sub_agents=list(self.sub_agents),
             metadata=dict(self.metadata),
+            name=self.name,
+            description=self.description,
+            knowledge_bases=dict(self.knowledge_bases),
+            extra=dict(self.extra),
+            on_conflict=self.on_conflict,
         )
 
     def merge(self, other: AgentConfig) -> None:
         """Add what ``other`` (a later plugin's config for the same agent) brings."""
-        self.tools += other.tools
+        self.tools = _join(self.tools, other.tools)
         self.prompts.update(other.prompts)
-        self.skills += [s for s in other.skills if s not in self.skills]
+        self.skills = _join(self.skills, other.skills)
         self.callbacks.update(other.callbacks)
         self.sub_agents += [a for a in other.sub_agents if a not in self.sub_agents]
         self.metadata.update(other.metadata)
+        self.name = other.name or self.name
+        self.description = other.description or self.description
+        self.knowledge_bases.update(other.knowledge_bases)
+        self.extra.update(other.extra)
 
     def snapshot(self) -> dict[str, Any]:
-        """JSON-safe form: tools and callbacks by name."""
-        return {
+        """JSON-safe form: tools, skills and callbacks by name (by-framework's fields
+        only when set, so a config without them keeps its version)."""
+        out: dict[str, Any] = {
             "agent_id": self.agent_id,
-            "tools": [_name_of(t) for t in self.tools],
-            "prompts": dict(self.prompts),
-            "skills": list(self.skills),
-            "callbacks": sorted(self.callbacks),
+            "tools": _names(self.tools),
+            "prompts": {str(k): _prompt_snapshot(v) for k, v in self.prompts.items()},
+            "skills": _names(self.skills),
+            "callbacks": sorted(_key_name(k) for k in self.callbacks),
             "sub_agents": list(self.sub_agents),
             "metadata": self.metadata,
         }
+        for name in ("name", "description"):
+            if getattr(self, name):
+                out[name] = getattr(self, name)
+        if self.knowledge_bases:
+            out["knowledge_bases"] = sorted(str(k) for k in self.knowledge_bases)
+        if self.extra:
+            out["extra"] = self.extra
+        return out
 
     @classmethod
     def from_snapshot(cls, data: dict[str, Any]) -> AgentConfig:
         return cls(
             agent_id=str(data["agent_id"]),
             tools=list(data.get("tools", [])),
-            prompts=dict(data.get("prompts", {})),
+            prompts={k: _prompt_from_snapshot(v) for k, v in data.get("prompts", {}).items()},
             skills=list(data.get("skills", [])),
             callbacks=dict.fromkeys(data.get("callbacks", [])),
             sub_agents=list(data.get("sub_agents", [])),
             metadata=dict(data.get("metadata", {})),
+            name=str(data.get("name", "")),
+            description=str(data.get("description", "")),
+            knowledge_bases=dict.fromkeys(data.get("knowledge_bases", [])),
+            extra=dict(data.get("extra", {})),
         )
 
 

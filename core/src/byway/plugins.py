@@ -11,7 +11,11 @@ the worker with the plugin's name.
 
 Hooks are ``async`` methods; each call has a timeout, and a hook that fails or overruns is
 logged and counted, never allowed to fail or stall the task. Plugins run in a fixed order:
-priority (lower first), then id.
+:attr:`PluginManifest.rank` (lower first), then id; the rank is the priority of a
+manifest spelled ``PluginManifest("id")`` (lower first) and minus the priority of one
+spelled by-framework's way, ``PluginManifest(plugin_id="id")`` (higher first). by-framework's
+plugin API (``Plugin.__init__(manifest)``, ``register_agent_configs``, its hook
+signatures, ``registry.register_bundle`` in a configurator) runs beside Byway's.
 
 Adapters (LangGraph, ADK) register in ``byway.adapters``: a callable that takes the object
 ``byway worker module:attr`` names and returns a :class:`GatewayWorker`, or ``None`` when
@@ -22,26 +26,44 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import inspect
 import os
-import re
 import sys
 from collections import Counter
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Iterable
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 from byway._log import get_logger
-from byway.config import AgentConfig, configs_from_snapshot, snapshot_body, snapshot_version
+from byway._plugin_compat import (
+    FORM_TEXT,
+    AgentConfigs,
+    PluginRegistry,
+    PluginReloadResult,
+    TaskFailure,
+    adapt_hook,
+    hook_form,
+)
+from byway._plugin_types import (
+    Plugin,
+    PluginBuildContext,
+    PluginDeclined,
+    PluginError,
+    PluginManifest,
+    PluginReloadContext,
+)
+from byway.config import (
+    AgentConfig,
+    CallbackType,
+    PromptTemplate,
+    configs_from_snapshot,
+    snapshot_body,
+    snapshot_version,
+)
 from byway.errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from byway.context import AgentContext
-    from byway.history import HistoryStore
-    from byway.keys import Keys
-    from byway.protocol import AgentTaskResult, AskAgentCommand, ResumeCommand
-    from byway.registry import WorkerInfo
     from byway.worker import GatewayWorker
 
 __all__ = [
@@ -50,12 +72,19 @@ __all__ = [
     "HOOKS",
     "PLUGIN_GROUP",
     "AgentConfig",
+    "AgentConfigs",
+    "CallbackType",
     "Plugin",
     "PluginBuildContext",
     "PluginDeclined",
     "PluginError",
     "PluginManager",
     "PluginManifest",
+    "PluginRegistry",
+    "PluginReloadContext",
+    "PluginReloadResult",
+    "PromptTemplate",
+    "TaskFailure",
     "adapt",
     "configs_from_snapshot",
     "discover_plugins",
@@ -81,104 +110,6 @@ HOOKS = (
     "on_worker_shutdown",
 )
 
-_ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-
-
-class PluginError(ConfigurationError):
-    """A plugin could not be loaded or set up (the message names it)."""
-
-
-class PluginDeclined(Exception):
-    """Raised by a plugin that has no configuration to run with; it is skipped."""
-
-
-@dataclass(frozen=True, slots=True)
-class PluginManifest:
-    """Who a plugin is: ``id`` (unique), ``version``, ``priority`` (lower runs first)."""
-
-    id: str
-    version: str = "0"
-    priority: int = 100
-    description: str = ""
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.id, str) or not _ID_RE.match(self.id):
-            raise ConfigurationError(
-                f"PluginManifest.id: expected 1-64 characters of [A-Za-z0-9_.-], got {self.id!r}"
-            )
-        if not isinstance(self.priority, int):
-            raise ConfigurationError(
-                f"PluginManifest.priority: expected an int, got {self.priority!r}"
-            )
-
-
-@dataclass(slots=True)
-class PluginBuildContext:
-    """What a plugin's :meth:`Plugin.setup` may use and register."""
-
-    worker_id: str
-    agent_types: list[str]
-    redis: Any
-    keys: Keys
-    agent_configs: dict[str, AgentConfig] = field(default_factory=dict)
-    history_store: HistoryStore | None = None
-    tracer_provider: Any = None
-
-    def add_agent_config(self, config: AgentConfig) -> None:
-        if not isinstance(config, AgentConfig):
-            raise ConfigurationError(
-                f"add_agent_config: expected an AgentConfig, got {type(config).__name__}"
-            )
-        # copies: merging must never change an object the plugin keeps (and registers
-        # again on every reload)
-        mine = self.agent_configs.get(config.agent_id)
-        if mine is None:
-            self.agent_configs[config.agent_id] = config.copy()
-        else:
-            mine.merge(config)
-
-    def set_history_store(self, store: HistoryStore) -> None:
-        """Replace the default (Redis) history store, e.g. with a Postgres one."""
-        self.history_store = store
-
-    def set_tracer_provider(self, provider: Any) -> None:
-        """Install an OpenTelemetry ``TracerProvider`` (a trace-provider plugin's job)."""
-        self.tracer_provider = provider
-
-
-class Plugin:
-    """Base class of plugins. Override what you need; every hook is optional.
-
-    Set ``manifest`` on the class. ``setup`` runs once at worker start (and again on a
-    hot reload unless ``reload`` is overridden): register agent configs, a history store
-    or a tracer provider there. Hooks receive the task's :class:`AgentContext`.
-    """
-
-    manifest: ClassVar[PluginManifest] = PluginManifest("unnamed")
-
-    async def setup(self, ctx: PluginBuildContext) -> None:
-        """Register what this plugin provides; raise :class:`PluginDeclined` to opt out."""
-
-    async def reload(self, ctx: PluginBuildContext) -> None:
-        """Re-read configuration and register again (hot reload). Default: ``setup``."""
-        await self.setup(ctx)
-
-    async def on_worker_startup(self, info: WorkerInfo) -> None: ...
-
-    async def on_worker_shutdown(self, info: WorkerInfo) -> None: ...
-
-    async def on_task_start(self, ctx: AgentContext) -> None: ...
-
-    async def on_task_complete(self, ctx: AgentContext, result: AgentTaskResult) -> None: ...
-
-    async def on_task_error(self, ctx: AgentContext, error: dict[str, str]) -> None: ...
-
-    async def on_task_cancel(self, ctx: AgentContext, reason: str) -> None: ...
-
-    async def on_call_agent_start(self, ctx: AgentContext, command: AskAgentCommand) -> None: ...
-
-    async def on_call_agent_complete(self, ctx: AgentContext, reply: ResumeCommand) -> None: ...
-
 
 def _consume_result(task: asyncio.Future[Any]) -> None:
     """Retrieve a left-behind hook's outcome so asyncio does not log it as unretrieved."""
@@ -188,6 +119,31 @@ def _consume_result(task: asyncio.Future[Any]) -> None:
 
 def _overrides(plugin: Plugin, hook: str) -> bool:
     return getattr(type(plugin), hook) is not getattr(Plugin, hook)
+
+
+def _bound_hooks(plugin: Plugin, hook: str) -> Callable[..., Any]:
+    """``plugin``'s override of ``hook``, called with Byway's arguments whichever form
+    (Byway's or by-framework's) it is written in; read once, when the plugin loads."""
+    method = getattr(plugin, hook)
+    form = hook_form(hook, method)
+    if form is None:
+        raise PluginError(
+            f"plugin {plugin.manifest.id}: {hook} takes parameters that fit none of its "
+            f"forms; expected {FORM_TEXT[hook]}"
+        )
+    return adapt_hook(hook, method, form)
+
+
+async def _build_one(plugin: Plugin, ctx: PluginBuildContext, reload: bool) -> None:
+    if not reload:
+        await plugin.setup(ctx)
+        ctx.add_agent_configs(await plugin.register_agent_configs(ctx) or ())
+        return
+    out = await plugin.reload(ctx)
+    if isinstance(out, PluginReloadResult):
+        ctx.replace_agent_configs(out.agent_configs)
+    elif out is not None:
+        ctx.replace_agent_configs(out)
 
 
 class PluginManager:
@@ -201,33 +157,45 @@ class PluginManager:
         self.hook_timeout = hook_timeout
         self.plugins: list[Plugin] = []
         self.stats: Counter[tuple[str, str, str]] = Counter()
-        self._by_hook: dict[str, list[Plugin]] = {}
+        self._by_hook: dict[str, list[tuple[Plugin, Callable[..., Any]]]] = {}
         self.set_plugins(plugins)
 
     def set_plugins(self, plugins: Iterable[Plugin]) -> None:
-        ordered = sorted(plugins, key=lambda p: (p.manifest.priority, p.manifest.id))
+        """Order ``plugins`` (:attr:`PluginManifest.rank`, then id), leave out disabled
+        ones and read each hook override's form."""
+        active = []
+        for plugin in plugins:
+            if plugin.manifest.enabled:
+                active.append(plugin)
+            else:
+                log.info("plugin %s is disabled in its manifest", plugin.manifest.id)
+        ordered = sorted(active, key=lambda p: (p.manifest.rank, p.manifest.id))
         ids = [p.manifest.id for p in ordered]
         twice = sorted({i for i in ids if ids.count(i) > 1})
         if twice:
             raise PluginError(f"plugins: more than one plugin with id {', '.join(twice)}")
+        self._by_hook = {
+            h: [(p, _bound_hooks(p, h)) for p in ordered if _overrides(p, h)] for h in HOOKS
+        }
         self.plugins = ordered
-        self._by_hook = {h: [p for p in ordered if _overrides(p, h)] for h in HOOKS}
 
     def has(self, hook: str) -> bool:
         """Whether any plugin implements ``hook`` (callers skip the work otherwise)."""
         return bool(self._by_hook.get(hook))
 
     async def fire(self, hook: str, *args: Any) -> None:
-        """Call ``hook`` on every plugin that has it, in order, each within the timeout.
+        """Call ``hook`` on every plugin that has it, in order, each within the timeout
+        (the plugin's own ``hook_timeout_seconds``, else the worker's).
 
         Never raises (except when the caller itself is being cancelled) and never waits
         past the timeout: a hook that overruns is cancelled and left behind, even if it
         ignores the cancellation. Failures and timeouts are logged and counted."""
-        for plugin in self._by_hook.get(hook, ()):
+        for plugin, bound in self._by_hook.get(hook, ()):
             pid = plugin.manifest.id
-            call = asyncio.ensure_future(getattr(plugin, hook)(*args))
+            timeout = plugin.hook_timeout_seconds or self.hook_timeout
+            call = asyncio.ensure_future(bound(*args))
             try:
-                done, _ = await asyncio.wait({call}, timeout=self.hook_timeout)
+                done, _ = await asyncio.wait({call}, timeout=timeout)
             except asyncio.CancelledError:
                 call.cancel()
                 raise
@@ -235,7 +203,7 @@ class PluginManager:
                 call.cancel()
                 call.add_done_callback(_consume_result)
                 self.stats[pid, hook, "timeout"] += 1
-                log.warning("plugin %s: %s took over %.1fs; skipped", pid, hook, self.hook_timeout)
+                log.warning("plugin %s: %s took over %.1fs; skipped", pid, hook, timeout)
                 continue
             error = call.exception() if not call.cancelled() else asyncio.CancelledError()
             if error is None:
@@ -245,7 +213,8 @@ class PluginManager:
                 log.warning("plugin %s: %s failed: %s: %s", pid, hook, type(error).__name__, error)
 
     async def build(self, ctx: PluginBuildContext, *, reload: bool = False) -> None:
-        """Run every plugin's ``setup`` (or ``reload``); a plugin that declines is dropped.
+        """Run every plugin's ``setup`` and ``register_agent_configs`` (or ``reload``); a
+        plugin that declines is dropped.
 
         Every plugin gets its turn; if any failed, raises :class:`PluginError` naming
         them all (the plugins stay, so that a later reload tries them again)."""
@@ -253,9 +222,12 @@ class PluginManager:
         failed: list[str] = []
         for plugin in self.plugins:
             pid = plugin.manifest.id
-            step = plugin.reload if reload else plugin.setup
+            ctx.plugin_id = pid
+            ctx.freeze_prev_agent_configs()
             try:
-                await asyncio.wait_for(step(ctx), max(self.hook_timeout, 30.0))
+                await asyncio.wait_for(
+                    _build_one(plugin, ctx, reload), max(self.hook_timeout, 30.0)
+                )
             except PluginDeclined as exc:
                 log.info("plugin %s declined: %s", pid, exc)
                 continue
@@ -265,6 +237,7 @@ class PluginManager:
                     f"{type(exc).__name__}: {exc}"
                 )
             kept.append(plugin)
+        ctx.plugin_id = ""
         if not reload:
             self.set_plugins(kept)
         if failed:
@@ -367,23 +340,74 @@ def _from_dir(directory: str) -> list[Plugin]:
                 and value is not Plugin
                 and value.__module__ == name
             ):
-                plugin = _instantiate(f"{file.name}:{value.__name__}", value)
-                if plugin is not None:
+                source = f"{file.name}:{value.__name__}"
+                if _needs_arguments(value):  # a base class, as by-framework skips them
+                    log.info("plugin file %s: %s skipped: its constructor takes arguments",
+                             file.name, value.__name__)  # fmt: skip
+                    continue
+                plugin = _instantiate(source, value)
+                if plugin is not None and plugin.manifest is Plugin.manifest:
+                    log.info("plugin file %s: %s skipped: it has no manifest",
+                             file.name, value.__name__)  # fmt: skip
+                elif plugin is not None:
                     found.append(plugin)
     return found
 
 
+def _needs_arguments(cls: type[Plugin]) -> bool:
+    try:
+        params = inspect.signature(cls).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(
+        p.default is p.empty
+        and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        for p in params
+    )
+
+
+def _configure(plugins: list[Plugin], configurator: Callable[..., Any]) -> list[Plugin]:
+    """Run ``plugin_configurator`` on a :class:`PluginRegistry` of ``plugins``; an async
+    one (by-framework allows it) runs to its end here, before the worker's loop starts."""
+    registry = PluginRegistry(plugins)
+    changed = configurator(registry)
+    if inspect.isawaitable(changed):
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            changed = asyncio.run(_wait(changed))
+        else:
+            if inspect.iscoroutine(changed):
+                changed.close()
+            raise PluginError(
+                "plugin_configurator: an async configurator runs only before the event "
+                "loop starts (run_worker); inside a running loop pass plugins instead"
+            )
+    out = []
+    for i, item in enumerate(registry if changed is None else changed):
+        plugin = _instantiate(f"plugin_configurator[{i}]", item)
+        if plugin is not None:
+            out.append(plugin)
+    return out
+
+
+async def _wait(awaitable: Awaitable[Any]) -> Any:
+    return await awaitable
+
+
 def discover_plugins(
     plugin_list: Iterable[Plugin | type[Plugin] | str] | None = None,
-    plugin_configurator: Callable[[list[Plugin]], list[Plugin] | None] | None = None,
+    plugin_configurator: Callable[[PluginRegistry], Any] | None = None,
     plugin_dir: str | None = None,
 ) -> list[Plugin]:
     """The plugins a worker runs with.
 
     An explicit ``plugin_list`` (instances, classes or ``"module:Class"``) replaces
-    entry-point discovery; ``plugin_dir`` adds the plugins defined in its ``.py`` files;
-    ``plugin_configurator`` receives the list last and may change it (or return a new
-    one). ``BYWAY_DISABLED_PLUGINS`` applies to discovered and directory plugins.
+    entry-point discovery; ``plugin_dir`` adds the plugins defined in its ``.py`` files
+    (classes whose constructor needs arguments, or without a manifest, are skipped);
+    ``plugin_configurator`` receives the list last, as a :class:`PluginRegistry`, and may
+    change it, ``register_bundle`` more, or return a new list; it may be async.
+    ``BYWAY_DISABLED_PLUGINS`` applies to discovered and directory plugins.
     """
     disabled = _disabled()
     everything = "*" in disabled
@@ -414,9 +438,7 @@ def discover_plugins(
     if plugin_dir and not everything:
         plugins += [p for p in _from_dir(plugin_dir) if p.manifest.id not in disabled]
     if plugin_configurator is not None:
-        changed = plugin_configurator(plugins)
-        if changed is not None:
-            plugins = list(changed)
+        plugins = _configure(plugins, plugin_configurator)
     return plugins
 
 

@@ -46,14 +46,22 @@ class PluginHost:
         self._reloads_waiting: list[ReloadPluginsCommand] = []
         self._reload_task: asyncio.Task[None] | None = None
 
-    def _build_context(self) -> PluginBuildContext:
+    def _build_context(self, reload: ReloadPluginsCommand | None = None) -> PluginBuildContext:
+        """A fresh build context; on a reload with by-framework's reload fields too (the
+        first command's id and reason when reloads coalesce)."""
         s = self.services
-        return PluginBuildContext(
+        ctx = PluginBuildContext(
             worker_id=s.worker_id,
             agent_types=list(s.agent_types),
             redis=s.redis,
             keys=s.keys,
         )
+        if reload is not None:
+            ctx.reload_id = reload.reload_id
+            ctx.reason = reload.reason
+            ctx.previous_stable_agent_configs = tuple(self.agent_configs.values())
+            ctx.current_version = self.config_version
+        return ctx
 
     def _pool_key(self) -> str:
         """Snapshot pointer of this worker's pool (its set of agent types)."""
@@ -75,7 +83,7 @@ class PluginHost:
         if ctx.history_store is not None:
             self._use_history(ctx.history_store)
         if failure is None:
-            await self._publish_configs(ctx.agent_configs)
+            await self._publish_configs(ctx.agent_configs.by_id())
             return
         # the configs do not build: run the pool's last good ones (every plugin keeps its
         # hooks, and a reload tries the failed one again), or do not start at all
@@ -170,13 +178,13 @@ class PluginHost:
         async with self._reload_lock:
             before = self.config_version
             status, error = "ok", ""
-            ctx = self._build_context()
+            ctx = self._build_context(commands[0])
             try:
                 await self.plugins.build(ctx, reload=True)
                 self._use_tracer_provider(ctx.tracer_provider)
                 if ctx.history_store is not None:
                     self._use_history(ctx.history_store)
-                await self._publish_configs(ctx.agent_configs)
+                await self._publish_configs(ctx.agent_configs.by_id())
             except Exception as exc:  # the old configs stay
                 status, error = "error", f"{type(exc).__name__}: {exc}"
                 log.error("reload %s failed: %s", ids, error)
