@@ -357,6 +357,32 @@ async def test_a_plugin_hook_timeout_of_its_own_applies(
     assert stats["slow"]["on_task_start"]["timeout"] == 1
 
 
+@pytest.mark.parametrize("log_stats", [True, False])
+async def test_hook_stats_at_shutdown_are_logged_unless_turned_off(
+    client: GatewayClient,
+    settings: RedisSettings,
+    caplog: pytest.LogCaptureFixture,
+    log_stats: bool,
+) -> None:
+    class Counted(Plugin):
+        def __init__(self) -> None:
+            super().__init__(PluginManifest(plugin_id="counted"))
+
+        async def on_task_start(self, context: AgentContext) -> None:
+            return None
+
+    caplog.set_level("INFO", logger="byway.plugins")
+    async with running(
+        WeatherWorker(), settings, plugins=[Counted()], plugin_log_hook_stats_on_shutdown=log_stats
+    ):
+        sent = await client.send_message("weather_agent", "stats-s", "hi")
+        await client.wait_for_final("stats-s", sent.message_id, timeout=30)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("plugin counted:")]
+    assert lines == (
+        ["plugin counted: on_task_start 1 ok/0 failed/0 timed out"] if log_stats else []
+    )
+
+
 async def test_build_context_reads_as_by_framework_and_byway_both() -> None:
     ctx = PluginBuildContext()
     first = AgentConfig(agent_id="a", tools=["t1"])

@@ -248,8 +248,8 @@ def run_worker(
     ``<tempdir>/byway-workspace-<uid>``). ``BYAI_WORKER_CONCURRENCY``,
     ``BYAI_WORKER_FETCH_COUNT`` and ``BYAI_REDIS_MAX_CONNECTIONS`` override the matching
     arguments. Other keyword options are :class:`RunnerConfig` fields
-    (``lease_seconds``, ``drain_timeout``...). ``plugin_log_hook_stats_on_shutdown`` is
-    accepted for by-framework's code; Byway logs the hook counts at shutdown always.
+    (``lease_seconds``, ``drain_timeout``...). ``plugin_log_hook_stats_on_shutdown=False``
+    leaves out the plugins' hook counts at shutdown.
     """
     if not isinstance(plugin_log_hook_stats_on_shutdown, bool):
         raise ConfigurationError(
@@ -268,6 +268,7 @@ def run_worker(
     )
     if plugin_hook_timeout_seconds:
         config = replace(config, plugin_hook_timeout_seconds=plugin_hook_timeout_seconds)
+    config = replace(config, plugin_log_hook_stats_on_shutdown=plugin_log_hook_stats_on_shutdown)
     settings = redis_settings(
         redis_url,
         redis_host=redis_host,

@@ -61,6 +61,8 @@ class RunnerConfig:
     max_deliveries: int = 5
     #: longest a plugin hook may take before it is skipped (the task goes on)
     plugin_hook_timeout_seconds: float = 5.0
+    #: log each plugin's hook counts (ok/failed/timed out) when the worker stops
+    plugin_log_hook_stats_on_shutdown: bool = True
     #: turns of the session's history handed to a root task (extra_payload.history); 0: none
     history_limit: int = 20
     #: longest a history store other than Redis may take to read a root task's history or

@@ -135,8 +135,8 @@ class PluginSuite:
     @pytest.mark.asyncio
     async def test_has_a_valid_manifest(self, plugin: Any) -> None:
         assert isinstance(plugin, Plugin)
-        assert isinstance(type(plugin).manifest, PluginManifest)
-        assert type(plugin).manifest.id != "unnamed", "set manifest = PluginManifest('<id>')"
+        assert isinstance(plugin.manifest, PluginManifest)
+        assert plugin.manifest.id != "unnamed", "set manifest = PluginManifest('<id>')"
 
     @pytest.mark.asyncio
     async def test_hooks_are_coroutines(self, plugin: Any) -> None:

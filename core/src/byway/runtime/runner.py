@@ -315,7 +315,8 @@ class WorkerRunner:
         """Leave the registry, release the lease and close the connection pool."""
         if self._initialized:
             await self.plugins.fire("on_worker_shutdown", self.info)
-            self.plugins.log_summary()
+            if self.config.plugin_log_hook_stats_on_shutdown:
+                self.plugins.log_summary()
             with contextlib.suppress(RedisError):
                 await self.registry.unregister_worker(self.info)
             await self.worker.on_shutdown()
