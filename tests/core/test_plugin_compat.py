@@ -101,7 +101,17 @@ class WeatherWorker(GatewayWorker):
         if command.content == "fail":
             raise ValueError("no sky today")
         if command.content == "call":
-            return await context.call_agent("callee", "hello")
+            return await context.call_agent("callee", "hello", extra_payload={"via": "bf"})
+        if command.content == "configs":
+            found = context.get_agent_config("weather_agent")
+            return {
+                "content": context.generate_message_id(),
+                "reply_data": {
+                    "ids": [c.agent_id for c in context.list_agent_configs()],
+                    "found": found.agent_id if found else None,
+                    "missing": context.get_agent_config("nope"),
+                },
+            }
         if command.content == "wait":
             while True:
                 await context.check_cancelled()
@@ -206,6 +216,18 @@ async def test_the_readme_weather_plugin_runs_with_its_documented_hooks(
         assert isinstance(ctx, AgentContext) and target == "callee"
         assert result["status"] == "COMPLETED" and result["content"] == "hi"
         assert result["parent_message_id"] == called.message_id
+        entries = await client.redis.xrange(settings.keys.agent_stream("callee"))
+        asks = [json.loads(fields[b"data"]) for _, fields in entries]
+        assert [a["body"]["extra_payload"] for a in asks] == [{"via": "bf"}]
+
+        listed = await client.send_message("weather_agent", "w-configs", "configs")
+        configs = await client.wait_for_final("w-configs", listed.message_id, timeout=20)
+        assert configs.data["content"].startswith("msg")
+        assert configs.data["reply_data"] == {
+            "ids": ["weather_agent"],
+            "found": "weather_agent",
+            "missing": None,
+        }
 
         waiting = await client.send_message("weather_agent", "w-cancel", "wait")
         await until_status(client, "w-cancel", waiting.message_id, "RUNNING")

@@ -36,3 +36,28 @@ async def test_by_framework_reads_see_the_worker_and_its_executions(
     assert [r["message_id"] for r in await registry.get_all_session_executions("reads-s")] == [
         sent.message_id
     ]
+
+
+async def test_by_framework_reload_and_status_calls_of_the_client(
+    client: GatewayClient, settings: RedisSettings
+) -> None:
+    assert await client.get_worker_status("nobody-here") == {
+        "worker_id": "nobody-here",
+        "online": False,
+    }
+    async with running(echo, settings):
+        status = await client.get_worker_status(echo.worker_id)
+        assert status["online"] is True and status["agent_types"] == ["echo"]
+        sent = await client.reload_plugins_for_agent_type("echo", reason="new prompts")
+        assert sent["agent_type"] == "echo" and sent["worker_ids"] == [echo.worker_id]
+        assert sent["dispatched_count"] == 1
+        nobody = await client.reload_plugins_for_agent_type("nobody", reload_id="r-1")
+        assert nobody == {
+            "reload_id": "r-1",
+            "agent_type": "nobody",
+            "worker_ids": [],
+            "dispatched_count": 0,
+        }
+        acks = await client.collect_reload_acks(sent["reload_id"], block_ms=20_000)
+    assert [(a["worker_id"], a["status"]) for a in acks] == [(echo.worker_id, "ok")]
+    assert await client.collect_reload_acks("r-1") == []  # no wait: 0 means none

@@ -1,14 +1,23 @@
-"""What a handler decided to wait for (:class:`Suspension`) and a task group's results
-(:class:`GroupResults`): the values :class:`~byway.context.AgentContext` hands back."""
+"""What :class:`~byway.context.AgentContext` is built from: what a handler decided to
+wait for (:class:`Suspension`), a task group's results (:class:`GroupResults`), and what
+the context uses of the worker running it (:class:`TaskServices`, :class:`Hooks`; their
+``ctx`` is the :class:`~byway.context.AgentContext`, typed ``Any`` here because that
+module builds on this one)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from byway.protocol import AskAgentCommand, AskUserEvent
 
-__all__ = ["GroupResults", "Suspension"]
+if TYPE_CHECKING:
+    from byway.config import RunnerConfig
+    from byway.flow import Flow
+    from byway.keys import Keys
+    from byway.registry import WorkerRegistry
+
+__all__ = ["GroupResults", "Hooks", "Suspension", "TaskServices"]
 
 
 @dataclass(slots=True)
@@ -38,3 +47,50 @@ class GroupResults(list[dict[str, Any]]):
 
     def items(self) -> list[tuple[str, dict[str, Any]]]:
         return [(str(result.get("message_id", "")), result) for result in self]
+
+
+class Hooks(Protocol):
+    """The plugins' lifecycle hooks, as a task fires them (``PluginManager``)."""
+
+    def has(self, hook: str) -> bool: ...
+
+    async def fire(self, hook: str, *args: Any) -> None: ...
+
+
+class TaskServices(Protocol):
+    """What an :class:`AgentContext` uses of the worker running it (the runtime's
+    ``WorkerServices`` in a worker; anything with these members in a test)."""
+
+    @property
+    def redis(self) -> Any: ...
+
+    @property
+    def keys(self) -> Keys: ...
+
+    @property
+    def config(self) -> RunnerConfig: ...
+
+    @property
+    def registry(self) -> WorkerRegistry: ...
+
+    @property
+    def flow(self) -> Flow: ...
+
+    @property
+    def plugins(self) -> Hooks: ...
+
+    @property
+    def worker_id(self) -> str: ...
+
+    async def emit_event(self, ctx: Any, event_type: str, data: dict[str, Any]) -> None:
+        """Append one event to the task's session stream."""
+
+    async def send_group(
+        self,
+        ctx: Any,
+        group_id: str,
+        children: list[AskAgentCommand],
+        *,
+        caller_waits: bool,
+    ) -> None:
+        """Create a task group and send its children now (a group nobody waits on)."""

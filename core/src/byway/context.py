@@ -7,13 +7,13 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 
 from byway import events, tracing
 from byway._log import get_logger
-from byway._task_types import GroupResults, Suspension
+from byway._task_types import GroupResults, Hooks, Suspension, TaskServices
 from byway.errors import (
     ConfigurationError,
     LimitExceededError,
@@ -37,10 +37,8 @@ from byway.protocol import (
 from byway.records import ExecutionRecord
 
 if TYPE_CHECKING:
-    from byway.config import AgentConfig, RunnerConfig
-    from byway.flow import Flow
+    from byway.config import AgentConfig
     from byway.keys import Keys
-    from byway.registry import WorkerRegistry
     from byway.workspace import Workspaces
 
 __all__ = ["AgentContext", "GroupResults", "Hooks", "Suspension", "TaskServices"]
@@ -55,53 +53,6 @@ _SCHEDULER_STATES = frozenset(
 
 #: The largest ``context.state`` (encoded) that survives a suspension.
 MAX_STATE_BYTES = 64 * 1024
-
-
-class Hooks(Protocol):
-    """The plugins' lifecycle hooks, as a task fires them (``PluginManager``)."""
-
-    def has(self, hook: str) -> bool: ...
-
-    async def fire(self, hook: str, *args: Any) -> None: ...
-
-
-class TaskServices(Protocol):
-    """What an :class:`AgentContext` uses of the worker running it (the runtime's
-    ``WorkerServices`` in a worker; anything with these members in a test)."""
-
-    @property
-    def redis(self) -> Any: ...
-
-    @property
-    def keys(self) -> Keys: ...
-
-    @property
-    def config(self) -> RunnerConfig: ...
-
-    @property
-    def registry(self) -> WorkerRegistry: ...
-
-    @property
-    def flow(self) -> Flow: ...
-
-    @property
-    def plugins(self) -> Hooks: ...
-
-    @property
-    def worker_id(self) -> str: ...
-
-    async def emit_event(self, ctx: AgentContext, event_type: str, data: dict[str, Any]) -> None:
-        """Append one event to the task's session stream."""
-
-    async def send_group(
-        self,
-        ctx: AgentContext,
-        group_id: str,
-        children: list[AskAgentCommand],
-        *,
-        caller_waits: bool,
-    ) -> None:
-        """Create a task group and send its children now (a group nobody waits on)."""
 
 
 class AgentContext:
@@ -130,6 +81,8 @@ class AgentContext:
         #: the agent config plugins registered for this agent type, as of the snapshot the
         #: execution started with (a resumed execution sees the same one); None if none
         self.agent_config: AgentConfig | None = None
+        #: every agent config of that snapshot, by agent id
+        self.agent_configs: dict[str, AgentConfig] = {}
         self.command = command
         self.execution_id = execution_id
         self.current_agent_id = agent_type
@@ -333,6 +286,17 @@ class AgentContext:
             extra_payload=dict(payload or {}),
         )
 
+    def list_agent_configs(self) -> list[AgentConfig]:
+        """Every agent config plugins registered (as of this execution's snapshot)."""
+        return list(self.agent_configs.values())
+
+    def get_agent_config(self, agent_id: str) -> AgentConfig | None:
+        return self.agent_configs.get(agent_id)
+
+    def generate_message_id(self) -> str:
+        """A fresh message id in Byway's form."""
+        return new_id("msg")
+
     def _claim_wait(self) -> None:
         if self.suspension is not None:
             raise ConfigurationError(
@@ -355,12 +319,19 @@ class AgentContext:
         timeout: float | None = None,
         payload: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
+        *,
+        extra_payload: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Ask another agent. With ``wait_for_reply`` this task suspends when the handler
         returns (its slot is freed) and ``process_command`` runs again, on any worker,
         with a :class:`ResumeCommand` carrying the callee's status, content and
-        reply_data — or status ``TIMEOUT`` after ``timeout`` seconds.
+        reply_data — or status ``TIMEOUT`` after ``timeout`` seconds. ``extra_payload``
+        is by-framework's name for ``payload``.
         """
+        if extra_payload is not None:
+            if payload is not None:
+                raise ConfigurationError("payload, extra_payload: give one of them, not both")
+            payload = extra_payload
         command = self._child(
             target_agent_type, content, wait=wait_for_reply, payload=payload, metadata=metadata
         )

@@ -109,6 +109,7 @@ class Executor:
                     "agent configs %s unavailable (%s); using the current ones", version, exc
                 )
         ctx.agent_config = configs.get(ctx.current_agent_id)
+        ctx.agent_configs = configs
         history = self.services.history
         if (
             history.reads_before_run
