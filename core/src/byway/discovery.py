@@ -329,7 +329,9 @@ class ServiceRegistry:
         self._instance = self._service_name = None
         if instance is None or service is None:
             return
-        async with self.redis.pipeline(transaction=True) as pipe:
+        # one round trip; the id leaves the active set first, so a reader in between
+        # sees no instance rather than half of one (a cluster runs no MULTI here)
+        async with self.redis.pipeline(transaction=False) as pipe:
             pipe.zrem(self.keys.sd_active(service), instance.id)
             pipe.hdel(self.keys.sd_instances(service), instance.id)
             pipe.hdel(self.keys.sd_leases(service), instance.id)
