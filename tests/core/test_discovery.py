@@ -322,7 +322,8 @@ async def test_hostile_entries_are_skipped_and_logged_once(
         "svc:utf8": b'{"id": "svc:utf8", "host": "\xff", "port": 1}',
     }
     bad["svc:" + "x" * 400] = _entry("svc:" + "x" * 400)  # an id cut short on reading
-    await redis.hset(k.sd_instances("svc"), mapping={**bad, "svc:bf": json.dumps(good)})
+    planted_entries: dict[Any, Any] = {**bad, "svc:bf": json.dumps(good)}
+    await redis.hset(k.sd_instances("svc"), mapping=planted_entries)
     now = int(time.time() * 1000)
     await redis.zadd(k.sd_active("svc"), {i: now for i in [*bad, "svc:bf", "svc:no-details"]})
     await redis.hset(k.sd_leases("svc"), mapping={"svc:bf": "x" * 50})
@@ -356,13 +357,14 @@ async def test_a_heartbeat_survives_a_planted_score_and_lease(
 
 async def test_an_instance_is_refused_when_a_reader_would_refuse_it(registries: Any) -> None:
     registry = registries()
-    for kwargs, field in [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({"port": 70000}, "port"),
         ({"protocol": "ftp"}, "protocol"),
         ({"host": "a/b"}, "host"),
         ({"metadata": {"x": object()}}, "metadata"),
         ({"heartbeat_interval": 5, "ttl": 2}, "ttl"),
-    ]:
+    ]
+    for kwargs, field in cases:
         with pytest.raises(ConfigurationError, match=field):
             await registry.register("svc", **{"host": "127.0.0.1", "port": 1, **kwargs})
     with pytest.raises(ConfigurationError, match="service_name"):

@@ -270,7 +270,7 @@ class ServiceRegistry:
         self._payload = _encode_checked(instance)
         self._instance, self._service_name = instance, service_name
         await self.heartbeat()
-        await self.redis.sadd(self.keys.sd_services(), service_name)  # type: ignore[misc]
+        await self.redis.sadd(self.keys.sd_services(), service_name)
         if heartbeat_interval > NO_HEARTBEAT:
             self._heartbeat_task = asyncio.create_task(
                 self._heartbeat_loop(float(heartbeat_interval)),
