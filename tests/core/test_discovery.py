@@ -243,26 +243,45 @@ async def test_a_lapsed_lease_removes_the_instance_and_a_heartbeat_keeps_one(
     settings: RedisSettings,
 ) -> None:
     live, dead = await servers("live"), await servers("dead")
-    await registries().register(
-        "svc", host="127.0.0.1", port=live.port, heartbeat_interval=0.2, ttl=10
-    )
     gone = registries()
     await gone.register_only("svc", host="127.0.0.1", port=dead.port, ttl=0.3)  # never renewed
     assert gone.instance is not None
     dead_id = gone.instance.id
-    assert {i.port for i in await discovery.get_instances("svc")} == {live.port, dead.port}
+    assert [i.port for i in await discovery.get_instances("svc")] == [dead.port]
 
     async def lapsed() -> bool:
-        return [i.port for i in await discovery.get_instances("svc")] == [live.port]
+        return await discovery.get_instances("svc") == []
 
     await until(lapsed, "the unrenewed instance drops out")
+    # readers judge the lease themselves: nobody has removed the entry yet
+    assert await redis.hexists(settings.keys.sd_instances("svc"), dead_id)
 
-    async def pruned() -> bool:  # the live one's heartbeat removes it from Redis
+    await registries().register(
+        "svc", host="127.0.0.1", port=live.port, heartbeat_interval=0.2, ttl=10
+    )
+
+    async def pruned() -> bool:  # the live one's heartbeats remove it from Redis
         return not await redis.hexists(settings.keys.sd_instances("svc"), dead_id)
 
     await until(pruned, "the lapsed entry is removed")
     assert await redis.zscore(settings.keys.sd_active("svc"), dead_id) is None
     assert not await redis.hexists(settings.keys.sd_leases("svc"), dead_id)
+    assert [i.port for i in await discovery.get_instances("svc")] == [live.port]
+
+
+async def test_a_request_tries_every_instance_before_one_again(
+    servers: Any, registries: Any, redis: aioredis.Redis, settings: RedisSettings
+) -> None:
+    good, bad = await servers("good"), await servers("bad", status=500)
+    for server in (good, bad):
+        await registries().register("api", host="127.0.0.1", port=server.port)
+    retry = RetryConfig(max_attempts=2, initial_delay=0)
+    async with (
+        DiscoveryClient(redis, 0, settings=settings, failure_threshold=1000) as dc,
+        DiscoveryHttpClient(dc, retry_config=retry, strategy="random") as http,
+    ):
+        answers = [await http.get("api", "/") for _ in range(20)]
+    assert {r.data["name"] for r in answers} == {"good"}  # never the bad one twice
 
 
 async def test_deregister_removes_the_instance(
