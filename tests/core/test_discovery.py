@@ -476,3 +476,25 @@ async def test_a_read_failure_keeps_the_last_list(
                 await dc.get_instances("other")
     finally:
         await broken.aclose()
+
+
+@pytest.mark.standalone
+async def test_a_client_that_decodes_replies_works_too(
+    servers: Any, settings: RedisSettings, redis: aioredis.Redis
+) -> None:
+    """by-framework's ``init_redis`` decodes replies to str; the same code runs on it."""
+    server = await servers("text")
+    pool = redis.connection_pool
+    decoding = aioredis.Redis(
+        connection_pool=type(pool)(**{**pool.connection_kwargs, "decode_responses": True})
+    )
+    try:
+        registry = ServiceRegistry(redis_client=decoding, settings=settings)
+        await registry.register("svc", host="127.0.0.1", port=server.port)
+        async with DiscoveryHttpClient(
+            DiscoveryClient(redis_client=decoding, settings=settings)
+        ) as http:
+            assert (await http.get("svc", "/")).data["name"] == "text"
+        await registry.unregister()
+    finally:
+        await decoding.aclose()
