@@ -498,3 +498,16 @@ async def test_a_client_that_decodes_replies_works_too(
         await registry.unregister()
     finally:
         await decoding.aclose()
+
+
+async def test_an_instance_without_a_port_gets_no_request(
+    servers: Any, registries: Any, discovery: DiscoveryClient
+) -> None:
+    await registries().register("svc", host="127.0.0.1")  # port 0: no listening port
+    async with DiscoveryHttpClient(discovery, retry_config=NO_WAIT) as http:
+        with pytest.raises(DiscoveryHttpClientError, match="No available instances"):
+            await http.get("svc", "/")
+        server = await servers("real")
+        await registries().register("svc", host="127.0.0.1", port=server.port)
+        names = {(await http.get("svc", "/")).data["name"] for _ in range(4)}
+    assert names == {"real"} and server.hits == 4

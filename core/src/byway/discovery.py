@@ -269,8 +269,12 @@ class ServiceRegistry:
         )
         self._payload = _encode_checked(instance)
         self._instance, self._service_name = instance, service_name
-        await self.heartbeat()
-        await self.redis.sadd(self.keys.sd_services(), service_name)
+        try:
+            await self.heartbeat()
+            await self.redis.sadd(self.keys.sd_services(), service_name)
+        except BaseException:
+            self._instance = self._service_name = None  # not registered: register() again
+            raise
         if heartbeat_interval > NO_HEARTBEAT:
             self._heartbeat_task = asyncio.create_task(
                 self._heartbeat_loop(float(heartbeat_interval)),
