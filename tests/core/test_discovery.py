@@ -32,6 +32,8 @@ from byway import (
     RetryConfig,
     ServiceInstance,
     ServiceRegistry,
+    close_redis,
+    init_redis,
 )
 
 httpx = pytest.importorskip("httpx")
@@ -479,25 +481,31 @@ async def test_a_read_failure_keeps_the_last_list(
 
 
 @pytest.mark.standalone
-async def test_a_client_that_decodes_replies_works_too(
-    servers: Any, settings: RedisSettings, redis: aioredis.Redis
+async def test_by_frameworks_global_client_is_used_without_arguments(
+    servers: Any, redis: aioredis.Redis, namespace: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """by-framework's ``init_redis`` decodes replies to str; the same code runs on it."""
-    server = await servers("text")
-    pool = redis.connection_pool
-    decoding = aioredis.Redis(
-        connection_pool=type(pool)(**{**pool.connection_kwargs, "decode_responses": True})
+    """``init_redis(...)`` then ``ServiceRegistry()``: the process's client, which decodes
+    replies to str as by-framework's does (read through its bytes twin)."""
+    server = await servers("global")
+    monkeypatch.setenv("BYWAY_NAMESPACE", namespace)
+    args = dict(redis.connection_pool.connection_kwargs)
+    where = {"unix_socket_path": args["path"]} if "path" in args else {"port": args["port"]}
+    init_redis(
+        host=args.get("host", "localhost"),
+        db=args.get("db", 0),
+        password=args.get("password"),
+        username=args.get("username"),
+        **where,
     )
     try:
-        registry = ServiceRegistry(redis_client=decoding, settings=settings)
+        registry = ServiceRegistry()
         await registry.register("svc", host="127.0.0.1", port=server.port)
-        async with DiscoveryHttpClient(
-            DiscoveryClient(redis_client=decoding, settings=settings)
-        ) as http:
-            assert (await http.get("svc", "/")).data["name"] == "text"
+        async with DiscoveryHttpClient(DiscoveryClient()) as http:
+            assert (await http.get("svc", "/")).data["name"] == "global"
         await registry.unregister()
+        assert await redis.exists(Keys(namespace).sd_services())
     finally:
-        await decoding.aclose()
+        await close_redis()
 
 
 async def test_an_instance_without_a_port_gets_no_request(

@@ -34,6 +34,7 @@ import redis.asyncio as aioredis
 
 from byway.errors import ConfigurationError, ProtocolError
 from byway.keys import Keys
+from byway.redis_client import bytes_client, get_redis
 from byway.settings import RedisSettings, is_cluster
 from byway.store.discovery import HeartbeatArgs, heartbeat
 
@@ -46,7 +47,7 @@ __all__ = [
     "ServiceInstance",
     "ServiceRegistry",
     "get_local_ip",
-    "resolve_keys",
+    "resolve_redis",
 ]
 
 log = logging.getLogger("byway.discovery")
@@ -183,16 +184,25 @@ def get_local_ip(target_host: str = "8.8.8.8", target_port: int = 80) -> str:
     return "127.0.0.1"
 
 
-def resolve_keys(
-    redis: object, settings: RedisSettings | None, keys: Keys | None
-) -> tuple[RedisSettings, Keys]:
-    """The settings and key space of a discovery object: ``keys``, else the settings'
-    (default: from the environment), schema v2 whenever the client is a cluster's."""
-    settings = settings or RedisSettings.from_env()
-    chosen = keys or settings.keys
-    if redis is not None and is_cluster(redis) and chosen.schema == "v1":
+def resolve_redis(
+    redis_client: aioredis.Redis | None, settings: RedisSettings | None, keys: Keys | None
+) -> tuple[aioredis.Redis, bool, Keys]:
+    """The client a discovery object reads through, whether it opened it, and its key
+    space. The client: ``redis_client`` (one that decodes replies is read through its
+    bytes-mode twin), else a new one from ``settings``, else the process's
+    (:func:`~byway.redis_client.get_redis`, as by-framework). The keys: ``keys``, else the
+    settings' (default: the environment's namespace), schema v2 on a cluster client."""
+    owned = redis_client is None and settings is not None
+    if redis_client is not None:
+        redis = bytes_client(redis_client)
+    elif settings is not None:
+        redis = settings.client()
+    else:
+        redis = bytes_client(get_redis())
+    chosen = keys or (settings or RedisSettings.from_env()).keys
+    if is_cluster(redis) and chosen.schema == "v1":
         chosen = Keys(chosen.namespace, "v2")
-    return settings, chosen
+    return redis, owned, chosen
 
 
 class ServiceRegistry:
@@ -201,9 +211,9 @@ class ServiceRegistry:
     >>> registry = ServiceRegistry(redis)                       # doctest: +SKIP
     >>> await registry.register("search", host="10.0.0.5", port=8080)  # doctest: +SKIP
 
-    Without ``redis_client`` it opens (and closes) a client from ``settings`` (default:
-    :meth:`RedisSettings.from_env`). Use it as an async context manager to deregister on
-    exit.
+    Without ``redis_client`` it opens (and closes) a client from ``settings``; with
+    neither it uses the process's client (``init_redis``/``get_redis``), as by-framework.
+    Use it as an async context manager to deregister on exit.
     """
 
     def __init__(
@@ -213,9 +223,7 @@ class ServiceRegistry:
         settings: RedisSettings | None = None,
         keys: Keys | None = None,
     ) -> None:
-        self.settings, self.keys = resolve_keys(redis_client, settings, keys)
-        self._owns_redis = redis_client is None
-        self.redis: aioredis.Redis = redis_client or self.settings.client()
+        self.redis, self._owns_redis, self.keys = resolve_redis(redis_client, settings, keys)
         self._instance: ServiceInstance | None = None
         self._service_name: str | None = None
         self._payload = b""

@@ -30,7 +30,7 @@ from byway.discovery import (
     NO_HEALTH_CHECK,
     ServiceInstance,
     check_service_name,
-    resolve_keys,
+    resolve_redis,
 )
 from byway.errors import ConfigurationError, ProtocolError
 from byway.keys import Keys
@@ -73,7 +73,7 @@ class DiscoveryClient:
     ``cache_interval``: seconds a service's instance list is reused before it is read
     again. ``failure_threshold`` failures in a row take an instance out of rotation for
     ``failure_cooldown`` seconds. Without ``redis_client`` it opens (and closes) a client
-    from ``settings`` (default: :meth:`RedisSettings.from_env`).
+    from ``settings``; with neither it uses the process's client (``get_redis``).
     """
 
     def __init__(
@@ -96,9 +96,7 @@ class DiscoveryClient:
             raise ConfigurationError(
                 f"failure_cooldown: expected >= 0 seconds, got {failure_cooldown!r}"
             )
-        self.settings, self.keys = resolve_keys(redis_client, settings, keys)
-        self._owns_redis = redis_client is None
-        self.redis: aioredis.Redis = redis_client or self.settings.client()
+        self.redis, self._owns_redis, self.keys = resolve_redis(redis_client, settings, keys)
         self.cache_interval = cache_interval
         self.failure_threshold = failure_threshold
         self.failure_cooldown = failure_cooldown
