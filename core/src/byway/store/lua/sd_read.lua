@@ -8,16 +8,16 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local longest = tonumber(ARGV[2])
 local out = {now}
-local ids = redis.call('ZREVRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1, 'WITHSCORES')
+local ids = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1, 'REV', 'WITHSCORES')
 for i = 1, #ids, 2 do
   local id = ids[i]
-  local size = redis.call('HSTRLEN', KEYS[2], id)
-  local json = ''
-  if size > 0 and size <= longest then json = redis.call('HGET', KEYS[2], id) end
+  local json = redis.call('HGET', KEYS[2], id) or ''
+  local size = #json
+  if size > longest then json = '' end
   out[#out + 1] = string.sub(id, 1, 300)
   out[#out + 1] = ids[i + 1]
-  local lease = ''
-  if redis.call('HSTRLEN', KEYS[3], id) <= 20 then lease = redis.call('HGET', KEYS[3], id) or '' end
+  local lease = redis.call('HGET', KEYS[3], id) or ''
+  if #lease > 20 then lease = '' end
   out[#out + 1] = lease
   out[#out + 1] = size
   out[#out + 1] = json
