@@ -35,6 +35,15 @@ from byway.client import (
     SendMessageResponse,
 )
 from byway.context import AgentContext
+from byway.discovery import ServiceInstance, ServiceRegistry
+from byway.discovery_client import DiscoveryClient
+from byway.discovery_http import (
+    DiscoveryHttpClient,
+    DiscoveryHttpClientError,
+    HttpClientError,
+    HttpRequestError,
+    RetryConfig,
+)
 from byway.errors import (
     BywayError,
     ConfigurationError,
@@ -134,6 +143,9 @@ __all__ = [
     "ConfigurationError",
     "ConnectionError",
     "ContentCodec",
+    "DiscoveryClient",
+    "DiscoveryHttpClient",
+    "DiscoveryHttpClientError",
     "Event",
     "EventType",
     "ExecutionLog",
@@ -144,6 +156,8 @@ __all__ = [
     "GatewayWorker",
     "HistoryEntry",
     "HistoryStore",
+    "HttpClientError",
+    "HttpRequestError",
     "InMemoryHistoryStore",
     "Keys",
     "LimitExceededError",
@@ -170,9 +184,12 @@ __all__ = [
     "Resource",
     "ResumeCommand",
     "ResumeRefusedError",
+    "RetryConfig",
     "RoutingError",
     "RunnerConfig",
     "SendMessageResponse",
+    "ServiceInstance",
+    "ServiceRegistry",
     "SessionBusyError",
     "Signer",
     "StateChangeEvent",

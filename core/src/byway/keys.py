@@ -8,6 +8,10 @@ and every script touches one slot: ``byai_gateway:v2:session:{S}:data_stream`` a
 ``byai_gateway:v2:session:{S}:registry`` live with ``S``. Registry keys put the tagged id
 before their suffix (``registry:worker:{W}:online``), and the agent-type control stream
 is untagged (``ctrl:agent_type:<T>``), as by-framework writes them.
+
+Service discovery keeps by-framework's layout under v1 (``<ns>:sd:active:<svc>``,
+``<ns>:sd:instances:<svc>``) and tags the service name under v2
+(``<ns>:v2:sd:{svc}:active``), so one service's keys share a slot.
 """
 
 from __future__ import annotations
@@ -149,3 +153,26 @@ class Keys:
 
     def plugin_reload_ack(self, reload_id: str) -> str:
         return f"{self.prefix}:plugin_reload:{reload_id}:ack"
+
+    # -- service discovery -----------------------------------------------------------------
+
+    def _sd(self, service: str, name: str) -> str:
+        if self.schema == "v2":
+            return f"{self.prefix}:sd:{{{service}}}:{name}"
+        return f"{self.prefix}:sd:{name}:{service}"
+
+    def sd_services(self) -> str:
+        """Set of every service name that ever registered."""
+        return f"{self.prefix}:sd:services"
+
+    def sd_active(self, service: str) -> str:
+        """Sorted set: instance id → its last heartbeat (ms, the score)."""
+        return self._sd(service, "active")
+
+    def sd_instances(self, service: str) -> str:
+        """Hash: instance id → the instance (JSON: host, port, protocol, metadata...)."""
+        return self._sd(service, "instances")
+
+    def sd_leases(self, service: str) -> str:
+        """Hash: instance id → its lease (ms after its last heartbeat that it stays live)."""
+        return self._sd(service, "leases")
