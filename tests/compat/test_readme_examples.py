@@ -165,6 +165,21 @@ async def test_deployment_line_python_m_byway(readme: Readme, client: GatewayCli
     assert "worker-01" in workers
 
 
+async def test_byai_client_sends_a_bai_ying_message_a_byai_worker_decodes(
+    readme: Readme, client: GatewayClient
+) -> None:
+    readme.spawn(readme.copy("chat_agent.py").name)
+    await wait_online(client, "chat_agent", timeout=STEP_TIMEOUT)
+
+    out = readme.run(readme.copy("byai_example.py").name)
+
+    message_id = out.split("Sent: ", 1)[1].strip()
+    events = await _events(client, "sess-001", message_id)
+    assert _chunks(events) == "user: Hello"
+    [final] = [e for e in events if e.kind == "final"]
+    assert final.data["content"] == "hi, user"
+
+
 # -- GatewayClient: user_code, metadata, an interceptor, cancel with a reason -----------------
 
 
@@ -227,3 +242,69 @@ async def test_orchestration_across_two_worker_processes(
     events = await _events(client, "orch-session", sent.message_id)
     assert _chunks(events).endswith("You said: production")
     await until_status(client, "orch-session", sent.message_id, "COMPLETED")
+
+
+# -- Plugins, loaded three ways, and JSON logs ---------------------------------------------------
+
+
+def _json_lines(text: str) -> list[dict[str, object]]:
+    lines = []
+    for line in text.splitlines():
+        if line.startswith("{"):
+            lines.append(json.loads(line))
+    return lines
+
+
+@pytest.mark.parametrize("mode", ["list", "configurator", "directory"])
+async def test_the_weather_plugin_loaded_by_list_configurator_and_directory(
+    readme: Readme, client: GatewayClient, mode: str
+) -> None:
+    readme.copy("my_plugins")
+    readme.copy("weather_worker.py")
+    worker = readme.spawn("weather_worker.py", mode, log="worker.log")
+    await wait_online(client, "weather_agent", timeout=STEP_TIMEOUT)
+
+    sent = await client.send_message("weather_agent", f"weather-{mode}", "Paris")
+    final = await client.wait_for_final(f"weather-{mode}", sent.message_id, timeout=STEP_TIMEOUT)
+    assert final.data["content"] == "You are a weather assistant."
+    assert final.data["reply_data"] == {"city": "Paris", "temp": 22, "condition": "sunny"}
+    assert stop_process(worker) == 0
+
+    lines = _json_lines((readme.workdir / "worker.log").read_text())
+    # setup_logging(use_json=True): the handler's line carries the task's ids
+    [mine] = [line for line in lines if line["message"] == "weather for Paris"]
+    assert mine["level"] == "INFO" and mine["logger"] == "weather_worker"
+    assert mine["session_id"] == f"weather-{mode}" and mine["message_id"] == sent.message_id
+    assert str(mine["timestamp"]).endswith("Z")
+    # the README's hooks ran, each once, none failed (the worker's hook counts at shutdown)
+    [stats] = [line for line in lines if str(line["message"]).startswith("plugin weather:")]
+    for hook in ("on_worker_startup", "on_task_start", "on_task_complete"):
+        assert f"{hook} 1 ok/0 failed/0 timed out" in str(stats["message"]), stats
+
+
+# -- Service discovery -------------------------------------------------------------------------
+
+
+async def test_service_discovery_round_robin_over_two_instances(readme: Readme) -> None:
+    """Two instances of a service register (ServiceRegistry); DiscoveryHttpClient's calls
+    alternate between them, and go on through the survivor when one is killed."""
+    readme.copy("greeter.py")
+    caller = readme.copy("call_greeter.py")
+    greeters = {name: readme.spawn("greeter.py", name, log=f"{name}.log") for name in "AB"}
+    deadline = time.monotonic() + STEP_TIMEOUT
+    for name, proc in greeters.items():
+        log = readme.workdir / f"{name}.log"
+        while f"registered {name}" not in log.read_text():
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, f"greeter {name} did not register"
+            await asyncio.sleep(0.05)
+
+    lines = readme.run(caller.name).split()
+    assert lines[:2] == ["instances:", "2"]
+    calls = lines[2:]
+    assert sorted(calls[:2]) == ["A", "B"] and calls[2:] == calls[:2]  # round-robin
+
+    greeters["A"].kill()  # its lease is still live: calls to it fail and move on
+    greeters["A"].wait()
+    lines = readme.run(caller.name).split()
+    assert lines[2:] == ["B"] * 4

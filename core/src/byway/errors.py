@@ -15,7 +15,11 @@ Every error Byway raises on purpose derives from :class:`BywayError`::
     ├── WorkerError             a worker cannot start or keep running
     │   └── WorkerIdInUseError  another live process holds the worker id
     ├── TaskError               a task ended FAILED (raised to callers that wait on it)
-    └── TaskCancelledError      the task was cancelled (raised inside handlers)
+    ├── TaskCancelledError      the task was cancelled (raised inside handlers)
+    └── HttpClientError         an HTTP call failed (byway.discovery_http): status_code,
+        │                       response_body
+        ├── HttpRequestError    no answer (refused, reset, timed out)
+        └── DiscoveryHttpClientError  no live instance, or every attempt failed
 """
 
 from __future__ import annotations
