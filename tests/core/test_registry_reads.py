@@ -61,3 +61,17 @@ async def test_by_framework_reload_and_status_calls_of_the_client(
         acks = await client.collect_reload_acks(sent["reload_id"], block_ms=20_000)
     assert [(a["worker_id"], a["status"]) for a in acks] == [(echo.worker_id, "ok")]
     assert await client.collect_reload_acks("r-1") == []  # no wait: 0 means none
+
+
+async def test_route_policies_map_to_the_online_check(client: GatewayClient) -> None:
+    from byway import ConfigurationError, RoutePolicy
+
+    refused = await client.send_message("nobody", "rp-s", "hi", route_policy=RoutePolicy.FAIL_FAST)
+    assert not refused.success and refused.error_code == "AGENT_TYPE_UNAVAILABLE"
+    for policy in (RoutePolicy.SEND_ANYWAY, RoutePolicy.QUEUE_ONLY):
+        queued = await client.send_message("nobody", f"rp-{policy}", "hi", route_policy=policy)
+        assert queued.success, policy
+    with pytest.raises(ConfigurationError, match=r"route_policy: .*'WAKE_AND_WAIT'"):
+        await client.send_message("nobody", "rp-s", "hi", route_policy=RoutePolicy.WAKE_AND_WAIT)
+    entries = await client.redis.xlen(client.keys.agent_stream("nobody"))
+    assert entries == 2  # the two queued ones, nothing for the refused

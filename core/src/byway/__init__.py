@@ -32,6 +32,7 @@ from byway.client import (
     GatewayClient,
     GatewayInterceptor,
     ReloadAck,
+    RoutePolicy,
     SendMessageResponse,
 )
 from byway.context import AgentContext
@@ -185,6 +186,7 @@ __all__ = [
     "ResumeCommand",
     "ResumeRefusedError",
     "RetryConfig",
+    "RoutePolicy",
     "RoutingError",
     "RunnerConfig",
     "SendMessageResponse",

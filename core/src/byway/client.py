@@ -42,6 +42,7 @@ from byway._client.types import (
     CancelTaskResponse,
     ClientInterceptor,
     ReloadAck,
+    RoutePolicy,
     SendMessageResponse,
 )
 from byway.byai import ByaiAskAgentCommand, ByaiContent, ByaiResumeCommand, serialize_byai_content
@@ -54,6 +55,7 @@ __all__ = [
     "GatewayClient",
     "GatewayInterceptor",
     "ReloadAck",
+    "RoutePolicy",
     "SendMessageResponse",
 ]
 

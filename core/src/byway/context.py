@@ -293,6 +293,10 @@ class AgentContext:
     def get_agent_config(self, agent_id: str) -> AgentConfig | None:
         return self.agent_configs.get(agent_id)
 
+    async def get_active_workers(self) -> dict[str, dict[str, Any]]:
+        """``{worker_id: {"agent_types", "last_seen"}}`` of every live worker."""
+        return await self._services.registry.get_all_workers()
+
     def generate_message_id(self) -> str:
         """A fresh message id in Byway's form."""
         return new_id("msg")

@@ -15,6 +15,7 @@ from redis.exceptions import NoPermissionError
 from byway import tracing
 from byway._client.intercept import Form, Interceptor, classify, run_interceptor
 from byway._client.types import (
+    RoutePolicy,
     SendMessageResponse,
     checked_content,
     checked_id,
@@ -183,16 +184,18 @@ class ClientBase:
         task, ``multitask_strategy`` (default: the agent type's, else ``enqueue``) decides:
         ``enqueue`` runs it afterwards, ``reject`` refuses it (``SESSION_BUSY``),
         ``interrupt`` cancels the running task and runs this one next. by-framework's
-        ``route_policy`` is accepted: ``FAIL_FAST`` is ``require_online_worker=True``,
-        ``SEND_ANYWAY`` is False (Byway starts no workers, so its wake-up policies have
-        no counterpart).
+        ``route_policy`` (:class:`RoutePolicy`) is accepted: ``FAIL_FAST`` is
+        ``require_online_worker=True``, ``SEND_ANYWAY`` and ``QUEUE_ONLY`` are False (the
+        message waits in the agent type's queue for a worker); Byway starts no workers, so
+        the wake-up policies are refused.
         """
         if route_policy is not None:
-            if route_policy not in ("FAIL_FAST", "SEND_ANYWAY"):
+            if route_policy not in RoutePolicy.ACCEPTED:
                 raise ConfigurationError(
-                    f"route_policy: expected 'FAIL_FAST' or 'SEND_ANYWAY', got {route_policy!r}"
+                    f"route_policy: expected one of {', '.join(RoutePolicy.ACCEPTED)}, got "
+                    f"{route_policy!r} (Byway starts no workers: there is nothing to wake)"
                 )
-            require_online_worker = route_policy == "FAIL_FAST"
+            require_online_worker = route_policy == RoutePolicy.FAIL_FAST
         if multitask_strategy is not None and multitask_strategy not in STRATEGIES:
             raise ConfigurationError(
                 f"multitask_strategy: expected one of {', '.join(STRATEGIES)}, "

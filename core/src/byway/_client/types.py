@@ -17,6 +17,7 @@ __all__ = [
     "CancelTaskResponse",
     "ClientInterceptor",
     "ReloadAck",
+    "RoutePolicy",
     "SendMessageResponse",
     "checked_content",
     "checked_id",
@@ -29,6 +30,17 @@ class ClientInterceptor(Protocol):
     """Sees (and may replace) every command before it is written to Redis."""
 
     async def before_send(self, command: Command) -> Command: ...
+
+
+class RoutePolicy:
+    """by-framework's routing policies, as ``send_message(route_policy=...)`` takes them."""
+
+    FAIL_FAST = "FAIL_FAST"  # refuse unless a live worker serves the agent type
+    SEND_ANYWAY = "SEND_ANYWAY"  # queue it; a worker that starts later takes it
+    QUEUE_ONLY = "QUEUE_ONLY"  # the same in Byway
+    WAKE_AND_WAIT = "WAKE_AND_WAIT"  # refused: Byway starts no workers
+    WAKE_AND_QUEUE = "WAKE_AND_QUEUE"  # refused, as above
+    ACCEPTED = (FAIL_FAST, SEND_ANYWAY, QUEUE_ONLY)
 
 
 class ReloadAck(msgspec.Struct, kw_only=True):
