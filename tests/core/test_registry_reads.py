@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from byway import GatewayClient, RedisSettings
+from byway import GatewayClient, RedisSettings, check_agent_type_online, check_worker_online
 from tests.agents.basic import echo
 from tests.conftest import running, until_status
 
@@ -12,8 +12,9 @@ pytestmark = pytest.mark.redis
 
 
 async def test_by_framework_reads_see_the_worker_and_its_executions(
-    client: GatewayClient, settings: RedisSettings
+    client: GatewayClient, settings: RedisSettings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("BYWAY_NAMESPACE", settings.namespace)  # the function forms' keys
     registry = client.registry
     assert await registry.has_online_agent_type("echo") == (False, [])
     async with running(echo, settings):
@@ -21,6 +22,8 @@ async def test_by_framework_reads_see_the_worker_and_its_executions(
         assert await registry.get_online_workers("echo") == [me]
         assert await registry.has_online_agent_type("echo") == (True, [me])
         assert await registry.is_worker_online(me)
+        assert await check_worker_online(client.redis, me)  # by-framework's function forms
+        assert await check_agent_type_online(client.redis, "echo") == (True, [me])
         workers = await registry.get_all_workers()
         assert workers[me]["agent_types"] == ["echo"] and workers[me]["last_seen"] > 0
         sent = await client.send_message("echo", "reads-s", "hello there")

@@ -35,6 +35,7 @@ from byway.client import (
     RoutePolicy,
     SendMessageResponse,
 )
+from byway.common.logger import logger
 from byway.context import AgentContext
 from byway.discovery import ServiceInstance, ServiceRegistry
 from byway.discovery_client import DiscoveryClient
@@ -105,7 +106,13 @@ from byway.protocol import (
     command_to_dict,
 )
 from byway.redis_client import Redis, close_redis, get_redis, init_redis
-from byway.registry import ExecutionRecord, WorkerInfo, WorkerRegistry
+from byway.registry import (
+    ExecutionRecord,
+    WorkerInfo,
+    WorkerRegistry,
+    check_agent_type_online,
+    check_worker_online,
+)
 from byway.runner import RunnerConfig, WorkerRunner
 from byway.settings import RedisSettings
 from byway.signing import Signer
@@ -208,6 +215,8 @@ __all__ = [
     "WorkspacePolicy",
     "__version__",
     "agent",
+    "check_agent_type_online",
+    "check_worker_online",
     "close_redis",
     "command_from_dict",
     "command_to_dict",
@@ -215,6 +224,7 @@ __all__ = [
     "get_redis",
     "init_redis",
     "load_worker",
+    "logger",
     "run_worker",
     "serialize_byai_content",
     "serve",

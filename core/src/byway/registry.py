@@ -39,7 +39,14 @@ from byway.settings import RedisSettings, is_cluster
 from byway.store.session import TransitionArgs, transition
 from byway.store.workers import FindOnlineArgs, LeaseArgs, find_online, release_lease, renew_lease
 
-__all__ = ["ExecutionRecord", "TimelineEntry", "WorkerInfo", "WorkerRegistry"]
+__all__ = [
+    "ExecutionRecord",
+    "TimelineEntry",
+    "WorkerInfo",
+    "WorkerRegistry",
+    "check_agent_type_online",
+    "check_worker_online",
+]
 
 
 log = get_logger("byway.registry")
@@ -305,3 +312,16 @@ class WorkerRegistry:
     async def get_all_session_executions(self, session_id: str) -> list[dict[str, Any]]:
         """Every execution record of the session as a dict, oldest first."""
         return [msgspec.to_builtins(r) for r in await self.list_executions(session_id)]
+
+
+async def check_worker_online(redis: aioredis.Redis, worker_id: str) -> bool:
+    """by-framework's function form of :meth:`WorkerRegistry.is_worker_online` (the
+    environment's namespace)."""
+    return await WorkerRegistry(redis_client=redis).is_worker_online(worker_id)
+
+
+async def check_agent_type_online(
+    redis: aioredis.Redis, agent_type: str, check_active: bool = True
+) -> tuple[bool, list[str]]:
+    """by-framework's function form of :meth:`WorkerRegistry.has_online_agent_type`."""
+    return await WorkerRegistry(redis_client=redis).has_online_agent_type(agent_type, check_active)
