@@ -341,6 +341,11 @@ async def test_hostile_entries_are_skipped_and_logged_once(
         "svc:other-id": _entry("svc:someone-else"),
         "svc:huge": _entry("svc:huge", metadata={"x": "y" * 100_000}),
         "svc:utf8": b'{"id": "svc:utf8", "host": "\xff", "port": 1}',
+        # deeper than the decoder recurses, in 30 kB
+        "svc:deep": b'{"id":"svc:deep","host":"h","port":1,"metadata":'
+        + b'{"a":' * 5000
+        + b"1"
+        + b"}" * 5001,
     }
     bad["svc:" + "x" * 400] = _entry("svc:" + "x" * 400)  # an id cut short on reading
     planted_entries: dict[Any, Any] = {**bad, "svc:bf": json.dumps(good)}
@@ -416,6 +421,9 @@ def test_an_instance_decodes_only_from_valid_json() -> None:
     }
     with pytest.raises(ProtocolError, match="port"):
         ServiceInstance.from_json(b'{"id":"s:1","host":"h","port":"80"}')
+    deep = b'{"id":"s:1","host":"h","port":1,"metadata":' + b'{"a":' * 5000 + b"1" + b"}" * 5001
+    with pytest.raises(ProtocolError, match="nested too deeply"):
+        ServiceInstance.from_json(deep)
 
 
 def test_keys_keep_by_frameworks_layout_and_tag_the_service_under_v2() -> None:

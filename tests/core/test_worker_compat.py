@@ -20,7 +20,7 @@ import pytest
 
 from byway import EventType, GatewayClient, RedisSettings
 from byway._cli.compat import _is_by_framework
-from byway.app import redis_settings, worker_env
+from byway.app import BY_FRAMEWORK_REDIS_URL, redis_settings, worker_env
 from byway.common.logger import setup_logging
 from byway.errors import ConfigurationError, WorkerError
 from byway.workspace import WorkspacePolicy, Workspaces, path_part, remove_tree
@@ -183,6 +183,7 @@ def test_python_m_byway_names_the_flag_and_lists_both_forms(tmp_path: Path) -> N
     no_class = run("--redis-host", "localhost")
     assert no_class.returncode == 2 and "--worker-class" in no_class.stderr
     assert _is_by_framework(["--log-level", "DEBUG", "--worker-class", "a.B"])
+    assert _is_by_framework(["--log-json", "--worker-class", "a.B"])
     assert not _is_by_framework(["worker", "a:B", "--worker-id", "x"])
 
 
@@ -298,8 +299,12 @@ def test_keep_tasks_keeps_and_idle_sessions_are_swept(tmp_path: Path) -> None:
     assert kept.exists()
     busy = spaces.task_dir("busy", "m")  # a run uses it now: never swept
     assert spaces.sweep(now=time.time() + 30) == 0  # not idle yet
+    theirs = tmp_path / "sessions" / "2024-notes"  # not a name Byway makes: never swept
+    theirs.mkdir()
+    (tmp_path / "sessions" / "README").write_text("mine")
     assert spaces.sweep(now=time.time() + 3600) == 1
     assert not kept.parent.parent.exists() and busy.exists()
+    assert theirs.exists() and (tmp_path / "sessions" / "README").read_text() == "mine"
 
 
 def test_cleanup_never_follows_a_symlink(tmp_path: Path) -> None:
@@ -362,6 +367,13 @@ def test_redis_settings_from_by_frameworks_parameters(monkeypatch: pytest.Monkey
     assert redis_settings(redis_port=7000).url == "redis://localhost:7000/0"
     assert redis_settings(redis_host="::1").url == "redis://[::1]:6379/0"
     assert redis_settings().url == NOWHERE  # none given: Byway's default (env, else embedded)
+    assert redis_settings(default_url="redis://elsewhere:6379/0").url == NOWHERE  # env wins
+    monkeypatch.delenv("BYWAY_REDIS_URL")
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    assert redis_settings().url is None  # the embedded server (byway worker)
+    # run_worker and python -m byway --worker-class: by-framework's localhost:6379
+    assert redis_settings(default_url=BY_FRAMEWORK_REDIS_URL).url == "redis://localhost:6379/0"
+    monkeypatch.setenv("BYWAY_REDIS_URL", NOWHERE)
     assert redis_settings(max_concurrency=200).max_connections == 210
     monkeypatch.setenv("BYAI_REDIS_MAX_CONNECTIONS", "33")
     assert redis_settings(redis_max_connections=7).max_connections == 33

@@ -22,6 +22,7 @@ from byway.worker import FunctionWorker, GatewayWorker
 from byway.workspace import WorkspacePolicy, Workspaces
 
 __all__ = [
+    "BY_FRAMEWORK_REDIS_URL",
     "load_worker",
     "redis_settings",
     "run_worker",
@@ -31,6 +32,11 @@ __all__ = [
 ]
 
 log = get_logger("byway.worker")
+
+#: Where by-framework's entry points (``run_worker``, ``python -m byway --worker-class``)
+#: look for Redis when neither an argument nor ``$BYWAY_REDIS_URL`` names one, as
+#: by-framework documents; ``byway worker`` starts the embedded server instead.
+BY_FRAMEWORK_REDIS_URL = "redis://localhost:6379/0"
 
 
 def _env_override(name: str, value: int) -> int:
@@ -139,11 +145,12 @@ def redis_settings(
     redis_max_connections: int | None = None,
     max_concurrency: int = 50,
     base: RedisSettings | None = None,
+    default_url: str | None = None,
 ) -> RedisSettings:
     """The settings ``run_worker`` connects with: ``base`` (default: from the environment)
     with ``redis_url``, or by-framework's host/port/db/user/password form (a part not
     given takes by-framework's default: localhost, 6379, 0), not both. With neither,
-    Byway's default: ``$BYWAY_REDIS_URL``, else the embedded server.
+    ``$BYWAY_REDIS_URL``, else ``default_url``, else the embedded server.
 
     The pool holds ``$BYAI_REDIS_MAX_CONNECTIONS`` connections, else
     ``redis_max_connections``, else at least ``max_concurrency + 10``.
@@ -168,6 +175,8 @@ def redis_settings(
         overrides["url"] = url_from_parts(
             redis_host, redis_port, redis_db, redis_username, redis_password
         )
+    elif default_url is not None and settings.url is None:
+        overrides["url"] = default_url
     if not os.environ.get("BYAI_REDIS_MAX_CONNECTIONS"):
         if redis_max_connections is not None:
             if (
@@ -271,6 +280,7 @@ def run_worker(
     config = replace(config, plugin_log_hook_stats_on_shutdown=plugin_log_hook_stats_on_shutdown)
     settings = redis_settings(
         redis_url,
+        default_url=BY_FRAMEWORK_REDIS_URL,
         redis_host=redis_host,
         redis_port=redis_port,
         redis_db=redis_db,

@@ -167,6 +167,8 @@ class ServiceInstance:
             prefix = _check_path_prefix(wire.path_prefix)
         except (msgspec.ValidationError, msgspec.DecodeError, ValueError) as exc:
             raise ProtocolError(f"service instance: {exc}") from None
+        except RecursionError:  # nested deeper than the decoder goes: a planted entry
+            raise ProtocolError("service instance: nested too deeply") from None
         return cls(wire.id, host, wire.port, protocol, prefix, wire.weight, wire.metadata)
 
 

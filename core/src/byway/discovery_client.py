@@ -281,7 +281,7 @@ class DiscoveryClient:
                 raise ProtocolError(f"id: the entry says {instance.id!r:.80}, its key another")
             instance.last_heartbeat = int(float(entry.heartbeat))
             instance.lease_ms = min(int(entry.lease), _MAX_LEASE_MS) if entry.lease.isdigit() else 0
-        except (ProtocolError, ValueError, OverflowError) as exc:
+        except Exception as exc:  # whatever a planted entry provokes skips that entry only
             mark = (service_name, entry.id[:300], hash(entry.data))
             if mark not in self._logged:
                 if len(self._logged) >= _MAX_LOGGED:

@@ -232,7 +232,7 @@ def command_from_dict(data: dict[str, Any], **limits: Any) -> Command:
         raise ProtocolError(f"command: expected an object, got {type(data).__name__}")
     try:
         raw = _encoder.encode(data)
-    except (TypeError, UnicodeEncodeError) as exc:
+    except (TypeError, ValueError, OverflowError, RecursionError) as exc:
         raise ProtocolError(f"command: not JSON: {brief(exc)}") from None
     return decode_command(raw, **limits)
 

@@ -28,6 +28,7 @@ to the session with ``emit_artifact``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import re
@@ -59,6 +60,10 @@ def default_workspace_root() -> Path:
     """``<tempdir>/byway-workspace-<uid>``: one root per user of the machine."""
     uid = os.getuid() if hasattr(os, "getuid") else 0
     return Path(tempfile.gettempdir()) / f"byway-workspace-{uid}"
+
+
+#: what :func:`path_part` makes: the only names the sweep removes
+_PART_RE = re.compile(rf"[A-Za-z0-9_-]{{0,{_SLUG_MAX}}}-[0-9a-f]{{16}}")
 
 
 def path_part(field_name: str, wire_id: str) -> str:
@@ -191,6 +196,8 @@ class Workspaces:
         key = (session_id, message_id)
         found = self._tasks.get(key)
         if found is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.utime(found.parent.parent)  # its session is in use: not idle
             return found
         session = self.session_dir(session_id)
         tasks = session / "tasks"
@@ -247,8 +254,8 @@ class Workspaces:
         except FileNotFoundError:
             return 0
         for entry in entries:
-            if entry.name in live:
-                continue
+            if entry.name in live or not _PART_RE.fullmatch(entry.name):
+                continue  # in use, or not a directory this module named: not ours to remove
             try:
                 if entry.stat(follow_symlinks=False).st_mtime >= limit:
                     continue

@@ -110,12 +110,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _is_by_framework(argv: Sequence[str]) -> bool:
-    """Whether the first option (after ``--log-level X``) is one of by-framework's."""
+    """Whether the first option (after ``--log-level X`` and ``--log-json``, which both
+    forms take) is one of by-framework's."""
     i = 0
     while i < len(argv):
         flag = argv[i].split("=", 1)[0]
         if flag == "--log-level":
             i += 1 if "=" in argv[i] else 2
+            continue
+        if flag == "--log-json":
+            i += 1
             continue
         return flag in BY_FRAMEWORK_FLAGS
     return False
@@ -147,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
     """Serve ``--worker-class`` as ``byway worker`` would (flags win over the environment)."""
     import asyncio
 
-    from byway.app import load_worker, redis_settings, serve
+    from byway.app import BY_FRAMEWORK_REDIS_URL, load_worker, redis_settings, serve
     from byway.config import RunnerConfig
     from byway.plugins import discover_plugins
     from byway.workspace import WorkspacePolicy
@@ -169,6 +173,7 @@ def run(args: argparse.Namespace) -> int:
         fetch_count=args.fetch_count or _env_int("BYAI_WORKER_FETCH_COUNT", 10),
     )
     settings = redis_settings(
+        default_url=BY_FRAMEWORK_REDIS_URL,
         redis_host=args.redis_host,
         redis_port=args.redis_port,
         redis_db=args.redis_db,
