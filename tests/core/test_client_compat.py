@@ -420,8 +420,12 @@ def test_byai_decode_names_the_field() -> None:
         deserialize_byai_content(
             [{"role": "user", "content": {"text": "x", "files": [{"fileId": "1"}]}}]
         )
-    with pytest.raises(ProtocolError, match=r"__class__|content"):
-        deserialize_byai_content([{"role": "user", "content": {"__class__": "os.system"}}])
+    # an unknown key is data, never a class to build: ignored, as a text-less content
+    # (by-framework's decoder defaults text to "")
+    planted = deserialize_byai_content([{"role": "user", "content": {"__class__": "os.system"}}])
+    assert planted.content == MessageContent(text="")
+    with pytest.raises(ProtocolError, match=r"content"):
+        deserialize_byai_content([{"role": "user", "content": None}])
 
 
 def test_byai_worker_prepares_commands() -> None:

@@ -396,6 +396,7 @@ def test_json_lines_never_fail_and_carry_exceptions() -> None:
         logger.info("bad %d", "args")
         logger.info("circular", extra={"loop": circular, "odd": {(1, 2): "tuple key"}})
         logger.info("line\u2028break\nand newline")
+        logger.info("forged", extra={"level": "FAKE", "timestamp": "T", "note": "ok"})
         try:
             raise RuntimeError("boom")
         except RuntimeError:
@@ -405,11 +406,13 @@ def test_json_lines_never_fail_and_carry_exceptions() -> None:
         logger.propagate = True
     lines = out.getvalue().splitlines()
     parsed = [json.loads(line) for line in lines]
-    assert len(parsed) == 4
+    assert len(parsed) == 5
     assert parsed[0]["message"].startswith("bad")
     assert parsed[2]["message"] == "line\u2028break\nand newline"
-    assert parsed[3]["exception"].endswith("RuntimeError: boom")
-    assert "session_id" not in parsed[3]
+    forged = parsed[3]  # extra= fields never replace the line's own
+    assert forged["level"] == "INFO" and forged["timestamp"] != "T" and forged["note"] == "ok"
+    assert parsed[4]["exception"].endswith("RuntimeError: boom")
+    assert "session_id" not in parsed[4]
 
 
 def test_setup_logging_is_importable_where_the_readme_says() -> None:

@@ -215,9 +215,9 @@ class JsonFormatter(logging.Formatter):
             "line": record.lineno,
         }
         data.update(task_fields())
-        for key, value in record.__dict__.items():
-            if key not in _STANDARD and not key.startswith("_"):
-                data[key] = value
+        for key, value in record.__dict__.items():  # extra=: never over the fields above
+            if key not in _STANDARD and not key.startswith("_") and key not in data:
+                data[key] = redact_text(value) if isinstance(value, str) else value
         if record.exc_info:
             data["exception"] = record.exc_text or self.formatException(record.exc_info)
         elif record.exc_text:

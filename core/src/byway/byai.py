@@ -78,7 +78,7 @@ class Resource(msgspec.Struct, frozen=True):
 class MessageContent(msgspec.Struct, frozen=True):
     """A message's text with its files and resources."""
 
-    text: str
+    text: str = ""
     files: list[MessageFile] = msgspec.field(default_factory=list)
     resources: list[Resource] = msgspec.field(default_factory=list)
 

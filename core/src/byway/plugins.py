@@ -342,13 +342,13 @@ def _from_dir(directory: str) -> list[Plugin]:
             ):
                 source = f"{file.name}:{value.__name__}"
                 if _needs_arguments(value):  # a base class, as by-framework skips them
-                    log.info("plugin file %s: %s skipped: its constructor takes arguments",
-                             file.name, value.__name__)  # fmt: skip
+                    log.warning("plugin file %s: %s skipped: its constructor takes arguments",
+                                file.name, value.__name__)  # fmt: skip
                     continue
                 plugin = _instantiate(source, value)
                 if plugin is not None and plugin.manifest is Plugin.manifest:
-                    log.info("plugin file %s: %s skipped: it has no manifest",
-                             file.name, value.__name__)  # fmt: skip
+                    log.warning("plugin file %s: %s skipped: it has no manifest",
+                                file.name, value.__name__)  # fmt: skip
                 elif plugin is not None:
                     found.append(plugin)
     return found

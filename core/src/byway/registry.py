@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 from typing import Any
 
@@ -23,7 +24,7 @@ import redis.asyncio as aioredis
 from byway._log import get_logger
 from byway._process import holder_is_dead
 from byway.errors import ConfigurationError, WorkerIdInUseError
-from byway.keys import EXEC_FIELD_PREFIX, Keys
+from byway.keys import DEFAULT_NAMESPACE, EXEC_FIELD_PREFIX, Keys
 from byway.protocol import now_ms
 from byway.records import DEFAULT_RECORD_TTL_S as DEFAULT_RECORD_TTL_S
 from byway.records import (
@@ -35,7 +36,7 @@ from byway.records import (
 from byway.records import decode_worker as _decode_worker
 from byway.records import new_record as new_record  # SEND's and START's fresh record
 from byway.redis_client import bytes_client, get_redis
-from byway.settings import RedisSettings, is_cluster
+from byway.settings import is_cluster
 from byway.store.session import TransitionArgs, transition
 from byway.store.workers import FindOnlineArgs, LeaseArgs, find_online, release_lease, renew_lease
 
@@ -75,9 +76,9 @@ class WorkerRegistry:
         if given is None:
             given = get_redis()
         self.redis = bytes_client(given)
-        if keys is None:
-            env = RedisSettings.from_env()
-            keys = Keys(env.namespace, env.schema or ("v2" if is_cluster(given) else "v1"))
+        if keys is None:  # the namespace and schema of the environment, nothing else of it
+            schema = os.environ.get("BYWAY_KEY_SCHEMA") or ("v2" if is_cluster(given) else "v1")
+            keys = Keys(os.environ.get("BYWAY_NAMESPACE", DEFAULT_NAMESPACE), schema)  # type: ignore[arg-type]  # Keys checks it
         self.keys = keys
         self.record_ttl_s = record_ttl_s
 
