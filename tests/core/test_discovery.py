@@ -381,6 +381,26 @@ async def test_a_heartbeat_survives_a_planted_score_and_lease(
     assert await redis.zscore(k.sd_active("svc"), "svc:neg") is None  # pruned, no error
 
 
+async def test_heartbeats_planted_in_the_future_neither_crowd_out_nor_outlive_real_ones(
+    registries: Any, discovery: DiscoveryClient, redis: aioredis.Redis, settings: RedisSettings
+) -> None:
+    k = settings.keys
+    registry = registries()
+    await registry.register("svc", host="127.0.0.1", port=1)
+    future = (time.time() + 10**6) * 1000
+    junk = {f"svc:evil{i}": _entry(f"svc:evil{i}") for i in range(300)}  # past the read window
+    await redis.hset(k.sd_instances("svc"), mapping=junk)  # type: ignore[arg-type]
+    await redis.zadd(k.sd_active("svc"), dict.fromkeys(junk, future))
+    found = await discovery.get_instances("svc", force_refresh=True)
+    assert [i.id for i in found] == [registry.instance.id]
+    await registry.heartbeat()  # prunes what no heartbeat stamped, 100 a call
+    assert await redis.zcard(k.sd_active("svc")) == 201
+    for _ in range(2):
+        await registry.heartbeat()
+    assert await redis.zcard(k.sd_active("svc")) == 1
+    assert await redis.hlen(k.sd_instances("svc")) == 1
+
+
 async def test_an_instance_is_refused_when_a_reader_would_refuse_it(registries: Any) -> None:
     registry = registries()
     cases: list[tuple[dict[str, Any], str]] = [

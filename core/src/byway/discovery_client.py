@@ -292,8 +292,14 @@ class DiscoveryClient:
         return instance
 
 
+#: how far ahead of Redis's clock a heartbeat may be (the scripts' 5 s)
+_MAX_AHEAD_MS = 5_000
+
+
 def _live(instance: ServiceInstance, now_ms: float, threshold_ms: int) -> bool:
     age = now_ms - instance.last_heartbeat
+    if age < -_MAX_AHEAD_MS:  # stamped by Redis's clock: this far ahead, it was planted
+        return False
     if instance.lease_ms > 0 and age > instance.lease_ms:
         return False
     return threshold_ms == NO_HEALTH_CHECK or threshold_ms < 0 or age <= threshold_ms

@@ -5,7 +5,9 @@
 -- (score: Redis's clock, ms) in one step, so a renewal after a lapse restores it whole.
 -- Then removes this service's entries whose lease lapsed (oldest first, a bounded
 -- number): an entry without a lease (by-framework's, or registered without heartbeat)
--- is left for its readers' threshold. Returns the heartbeat's time (ms).
+-- is left for its readers' threshold; so are entries whose heartbeat is more than 5 s
+-- ahead of this clock (planted: no heartbeat is stamped by another). Returns the
+-- heartbeat's time (ms).
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
@@ -28,5 +30,12 @@ for i = 1, #old, 2 do
       redis.call('HDEL', KEYS[3], old[i])
     end
   end
+end
+local ahead = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. (now + 5000), '+inf',
+  'LIMIT', 0, tonumber(ARGV[5]))
+for i = 1, #ahead do
+  redis.call('ZREM', KEYS[1], ahead[i])
+  redis.call('HDEL', KEYS[2], ahead[i])
+  redis.call('HDEL', KEYS[3], ahead[i])
 end
 return now

@@ -3,12 +3,15 @@
 -- Reads one service's instances in one step, timed by Redis's clock (the heartbeats'):
 -- {now ms, then per instance: id, heartbeat ms, lease ms ('' none), json size, json}.
 -- A json longer than ARGV[2] is not sent (its size says why it is missing); an id is
--- cut to 300 bytes (longer ones are refused by the reader).
+-- cut to 300 bytes (longer ones are refused by the reader). Heartbeats are stamped by
+-- this clock, so one more than 5 s ahead was planted: it is not read (nor can a flood of
+-- them crowd the real instances out of the freshest ARGV[1]).
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local longest = tonumber(ARGV[2])
 local out = {now}
-local ids = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1, 'REV', 'WITHSCORES')
+local ids = redis.call('ZREVRANGEBYSCORE', KEYS[1], now + 5000, '-inf', 'WITHSCORES',
+  'LIMIT', 0, tonumber(ARGV[1]))
 for i = 1, #ids, 2 do
   local id = ids[i]
   local json = redis.call('HGET', KEYS[2], id) or ''
