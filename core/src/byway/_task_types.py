@@ -9,15 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from byway.protocol import AskAgentCommand, AskUserEvent
+from byway.protocol import AskAgentCommand, AskUserEvent, new_id
 
 if TYPE_CHECKING:
-    from byway.config import RunnerConfig
+    from byway.config import AgentConfig, RunnerConfig
     from byway.flow import Flow
     from byway.keys import Keys
     from byway.registry import WorkerRegistry
 
-__all__ = ["GroupResults", "Hooks", "Suspension", "TaskServices"]
+__all__ = ["ByFrameworkCalls", "GroupResults", "Hooks", "Suspension", "TaskServices"]
 
 
 @dataclass(slots=True)
@@ -94,3 +94,25 @@ class TaskServices(Protocol):
         caller_waits: bool,
     ) -> None:
         """Create a task group and send its children now (a group nobody waits on)."""
+
+
+class ByFrameworkCalls:
+    """by-framework's conveniences on a task's context (mixed into ``AgentContext``)."""
+
+    agent_configs: dict[str, AgentConfig]
+    _services: TaskServices
+
+    def list_agent_configs(self) -> list[AgentConfig]:
+        """Every agent config plugins registered (as of this execution's snapshot)."""
+        return list(self.agent_configs.values())
+
+    def get_agent_config(self, agent_id: str) -> AgentConfig | None:
+        return self.agent_configs.get(agent_id)
+
+    async def get_active_workers(self) -> dict[str, dict[str, Any]]:
+        """``{worker_id: {"agent_types", "last_seen"}}`` of every live worker."""
+        return await self._services.registry.get_all_workers()
+
+    def generate_message_id(self) -> str:
+        """A fresh message id in Byway's form."""
+        return new_id("msg")

@@ -13,7 +13,7 @@ import msgspec
 
 from byway import events, tracing
 from byway._log import get_logger
-from byway._task_types import GroupResults, Hooks, Suspension, TaskServices
+from byway._task_types import ByFrameworkCalls, GroupResults, Hooks, Suspension, TaskServices
 from byway.errors import (
     ConfigurationError,
     LimitExceededError,
@@ -55,7 +55,7 @@ _SCHEDULER_STATES = frozenset(
 MAX_STATE_BYTES = 64 * 1024
 
 
-class AgentContext:
+class AgentContext(ByFrameworkCalls):
     """Per-task context handed to ``process_command``.
 
     Identity: ``session_id``, ``trace_id``, ``message_id``, ``parent_message_id``,
@@ -285,21 +285,6 @@ class AgentContext:
             wait_for_reply=wait,
             extra_payload=dict(payload or {}),
         )
-
-    def list_agent_configs(self) -> list[AgentConfig]:
-        """Every agent config plugins registered (as of this execution's snapshot)."""
-        return list(self.agent_configs.values())
-
-    def get_agent_config(self, agent_id: str) -> AgentConfig | None:
-        return self.agent_configs.get(agent_id)
-
-    async def get_active_workers(self) -> dict[str, dict[str, Any]]:
-        """``{worker_id: {"agent_types", "last_seen"}}`` of every live worker."""
-        return await self._services.registry.get_all_workers()
-
-    def generate_message_id(self) -> str:
-        """A fresh message id in Byway's form."""
-        return new_id("msg")
 
     def _claim_wait(self) -> None:
         if self.suspension is not None:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
-import logging
 import re
 import socket
 import uuid
@@ -32,6 +31,7 @@ from typing import Annotated, Any
 import msgspec
 import redis.asyncio as aioredis
 
+from byway._log import get_logger
 from byway.errors import ConfigurationError, ProtocolError
 from byway.keys import Keys
 from byway.redis_client import bytes_client, get_redis
@@ -50,7 +50,7 @@ __all__ = [
     "resolve_redis",
 ]
 
-log = logging.getLogger("byway.discovery")
+log = get_logger("byway.discovery")
 
 #: seconds between heartbeats (by-framework's default)
 DEFAULT_HEARTBEAT_INTERVAL_SECONDS = 10

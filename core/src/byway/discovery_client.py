@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import random
 import time
 from collections.abc import Collection
@@ -24,6 +23,7 @@ from types import TracebackType
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from byway._log import get_logger
 from byway.discovery import (
     DEFAULT_HEALTH_THRESHOLD_MS,
     MAX_INSTANCE_BYTES,
@@ -39,7 +39,7 @@ from byway.store.discovery import RawInstance, ReadArgs, read
 
 __all__ = ["STRATEGIES", "DiscoveryClient"]
 
-log = logging.getLogger("byway.discovery")
+log = get_logger("byway.discovery")
 
 #: ``discover``'s strategies (``round_robin`` is accepted for ``round-robin``)
 STRATEGIES = ("random", "round-robin")
