@@ -203,3 +203,53 @@ async def test_cli_dlq_lists_and_replays_dead_letters(
         assert await client.redis.xlen(keys.dead_letters()) == 1  # the replayed one is gone
     finally:
         stop_process(worker)
+
+
+async def test_sigterm_while_the_worker_joins_stops_it_gracefully(
+    tmp_path: object, client: GatewayClient, settings: RedisSettings
+) -> None:
+    """A SIGTERM that lands during start-up (here: in a slow startup hook, after the lease
+    is taken) drains the worker once it has joined: exit 0, lease released, shutdown hook
+    run — not a process killed with its lease still held."""
+    from pathlib import Path
+
+    from byway.app import worker_env
+
+    work = Path(str(tmp_path))
+    out = work / "out.txt"
+    script = work / "slow_start.py"
+    script.write_text(
+        "import asyncio\n"
+        "from byway import GatewayWorker, Plugin, PluginManifest, run_worker\n"
+        f"OUT = {str(out)!r}\n"
+        "class Slow(Plugin):\n"
+        "    manifest = PluginManifest('slow-start')\n"
+        "    async def on_worker_startup(self, info):\n"
+        "        open(OUT, 'a').write('started\\n')\n"
+        "        await asyncio.sleep(2)\n"
+        "    async def on_worker_shutdown(self, info):\n"
+        "        open(OUT, 'a').write('stopped\\n')\n"
+        "class Agent(GatewayWorker):\n"
+        "    def get_agent_types(self):\n"
+        "        return ['slow_start']\n"
+        "    async def process_command(self, command, context):\n"
+        "        return 'ok'\n"
+        f"run_worker(Agent, worker_id='slow-start', plugin_list=[Slow()],\n"
+        f"           redis_url={settings.resolved_url()!r}, namespace={settings.namespace!r},\n"
+        f"           key_schema={settings.keys.schema!r})\n"
+    )
+    proc = subprocess.Popen(  # noqa: ASYNC220 - started once, stopped by its PID
+        [sys.executable, str(script)], env=worker_env(settings)
+    )
+    try:
+        for _ in range(600):
+            if out.exists() and "started" in out.read_text():
+                break
+            assert proc.poll() is None
+            await asyncio.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)  # inside the startup hook
+        assert await asyncio.to_thread(proc.wait, 60) == 0
+    finally:
+        stop_process(proc)
+    assert out.read_text().split() == ["started", "stopped"]
+    assert await client.registry.get_worker("slow-start") is None  # its lease is released

@@ -217,12 +217,22 @@ class WorkerRunner:
         )
 
     async def start(self, handle_signals: bool = True) -> None:
-        """Consume until :meth:`stop` (or SIGTERM/SIGINT), then drain."""
-        await self.initialize()
+        """Consume until :meth:`stop` (or SIGTERM/SIGINT), then drain. The signals are
+        handled from the start: one that arrives while the worker is still joining stops
+        it as soon as it has joined, gracefully (released lease, shutdown hooks)."""
         loop = asyncio.get_running_loop()
         if handle_signals:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self._on_signal, sig)
+        try:
+            await self.initialize()
+            await self._serve()
+        finally:
+            if handle_signals:
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    loop.remove_signal_handler(sig)
+
+    async def _serve(self) -> None:
         self.slots.backlog.extend(await self.intake.decode(await self.recovery.own_pending()))
         heartbeat = asyncio.create_task(
             self._supervised("heartbeat", self.maintenance.heartbeat_loop),
@@ -245,9 +255,6 @@ class WorkerRunner:
                 loop_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await loop_task
-            if handle_signals:
-                for sig in (signal.SIGTERM, signal.SIGINT):
-                    loop.remove_signal_handler(sig)
 
     async def _supervised(self, name: str, loop: Callable[[], Awaitable[None]]) -> None:
         """Run one of the worker's loops for as long as the worker runs. A loop that fails
