@@ -304,7 +304,8 @@ async def test_service_discovery_round_robin_over_two_instances(readme: Readme) 
     calls = lines[2:]
     assert sorted(calls[:2]) == ["A", "B"] and calls[2:] == calls[:2]  # round-robin
 
-    greeters["A"].kill()  # its lease is still live: calls to it fail and move on
+    # its lease (three 5 s heartbeats) is still live: calls to it fail and move on
+    greeters["A"].kill()
     greeters["A"].wait()
     lines = readme.run(caller.name).split()
     assert lines[2:] == ["B"] * 4

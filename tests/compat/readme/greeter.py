@@ -28,7 +28,7 @@ async def main():
     threading.Thread(target=server.serve_forever, daemon=True).start()
     init_redis(host="localhost", port=6379)
     registry = ServiceRegistry()
-    await registry.register("greeter", host="127.0.0.1", port=server.server_port, heartbeat_interval=1)
+    await registry.register("greeter", host="127.0.0.1", port=server.server_port, heartbeat_interval=5)
     print(f"registered {NAME}", flush=True)
     await asyncio.Event().wait()
 
