@@ -36,6 +36,7 @@ MEMBERS = (
     "libs/history-postgres",
     "libs/trace-langfuse",
     "libs/trace-phoenix",
+    "libs/server",
 )
 
 

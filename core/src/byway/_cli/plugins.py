@@ -56,6 +56,12 @@ KNOWN = {
         missing="byway history reads the Postgres history plugin's tables: "
         'pip install "byway[history-postgres]"',
     ),
+    "serve": _Known(
+        help="the HTTP/SSE front door: native API and the installed packages' routes",
+        description="Serve Byway over HTTP (send, SSE streams, resume, cancel; the LangGraph "
+        "Server API with byway-langgraph).",
+        missing='byway serve is the HTTP front door in byway-server: pip install "byway[server]"',
+    ),
 }
 
 

@@ -1,0 +1,159 @@
+"""The ASGI app: ``create_app()``, what ``byway serve`` runs under uvicorn.
+
+Stateless: everything a request needs is in Redis, so any number of replicas can run
+behind a load balancer, and a stream cut by a replica's death continues on another from
+its ``Last-Event-ID``. Routes: the native API (:mod:`byway_server.native`), health, and
+whatever the installed packages contribute through the ``byway.server`` entry points
+(in name order; ``BYWAY_DISABLED_PLUGINS`` names the ones to leave out).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from importlib.metadata import entry_points
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from byway import GatewayClient
+from byway._log import get_logger
+from byway_server.context import ROUTES_GROUP, ServerContext
+from byway_server.errors import error_body, install_error_handlers
+from byway_server.settings import ServerSettings
+
+__all__ = ["context_of", "create_app"]
+
+log = get_logger("byway.server")
+
+
+class _BodyLimit:
+    """413 for a body over ``limit`` bytes, by ``Content-Length`` or as it streams in."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length" and value.isdigit() and int(value) > self.limit:
+                await _too_large(send, self.limit)
+                return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _TooLarge:
+            await _too_large(send, self.limit)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _too_large(send: Send, limit: int) -> None:
+    import json
+
+    body = json.dumps(error_body(413, f"body: larger than {limit} bytes", "body")).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [(b"content-type", b"application/json"), (b"connection", b"close")],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def _contributors() -> list[tuple[str, Callable[[ServerContext], APIRouter]]]:
+    disabled = {p.strip() for p in os.environ.get("BYWAY_DISABLED_PLUGINS", "").split(",")}
+    found = []
+    for ep in sorted(entry_points(group=ROUTES_GROUP), key=lambda e: e.name):
+        if "*" in disabled or ep.name in disabled:
+            log.info("routes %s disabled (BYWAY_DISABLED_PLUGINS)", ep.name)
+            continue
+        try:
+            found.append((ep.name, ep.load()))
+        except ImportError as exc:  # the package's optional dependency is missing
+            log.info("routes %s skipped: %s", ep.name, exc)
+    return found
+
+
+def create_app(
+    settings: ServerSettings | None = None, *, client: GatewayClient | None = None
+) -> FastAPI:
+    """The server app for ``settings`` (default: from the environment)."""
+    from byway_server import native
+
+    settings = settings or ServerSettings.from_env()
+    client = client or GatewayClient.from_url(settings.redis_url)
+    ctx = ServerContext(settings=settings, client=client)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            for stop in reversed(ctx.on_shutdown):
+                try:
+                    await stop()
+                except Exception as exc:
+                    log.warning("shutdown hook failed: %s", exc)
+            await client.close()
+
+    app = FastAPI(
+        title="Byway",
+        summary="Durable agent runs on Redis Streams: send, stream (SSE), resume, cancel",
+        version=_version(),
+        lifespan=lifespan,
+    )
+    app.state.byway = ctx
+    install_error_handlers(app)
+    app.include_router(native.routes(ctx))
+    names = ["native"]
+    for name, contribute in _contributors():
+        router = contribute(ctx)
+        app.include_router(router)
+        names.append(name)
+    app.state.route_sets = names
+    log.info("routes: %s", ", ".join(names))
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["*"],
+            allow_headers=["*"],
+            expose_headers=["Content-Location", "Location"],
+        )
+    app.add_middleware(_BodyLimit, limit=settings.max_body_bytes)
+    return app
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("byway-server")
+    except PackageNotFoundError:
+        return "0"
+
+
+def context_of(app: Any) -> ServerContext:
+    """The :class:`ServerContext` of an app made by :func:`create_app`."""
+    ctx: ServerContext = app.state.byway
+    return ctx
