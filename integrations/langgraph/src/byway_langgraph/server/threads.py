@@ -1,0 +1,13 @@
+"""The LangGraph Server API: threads."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from byway_server import ServerContext
+
+__all__ = ["router"]
+
+
+def router(ctx: ServerContext) -> APIRouter:
+    return APIRouter(tags=["threads"])
