@@ -338,3 +338,42 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "standalone" in item.keywords or "compat" in item.keywords:
             item.add_marker(skip)
+
+
+def spawn_server(
+    settings: RedisSettings,
+    *args: str,
+    port: int | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 60,
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Start ``byway serve`` on ``settings``' Redis and namespace in its own process, on a
+    free loopback port (stopped by the caller, by PID); returns it and its base URL once
+    ``/healthz`` answers. ``env`` adds to (or, with ``""`` values, clears) the
+    environment (``BYWAY_SERVER_API_KEYS``...)."""
+    import httpx
+
+    port = port or free_port()
+    cmd = [sys.executable, "-m", "byway", "--log-level", "WARNING", "serve", "--port",
+           str(port), "--namespace", settings.namespace, "--key-schema",
+           settings.keys.schema, *args]  # fmt: skip
+    full = {
+        **worker_env(settings),
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+        **(env or {}),
+    }
+    proc = subprocess.Popen(cmd, env={k: v for k, v in full.items() if v}, cwd=ROOT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"byway serve exited with {proc.returncode} before it answered")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            stop_process(proc)
+            raise TimeoutError(f"byway serve did not answer on {url} within {timeout}s")
+        time.sleep(0.1)

@@ -30,6 +30,10 @@ def add_serve_command(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
     p.add_argument("--port", type=int, default=8123, help="port to bind (8123)")
     p.add_argument("--redis-url", help="Redis URL (default: $BYWAY_REDIS_URL, else embedded)")
     p.add_argument(
+        "--namespace", help="key namespace (default: $BYWAY_NAMESPACE, else byai_gateway)"
+    )
+    p.add_argument("--key-schema", choices=("v1", "v2"), help="key schema (v2 on a cluster)")
+    p.add_argument(
         "--cors-origin",
         action="append",
         default=None,
@@ -58,6 +62,10 @@ def serve_command(args: argparse.Namespace) -> int:
     overrides: dict[str, object] = {"host": args.host, "port": args.port}
     if args.redis_url:
         overrides["redis_url"] = args.redis_url
+    if args.namespace:
+        overrides["namespace"] = args.namespace
+    if args.key_schema:
+        overrides["key_schema"] = args.key_schema
     if args.cors_origin:
         overrides["cors_origins"] = tuple(args.cors_origin)
     try:

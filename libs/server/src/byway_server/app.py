@@ -101,7 +101,7 @@ def create_app(
     from byway_server import native
 
     settings = settings or ServerSettings.from_env()
-    client = client or GatewayClient.from_url(settings.redis_url)
+    client = client or settings.client()
     ctx = ServerContext(settings=settings, client=client)
 
     @asynccontextmanager

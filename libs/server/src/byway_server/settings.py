@@ -20,7 +20,9 @@ import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from byway import GatewayClient
 from byway.errors import ConfigurationError
 
 __all__ = ["DEFAULT_TENANT", "ServerSettings", "parse_api_keys"]
@@ -81,6 +83,9 @@ class ServerSettings:
     port: int = 8123
     #: None: the worker's own resolution (BYWAY_REDIS_URL, else the embedded Redis)
     redis_url: str | None = None
+    #: None: ``BYWAY_NAMESPACE`` / ``BYWAY_KEY_SCHEMA``, else the defaults
+    namespace: str | None = None
+    key_schema: str | None = None
     #: sha256(key) → tenant
     api_keys: dict[str, str] = field(default_factory=dict)
     cors_origins: tuple[str, ...] = ()
@@ -116,6 +121,8 @@ class ServerSettings:
             raise ConfigurationError("BYWAY_SERVER_HEARTBEAT_SECONDS: expected seconds > 0")
         values: dict[str, object] = {
             "redis_url": os.environ.get("BYWAY_REDIS_URL") or os.environ.get("REDIS_URL") or None,
+            "namespace": os.environ.get("BYWAY_NAMESPACE") or None,
+            "key_schema": os.environ.get("BYWAY_KEY_SCHEMA") or None,
             "api_keys": keys,
             "cors_origins": tuple(o for o in origins if o),
             "max_body_bytes": _env_int("BYWAY_SERVER_MAX_BODY_BYTES", _MIB),
@@ -137,6 +144,15 @@ class ServerSettings:
             )
         values.setdefault("stream_secret", secret)
         return cls(**values)  # type: ignore[arg-type]
+
+    def client(self) -> GatewayClient:
+        """A Byway client on this server's Redis, namespace and key schema."""
+        overrides: dict[str, Any] = {}
+        if self.namespace:
+            overrides["namespace"] = self.namespace
+        if self.key_schema:
+            overrides["schema"] = self.key_schema
+        return GatewayClient.from_url(self.redis_url, **overrides)
 
     @property
     def auth_required(self) -> bool:
