@@ -17,7 +17,7 @@ from langgraph.graph import END, START, MessagesState, StateGraph
 
 __all__ = ["REPLY", "graph"]
 
-#: the model's answer to every turn: 8 words, 15 streamed chunks
+#: the model's answer to every turn: 10 words, streamed as 19 chunks (words and spaces)
 REPLY = "Byway streams this short reply one token at a time."
 
 _model = GenericFakeChatModel(messages=itertools.cycle([AIMessage(content=REPLY)]))
