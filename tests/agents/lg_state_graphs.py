@@ -78,3 +78,21 @@ class OpWorker(LangGraphWorker):
 
 
 reviewer = OpWorker(review_graph, agent_type="reviewer")
+
+
+def _nested_graph() -> Any:
+    """``outer`` is a subgraph whose ``ask`` node interrupts."""
+
+    def ask(state: Review) -> dict[str, Any]:
+        return {"notes": [f"inner: {interrupt({'question': 'inside?'})}"]}
+
+    inner = StateGraph(Review)
+    inner.add_node("ask", ask)
+    inner.add_edge(START, "ask")
+    builder = StateGraph(Review)
+    builder.add_node("outer", inner.compile())
+    builder.add_edge(START, "outer")
+    return builder.compile(name="nested")
+
+
+nested_graph = _nested_graph()

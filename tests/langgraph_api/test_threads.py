@@ -19,8 +19,8 @@ from langgraph_sdk import get_client
 from langgraph_sdk.errors import BadRequestError, ConflictError, NotFoundError
 
 from byway import GatewayClient, RedisSettings
-from tests.agents.lg_state_graphs import review_graph
-from tests.conftest import spawn_server, spawn_worker, stop_process, wait_online
+from tests.agents.lg_state_graphs import nested_graph, review_graph
+from tests.conftest import spawn_server, spawn_worker, stop_process, until_status, wait_online
 
 pytestmark = [pytest.mark.redis, pytest.mark.timeout(120)]
 
@@ -284,3 +284,70 @@ async def test_another_tenants_thread_is_not_found_on_any_route(
                              ("POST", f"/threads/{thread_id}/history")):  # fmt: skip
             response = await anonymous.request(method, path, json={} if method == "POST" else None)
             assert response.status_code == 401, path
+
+
+async def test_a_subgraphs_state_is_nested_when_asked_for(
+    client: GatewayClient, settings: RedisSettings, server: str
+) -> None:
+    sdk = get_client(url=server, api_key=KEYS["acme"])
+    thread_id = (await sdk.threads.create())["thread_id"]
+    saver = RedisCheckpointSaver(client.redis, namespace=settings.namespace)
+    graph = nested_graph.copy(update={"checkpointer": saver})
+    config = {"configurable": {"thread_id": thread_id}}
+    await graph.ainvoke({"messages": [HumanMessage(content="hi")]}, config)
+    await record_thread_state(client.redis, settings.keys, thread_id, graph, config)
+
+    flat = await sdk.threads.get_state(thread_id)
+    [task] = flat["tasks"]
+    assert task["name"] == "outer" and task["state"] is None
+    assert task["checkpoint"]["checkpoint_ns"].startswith("outer:")
+    assert task["interrupts"][0]["value"] == {"question": "inside?"}
+    nested = await sdk.threads.get_state(thread_id, subgraphs=True)
+    inner = nested["tasks"][0]["state"]
+    assert (
+        inner["next"] == ["ask"]
+        and inner["checkpoint"]["checkpoint_ns"] == (task["checkpoint"]["checkpoint_ns"])
+    )
+    # the subgraph's own history, by its checkpoint namespace
+    inner_history = await sdk.threads.get_history(thread_id, checkpoint=task["checkpoint"])
+    assert [h["next"] for h in inner_history] == [["ask"], ["__start__"]]
+
+
+async def test_a_state_too_large_to_record_is_read_from_its_checkpoint(
+    client: GatewayClient,
+    settings: RedisSettings,
+    server: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("byway_langgraph._thread_state.MAX_STATE_BYTES", 200)
+    sdk = get_client(url=server, api_key=KEYS["acme"])
+    thread_id = (await sdk.threads.create(graph_id="reviewer"))["thread_id"]
+    await _run_to_review(client, settings, thread_id)
+    recorded = await client.redis.hget(
+        f"{settings.keys.prefix}:lg:thread:{_tag(settings, thread_id)}", "state"
+    )
+    assert b'"values":null' in recorded  # recorded without them
+    state = await sdk.threads.get_state(thread_id)
+    assert state["values"]["notes"] == ["drafted"] and state["next"] == ["review"]
+    assert (await sdk.threads.get(thread_id))["values"]["notes"] == ["drafted"]
+
+
+async def test_an_update_does_not_wait_behind_a_run_that_waits_for_its_answer(
+    client: GatewayClient, settings: RedisSettings, server: str
+) -> None:
+    proc = spawn_worker("tests.agents.lg_state_graphs:reviewer", settings)
+    try:
+        await wait_online(client, "reviewer")
+        sdk = get_client(url=server, api_key=KEYS["acme"])
+        thread_id = (await sdk.threads.create(graph_id="reviewer"))["thread_id"]
+        await _run_to_review(client, settings, thread_id)
+        # a run of the session waits for a person (it holds the session until answered)
+        sent = await client.send_message("reviewer", thread_id, "another draft")
+        await until_status(client, thread_id, sent.message_id, "WAITING_USER")
+        assert (await sdk.threads.get(thread_id))["status"] == "interrupted"
+        await sdk.threads.update_state(thread_id, {"notes": ["meanwhile"]})
+        assert (await sdk.threads.get_state(thread_id))["values"]["notes"][-1] == "meanwhile"
+        # the update was not a run: the thread still waits for that answer
+        assert (await sdk.threads.get(thread_id))["status"] == "interrupted"
+    finally:
+        stop_process(proc)

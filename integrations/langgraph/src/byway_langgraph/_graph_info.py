@@ -35,6 +35,7 @@ __all__ = [
     "AssistantInfo",
     "assistant_id_of",
     "assistants_key",
+    "find_recorded",
     "graph_description",
     "read_assistant",
     "read_assistants",
@@ -246,6 +247,19 @@ def _decoded(graph_id: str, raw: Any) -> AssistantInfo | None:
 async def read_assistant(redis: Any, keys: Keys, graph_id: str) -> AssistantInfo | None:
     """The record of one graph, if it has one that decodes."""
     return _decoded(graph_id, await redis.hget(assistants_key(keys), graph_id))
+
+
+async def find_recorded(redis: Any, keys: Keys, assistant_id: str) -> AssistantInfo | None:
+    """The record of the graph an assistant id (or a graph id) names."""
+    info = await read_assistant(redis, keys, assistant_id)
+    if info is not None:
+        return info
+    fields: Any = await redis.hkeys(assistants_key(keys))
+    for field in fields:
+        graph_id = field.decode(errors="replace") if isinstance(field, bytes) else str(field)
+        if assistant_id_of(graph_id) == assistant_id:
+            return await read_assistant(redis, keys, graph_id)
+    return None
 
 
 async def read_assistants(redis: Any, keys: Keys) -> dict[str, AssistantInfo]:

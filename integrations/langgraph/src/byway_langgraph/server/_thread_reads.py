@@ -168,10 +168,11 @@ async def recorded_state(ctx: ServerContext, thread_id: str) -> dict[str, Any] |
 
 
 async def current_state(
-    ctx: ServerContext, view: CheckpointView, record: ThreadRecord
+    ctx: ServerContext, view: CheckpointView, record: ThreadRecord, *, keep_time: bool = False
 ) -> dict[str, Any]:
     """The thread's latest state: as its worker recorded it when that is the newest
-    checkpoint's, else read from the newest checkpoint, else the empty state."""
+    checkpoint's, else read from the newest checkpoint, else the empty state
+    (``keep_time``: with ``recorded_at``, when it was recorded)."""
     thread_id = record.thread_id
     recorded = await recorded_state(ctx, thread_id)
     latest = await view.latest_id(thread_id)
@@ -181,7 +182,8 @@ async def current_state(
                 thread_id, latest, channels=await state_channels(ctx, record)
             )
             recorded["values"] = (derived or {}).get("values", {})
-        recorded.pop("recorded_at", None)
+        if not keep_time:
+            recorded.pop("recorded_at", None)
         return recorded
     if latest is not None:
         state = await view.state(thread_id, latest, channels=await state_channels(ctx, record))

@@ -19,7 +19,12 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from byway_langgraph._graph_info import AssistantInfo, assistant_id_of, read_assistants
+from byway_langgraph._graph_info import (
+    AssistantInfo,
+    assistant_id_of,
+    find_recorded,
+    read_assistants,
+)
 from byway_server import ApiError, Caller, ServerContext
 
 __all__ = ["find_assistant", "iso", "online_assistants", "router"]
@@ -89,9 +94,9 @@ async def online_assistants(ctx: ServerContext) -> list[AssistantInfo]:
 
 async def find_assistant(ctx: ServerContext, assistant_id: str) -> AssistantInfo:
     """The online assistant named by its id or its graph id; 404 naming it otherwise."""
-    for info in await online_assistants(ctx):
-        if assistant_id in (info.graph_id, assistant_id_of(info.graph_id)):
-            return info
+    info = await find_recorded(ctx.redis, ctx.keys, assistant_id)
+    if info is not None and (await ctx.client.registry.has_online_agent_type(info.graph_id))[0]:
+        return info
     raise ApiError(404, f"assistant {assistant_id!r} not found", field="assistant_id")
 
 

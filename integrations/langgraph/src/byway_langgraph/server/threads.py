@@ -33,9 +33,11 @@ from byway_langgraph._api_records import (
     put_thread_state,
 )
 from byway_langgraph._checkpoint_view import CheckpointView
+from byway_langgraph.serde import CheckpointLoadError
 from byway_langgraph.server import thread_state
 from byway_langgraph.server._thread_reads import (
     clean_state,
+    current_state,
     owned_thread,
     statuses,
     thread_json,
@@ -123,9 +125,12 @@ def router(ctx: ServerContext) -> APIRouter:
     view = CheckpointView(ctx.redis, ctx.keys)
 
     async def shown(record: ThreadRecord) -> dict[str, Any]:
-        state = clean_state(
-            await get_thread_state(ctx.redis, ctx.keys, record.thread_id), record.thread_id
-        )
+        try:
+            state: dict[str, Any] | None = await current_state(ctx, view, record, keep_time=True)
+        except CheckpointLoadError:  # shown without values rather than not at all
+            state = None
+        if state is not None and not state["checkpoint"].get("checkpoint_id"):
+            state = None  # nothing ran on it yet
         return thread_json(record, state, await thread_status(ctx, record.thread_id, state))
 
     @api.post("/threads", summary="create a thread")
@@ -183,28 +188,37 @@ def router(ctx: ServerContext) -> APIRouter:
         await delete_thread(ctx.redis, ctx.keys, record)
         return Response(status_code=204)
 
-    async def matching(caller: Caller, body: CountBody, ids: list[str] | None) -> list[Any]:
+    async def matching(
+        caller: Caller, body: CountBody, ids: list[str] | None, *, all_statuses: bool
+    ) -> list[dict[str, Any]]:
+        """The caller's threads that match, as Threads; statuses are read for all of them
+        only with ``all_statuses`` (else ``status`` is left for :func:`with_status`)."""
         thread_ids = await list_threads(ctx.redis, ctx.keys, caller.tenant)
         if ids is not None:
             wanted = set(ids)
             thread_ids = [t for t in thread_ids if t in wanted]
-        found: list[ThreadRecord] = []
-        states: dict[str, dict[str, Any] | None] = {}
+        rows: list[dict[str, Any]] = []
         for record, raw in await get_threads(ctx.redis, ctx.keys, thread_ids):
             if record is None or record.tenant != caller.tenant:
                 continue
             if body.metadata and not contains(record.metadata, body.metadata):
                 continue
-            found.append(record)
-            states[record.thread_id] = clean_state(raw, record.thread_id)
-        if body.values:
-            found = [
-                r for r in found if contains((states[r.thread_id] or {}).get("values"), body.values)
-            ]
-        status = await statuses(ctx, [r.thread_id for r in found], states)
+            state = clean_state(raw, record.thread_id)
+            if body.values and not contains((state or {}).get("values"), body.values):
+                continue
+            rows.append({**thread_json(record, state, ""), "_state": state})
+        if all_statuses or body.status:
+            rows = await with_status(rows)
         if body.status:
-            found = [r for r in found if status[r.thread_id] == body.status]
-        return [thread_json(r, states[r.thread_id], status[r.thread_id]) for r in found]
+            rows = [r for r in rows if r["status"] == body.status]
+        return rows
+
+    async def with_status(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        ids = [r["thread_id"] for r in rows if not r["status"]]
+        found = await statuses(ctx, ids, {r["thread_id"]: r["_state"] for r in rows})
+        for row in rows:
+            row["status"] = row["status"] or found[row["thread_id"]]
+        return rows
 
     @api.post("/threads/search", summary="the caller's threads that match")
     async def search(body: SearchBody, response: Response, caller: Caller = who) -> Any:
@@ -216,22 +230,24 @@ def router(ctx: ServerContext) -> APIRouter:
                 raise ApiError(
                     422, f"select: unknown field(s) {', '.join(unknown)}", field="select"
                 )
-        rows = await matching(caller, body, body.ids)
         key = body.sort_by or "created_at"
+        rows = await matching(caller, body, body.ids, all_statuses=key == "status")
         rows.sort(key=lambda r: (str(r.get(key) or ""), r["thread_id"]))
         if (body.sort_order or "desc") == "desc":
             rows.reverse()
-        page = rows[body.offset : body.offset + body.limit]
+        page = await with_status(rows[body.offset : body.offset + body.limit])
         response.headers["X-Pagination-Total"] = str(len(rows))
         if body.offset + body.limit < len(rows):
             response.headers["X-Pagination-Next"] = str(body.offset + body.limit)
+        for row in page:
+            row.pop("_state", None)
         if body.select:
             page = [{k: r[k] for k in body.select} for r in page]
         return page
 
     @api.post("/threads/count", summary="how many of the caller's threads match")
     async def count(body: CountBody, caller: Caller = who) -> int:
-        return len(await matching(caller, body, None))
+        return len(await matching(caller, body, None, all_statuses=False))
 
     @api.post("/threads/{thread_id}/copy", summary="a new thread with this one's checkpoints")
     async def copy(thread_id: str, caller: Caller = who) -> Any:
