@@ -5,6 +5,7 @@ tenancy (another tenant's thread is 404 on every route)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -195,6 +196,10 @@ async def test_a_state_update_runs_on_a_worker_of_the_threads_graph(
         # the graph's reducer ran (appended): the update was the graph's, not a write
         assert state["values"]["notes"] == ["drafted", "by hand"]
         assert state["checkpoint"] == updated["checkpoint"]
+        recorded = await client.redis.hget(
+            f"{settings.keys.prefix}:lg:thread:{_tag(settings, thread_id)}", "state"
+        )  # the worker recorded the new state, as a run's end does
+        assert json.loads(recorded)["checkpoint"] == updated["checkpoint"]
         in_process = await graph.aget_state({"configurable": {"thread_id": thread_id}})
         assert in_process.values["notes"] == ["drafted", "by hand"]
 
@@ -351,3 +356,34 @@ async def test_an_update_does_not_wait_behind_a_run_that_waits_for_its_answer(
         assert (await sdk.threads.get(thread_id))["status"] == "interrupted"
     finally:
         stop_process(proc)
+
+
+async def test_bad_input_is_refused_naming_the_field(server: str) -> None:
+    async with httpx.AsyncClient(base_url=server, headers={"x-api-key": KEYS["acme"]}) as http:
+        thread_id = (await http.post("/threads", json={})).json()["thread_id"]
+        cases = [
+            ("POST", "/threads", {"thread_id": "a{b}"}, "thread_id"),
+            ("POST", "/threads", {"thread_id": "x" * 300}, "thread_id"),
+            ("POST", "/threads", {"metadata": "not an object"}, "body.metadata"),
+            ("POST", "/threads", {"if_exists": "overwrite"}, "body.if_exists"),
+            ("POST", "/threads", {"ttl": {"ttl": 0.5}}, "ttl"),
+            ("POST", "/threads/search", {"limit": 100000}, "body.limit"),
+            ("POST", "/threads/search", {"select": ["password"]}, "select"),
+            ("POST", "/threads/search", {"status": "sleeping"}, "body.status"),
+            ("GET", "/threads/a{b}", None, "thread_id"),
+            ("GET", f"/threads/{thread_id}/state/not{{an}}id", None, "checkpoint_id"),
+            ("POST", f"/threads/{thread_id}/history", {"limit": 0}, "body.limit"),
+            ("POST", f"/threads/{thread_id}/state", {"as_node": 7}, "body.as_node"),
+            ("POST", f"/threads/{thread_id}/state/checkpoint", {}, "body.checkpoint"),
+        ]
+        for method, path, body, field in cases:
+            response = await http.request(method, path, json=body)
+            assert response.status_code == 422, (path, body, response.text)
+            assert response.json()["field"] == field, (path, body, response.json())
+        deep: dict[str, object] = {}
+        for _ in range(200):
+            deep = {"a": deep}
+        response = await http.post("/threads/search", json={"metadata": deep})
+        assert response.status_code == 200 and response.json() == []
+        missing = await http.get("/threads/no-such-thread/state")
+        assert missing.status_code == 404 and missing.json()["field"] == "thread_id"

@@ -8,8 +8,9 @@ starts (:mod:`byway_langgraph._graph_info`), and only while a worker of the grap
 online. An assistant may be named by its id or by its graph id (as LangGraph allows).
 
 Assistants are the workers', not a tenant's: every key sees the same ones. Creating,
-updating, deleting assistants and their versions are not built: those routes answer 501
-(a graph's assistant is its worker's configuration).
+updating and deleting assistants, and choosing a version, are not built: those routes
+answer 501 (a graph's assistant is its worker's configuration); ``versions`` lists the
+one version there is. ``?xray=`` with a depth draws the subgraphs fully (as ``true``).
 """
 
 from __future__ import annotations
@@ -67,16 +68,21 @@ def assistant_json(info: AssistantInfo) -> dict[str, Any]:
     }
 
 
-def contains(document: Any, wanted: Any) -> bool:
+def contains(document: Any, wanted: Any, _depth: int = 0) -> bool:
     """Whether ``wanted`` is contained in ``document`` (JSON containment, as a metadata
-    filter means it: objects by key, recursively; arrays by element; else equal)."""
+    filter means it: objects by key, recursively; arrays by element; else equal). A
+    filter nested deeper than 32 levels matches nothing."""
+    if _depth > 32:
+        return False
+    deeper = _depth + 1
     if isinstance(wanted, dict):
         return isinstance(document, dict) and all(
-            key in document and contains(document[key], value) for key, value in wanted.items()
+            key in document and contains(document[key], value, deeper)
+            for key, value in wanted.items()
         )
     if isinstance(wanted, list):
         return isinstance(document, list) and all(
-            any(contains(item, w) for item in document) for w in wanted
+            any(contains(item, w, deeper) for item in document) for w in wanted
         )
     return bool(document == wanted) and isinstance(document, bool) == isinstance(wanted, bool)
 

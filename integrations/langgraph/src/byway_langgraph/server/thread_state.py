@@ -22,7 +22,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from byway import AskAgentCommand, EventType, MessageHeader
-from byway_langgraph._api_records import ThreadRecord, put_thread
+from byway_langgraph._api_records import ThreadRecord, now_ms, put_thread
 from byway_langgraph._checkpoint_view import CheckpointView
 from byway_langgraph.serde import CheckpointLoadError
 from byway_langgraph.server._thread_reads import (
@@ -32,6 +32,7 @@ from byway_langgraph.server._thread_reads import (
     recorded_state,
     select_state,
     state_channels,
+    valid_thread_id,
 )
 from byway_langgraph.server.assistants import find_assistant
 from byway_server import ApiError, Caller, ServerContext
@@ -99,6 +100,8 @@ def router(ctx: ServerContext, view: CheckpointView) -> APIRouter:
         record: ThreadRecord, checkpoint_id: str | None, checkpoint_ns: str, subgraphs: bool
     ) -> dict[str, Any]:
         thread_id = record.thread_id
+        if checkpoint_id:
+            valid_thread_id(checkpoint_id, "checkpoint_id")  # an id, as thread ids are
         try:
             if not checkpoint_id and not checkpoint_ns:
                 state = await current_state(ctx, view, record)
@@ -218,9 +221,9 @@ def router(ctx: ServerContext, view: CheckpointView) -> APIRouter:
             "checkpoint": {k: v for k, v in checkpoint.items() if k != "checkpoint_map"} or None,
         }
         data = await _run_op(ctx, caller, thread_id, graph_id, op)
-        if record.graph_id != graph_id:
-            record.graph_id = graph_id
-            await put_thread(ctx.redis, ctx.keys, record)
+        record.graph_id = graph_id
+        record.updated_at = now_ms()
+        await put_thread(ctx.redis, ctx.keys, record)
         reply = data.get("reply_data")
         if not isinstance(reply, dict) or not isinstance(reply.get("checkpoint"), dict):
             raise ApiError(502, "update_state: the worker answered without a checkpoint")

@@ -8,6 +8,11 @@ times. Its status comes from the session's executions, its values and interrupts
 the state its worker recorded. Search reads the tenant's index of threads (newest first),
 so it costs one read per thread of the tenant: fine for thousands, not for millions.
 
+Search's ``values`` filter and the ``values`` it shows are the recorded states' (a
+single thread's are checked against its newest checkpoint). Deleting a thread cancels its
+running tasks, then deletes its checkpoints and records; a step that was ending as it was
+deleted may leave a last checkpoint behind (it expires with the checkpointer's TTL).
+
 Not built: ``supersteps`` on create (501), ``extract`` on search (422), prune.
 """
 
