@@ -36,6 +36,7 @@ from byway.protocol import AgentState, AgentTaskResult, CancelTaskCommand, Comma
 
 if TYPE_CHECKING:
     from byway.context import AgentContext
+    from byway.keys import Keys
 
 __all__ = ["FunctionWorker", "GatewayWorker", "Handler", "agent", "normalize_result"]
 
@@ -63,6 +64,11 @@ class GatewayWorker:
 
     async def on_cancel_task(self, command: CancelTaskCommand) -> None:
         """Called when one of this worker's tasks is asked to stop (before it is stopped)."""
+
+    async def on_ready(self, redis: Any, keys: Keys) -> None:
+        """Called once after the runner joined its agent types, just before
+        :meth:`on_startup`, with the runner's Redis client and key names: the place to
+        record what the worker serves (byway-langgraph records its graph there)."""
 
     async def on_startup(self) -> None:
         """Called once after the runner connected, before it consumes."""

@@ -206,6 +206,7 @@ class WorkerRunner:
                 pipe.set(self.keys.agent_type_strategy(agent_type), strategy)
             await pipe.execute()
         self._initialized = True
+        await self.worker.on_ready(self.redis, self.keys)
         await self.worker.on_startup()
         await self.plugins.fire("on_worker_startup", self.info)
         log.info(

@@ -30,10 +30,12 @@ __all__ = [
     "ApiKeys",
     "RunRecord",
     "ThreadRecord",
+    "create_thread",
     "delete_thread",
     "get_run",
     "get_thread",
     "get_thread_state",
+    "get_threads",
     "list_runs",
     "list_threads",
     "now_ms",
@@ -138,6 +140,22 @@ async def put_thread(redis: Any, keys: Keys, record: ThreadRecord) -> None:
         await pipe.execute()
 
 
+async def create_thread(redis: Any, keys: Keys, record: ThreadRecord) -> bool:
+    """Write ``record`` unless the thread has one already (atomic); whether it did."""
+    k = ApiKeys(keys)
+    record.created_at = record.created_at or now_ms()
+    record.updated_at = record.updated_at or record.created_at
+    key = k.thread(record.thread_id)
+    if not await redis.hsetnx(key, "record", _enc.encode(record)):
+        return False
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.expire(key, _ttl(record.ttl_s))
+        pipe.zadd(k.tenant_threads(record.tenant), {record.thread_id: record.updated_at})
+        pipe.expire(k.tenant_threads(record.tenant), RECORD_TTL_S)
+        await pipe.execute()
+    return True
+
+
 async def get_thread(redis: Any, keys: Keys, thread_id: str) -> ThreadRecord | None:
     raw = await redis.hget(ApiKeys(keys).thread(thread_id), "record")
     if raw is None:
@@ -159,6 +177,41 @@ async def put_thread_state(redis: Any, keys: Keys, thread_id: str, state: dict[s
 
 async def get_thread_state(redis: Any, keys: Keys, thread_id: str) -> dict[str, Any] | None:
     raw = await redis.hget(ApiKeys(keys).thread(thread_id), "state")
+    if raw is None:
+        return None
+    try:
+        state = msgspec.json.decode(raw)
+    except msgspec.DecodeError:
+        return None
+    return state if isinstance(state, dict) else None
+
+
+async def get_threads(
+    redis: Any, keys: Keys, thread_ids: list[str]
+) -> list[tuple[ThreadRecord | None, dict[str, Any] | None]]:
+    """The records and recorded states of some threads (one round trip per 200)."""
+    k = ApiKeys(keys)
+    found: list[tuple[ThreadRecord | None, dict[str, Any] | None]] = []
+    for start in range(0, len(thread_ids), 200):
+        async with redis.pipeline(transaction=False) as pipe:
+            for thread_id in thread_ids[start : start + 200]:
+                pipe.hmget(k.thread(thread_id), ["record", "state"])
+            rows = await pipe.execute()
+        for raw_record, raw_state in rows:
+            found.append((_decoded_thread(raw_record), _decoded_state(raw_state)))
+    return found
+
+
+def _decoded_thread(raw: Any) -> ThreadRecord | None:
+    if raw is None:
+        return None
+    try:
+        return _thread_dec.decode(raw)
+    except msgspec.DecodeError:
+        return None
+
+
+def _decoded_state(raw: Any) -> dict[str, Any] | None:
     if raw is None:
         return None
     try:

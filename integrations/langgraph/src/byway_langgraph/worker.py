@@ -369,6 +369,16 @@ class LangGraphWorker(GatewayWorker):
             status=AgentState.COMPLETED, content="", reply_data=_jsonable(values)
         )
 
+    async def on_ready(self, redis: Any, keys: Any) -> None:
+        """Record the graph (schemas, drawing) for the LangGraph Server API's assistants;
+        a graph that cannot be described is still served."""
+        from byway_langgraph._graph_info import record_graph
+
+        try:
+            await record_graph(redis, keys, self.agent_type, self.graph)
+        except Exception as exc:
+            log.warning("%s: graph not recorded for the API (%s)", self.agent_type, exc)
+
 
 #: _input's answer for a run that had ended before its worker died
 _FINISHED = object()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from byway_langgraph.server import assistants, runs, threads
+from byway_langgraph.server import assistants, meta, runs, threads
 from byway_server import ServerContext
 
 __all__ = ["routes"]
@@ -21,4 +21,5 @@ def routes(ctx: ServerContext) -> APIRouter:
     router.include_router(assistants.router(ctx))
     router.include_router(threads.router(ctx))
     router.include_router(runs.router(ctx))
+    router.include_router(meta.router(ctx))
     return router
