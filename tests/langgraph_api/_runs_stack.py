@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,3 +90,7 @@ def stack(redis_url: str, workers: int = 2) -> Iterator[Stack]:
 
 def new_thread() -> str:
     return str(uuid.uuid4())
+
+
+async def collect(parts: AsyncIterator[Any]) -> list[Any]:
+    return [part async for part in parts]

@@ -1,9 +1,13 @@
 """LangGraph Server API runs through ``byway serve``, driven by the official clients.
 
-``langgraph-sdk`` against a server and two worker processes serving an unmodified
-compiled graph (``tests.agents.lg_api_graphs``): a streamed run yields what
+``langgraph-sdk`` and ``RemoteGraph`` against a server and two worker processes serving
+an unmodified compiled graph (``tests.agents.lg_api_graphs``): a streamed run yields what
 ``graph.astream`` yields in process; ``wait``, background runs and ``join``; the join
-stream after a ``Last-Event-ID``; a graph's error as the run's error event.
+stream after a ``Last-Event-ID``; a graph's error as the run's error event; interrupts
+and their answers; cancel (a long node stops, the run is interrupted) and multitask
+strategies; ``RemoteGraph`` as a node of an in-process graph; tenancy (another tenant's
+key reaches none of a thread's runs, no key reaches nothing). One server and its workers
+serve the whole module (starting them is most of its time).
 """
 
 from __future__ import annotations
@@ -11,12 +15,26 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
-from langchain_core.messages import BaseMessage
+from langchain_core.messages import BaseMessage, HumanMessage
 from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.graph import END, START, MessagesState, StateGraph
+from langgraph.pregel.remote import RemoteGraph
 
-from tests.agents.lg_api_graphs import REPLY, builder
-from tests.langgraph_api._runs_stack import ASK, EXPLODE, HI, Stack, new_thread, stack
+from tests.agents.lg_api_graphs import QUESTION, REPLY, builder
+from tests.langgraph_api._runs_stack import (
+    ASK,
+    CRAWL,
+    EXPLODE,
+    HI,
+    KEY_A,
+    KEY_B,
+    Stack,
+    collect,
+    new_thread,
+    stack,
+)
 
 pytestmark = pytest.mark.redis
 
@@ -211,3 +229,162 @@ async def test_bad_requests_are_refused_naming_the_field(served: Stack) -> None:
             assert response.json()["field"] == field
         bogus = await http.get(f"/threads/{thread}/runs/not-a-run")
         assert bogus.status_code == 404
+
+
+# -- stopping runs, tenancy --------------------------------------------------------
+
+
+async def test_cancel_stops_a_long_node_and_the_run_is_interrupted(served: Stack) -> None:
+    sdk = served.sdk()
+    thread = new_thread()
+    run = await sdk.runs.create(
+        thread, "agent", input=CRAWL, stream_mode=["custom", "updates"], if_not_exists="create"
+    )
+    ticks: list[int] = []
+    events: list[str] = []
+    async for part in sdk.runs.join_stream(thread, run["run_id"]):
+        events.append(part.event)
+        if part.event == "custom":
+            ticks.append(part.data["tick"])
+            if len(ticks) == 3:
+                await sdk.runs.cancel(thread, run["run_id"])
+    # the stream ended without the node's end: it never finished its 1200 ticks
+    assert "updates" not in events and ticks[:3] == [0, 1, 2] and ticks[-1] < 1199
+    assert (await sdk.runs.get(thread, run["run_id"]))["status"] == "interrupted"
+    async with served.byway() as byway:
+        record = await byway.registry.get_execution_by_message(thread, run["run_id"])
+    assert record is not None and record.status == "CANCELLED"
+    values = await sdk.runs.join(thread, run["run_id"])
+    assert "crawled to the end" not in str(values)
+    # a run that has stopped cannot be cancelled again
+    with pytest.raises(httpx.HTTPStatusError) as refused:
+        await sdk.runs.cancel(thread, run["run_id"])
+    assert refused.value.response.status_code == 409
+    # the thread takes its next run
+    after = await sdk.runs.wait(thread, "agent", input=HI)
+    assert after["messages"][-1]["content"] == REPLY
+
+
+async def test_multitask_strategies_reject_and_interrupt(served: Stack) -> None:
+    sdk = served.sdk()
+    thread = new_thread()
+    first = await sdk.runs.create(
+        thread, "agent", input=CRAWL, stream_mode="custom", if_not_exists="create"
+    )
+    async for part in sdk.runs.join_stream(thread, first["run_id"]):
+        if part.event == "custom":
+            break  # it runs
+    with pytest.raises(httpx.HTTPStatusError) as busy:
+        await sdk.runs.create(thread, "agent", input=HI, multitask_strategy="reject")
+    assert busy.value.response.status_code == 409
+    values = await sdk.runs.wait(thread, "agent", input=HI, multitask_strategy="interrupt")
+    assert values["messages"][-1]["content"] == REPLY
+    assert (await sdk.runs.get(thread, first["run_id"]))["status"] == "interrupted"
+
+
+async def test_another_tenant_reaches_none_of_a_threads_runs(served: Stack) -> None:
+    mine, theirs = served.sdk(), served.sdk(KEY_B)
+    thread = new_thread()
+    values = await mine.runs.wait(thread, "agent", input=ASK, if_not_exists="create")
+    assert values["__interrupt__"][0]["value"] == QUESTION
+    (run,) = await mine.runs.list(thread)
+    rid = run["run_id"]
+    attempts = {
+        "get": lambda: theirs.runs.get(thread, rid),
+        "list": lambda: theirs.runs.list(thread),
+        "join": lambda: theirs.runs.join(thread, rid),
+        "join_stream": lambda: collect(theirs.runs.join_stream(thread, rid)),
+        "cancel": lambda: theirs.runs.cancel(thread, rid),
+        "delete": lambda: theirs.runs.delete(thread, rid),
+        "resume": lambda: collect(theirs.runs.stream(thread, "agent", command={"resume": "no"})),
+        "resume, creating": lambda: collect(
+            theirs.runs.stream(thread, "agent", command={"resume": "no"}, if_not_exists="create")
+        ),
+        "wait": lambda: theirs.runs.wait(thread, "agent", input=HI),
+        "create": lambda: theirs.runs.create(thread, "agent", input=HI, if_not_exists="create"),
+    }
+    for name, attempt in attempts.items():
+        with pytest.raises(httpx.HTTPStatusError) as refused:
+            await attempt()
+        assert refused.value.response.status_code == 404, name
+    async with served.http(key=None) as anonymous:
+        for response in (
+            await anonymous.get(f"/threads/{thread}/runs/{rid}"),
+            await anonymous.post(f"/threads/{thread}/runs/stream", json={"assistant_id": "agent"}),
+            await anonymous.post("/runs/wait", json={"assistant_id": "agent", "input": HI}),
+        ):
+            assert response.status_code == 401
+            assert response.json()["field"] == "x-api-key"
+    # the thread still waits for its own tenant's answer
+    parts = await collect(
+        mine.runs.stream(thread, "agent", command={"resume": "mine"}, stream_mode="updates")
+    )
+    assert parts[-1].data["review"]["messages"][0]["content"] == "reviewed: mine"
+
+
+# -- RemoteGraph -----------------------------------------------------------------------
+
+
+def parent_of(remote: RemoteGraph) -> Any:
+    builder = StateGraph(MessagesState)
+    builder.add_node("agent", remote)
+    builder.add_edge(START, "agent")
+    builder.add_edge("agent", END)
+    return builder.compile(checkpointer=InMemorySaver())
+
+
+async def test_a_remote_graph_as_a_node_invokes_and_streams(served: Stack) -> None:
+    parent = parent_of(RemoteGraph("agent", url=served.url, api_key=KEY_A))
+    config = {"configurable": {"thread_id": new_thread()}}
+    out = await parent.ainvoke({"messages": [HumanMessage("hi")]}, config)
+    assert [(m.type, m.content) for m in out["messages"]] == [("human", "hi"), ("ai", REPLY)]
+    # a second turn on the same (remote) thread
+    chunks = [
+        chunk
+        async for chunk in parent.astream(
+            {"messages": [HumanMessage("again")]}, config, stream_mode="updates"
+        )
+    ]
+    (update,) = chunks
+    contents = [m["content"] for m in update["agent"]["messages"]]
+    assert contents == ["hi", REPLY, "again", REPLY]
+    # the remote graph's own steps, as a subgraph's
+    fresh = {"configurable": {"thread_id": new_thread()}}
+    nested = [
+        (ns, chunk)
+        async for ns, chunk in parent.astream(
+            {"messages": [HumanMessage("hi")]}, fresh, stream_mode="updates", subgraphs=True
+        )
+    ]
+    inner = [chunk for ns, chunk in nested if ns and ns[0].startswith("agent:")]
+    assert [next(iter(c)) for c in inner] == ["reply", "tally"]
+
+
+async def test_a_remote_graph_streams_tokens_by_itself(served: Stack) -> None:
+    remote = RemoteGraph("agent", url=served.url, api_key=KEY_A)
+    tokens = [
+        message["content"]
+        async for message, meta in remote.astream(
+            {"messages": [{"role": "user", "content": "hi"}]}, stream_mode="messages"
+        )
+        if meta.get("langgraph_node") == "reply"
+    ]
+    assert "".join(tokens) == REPLY and len(tokens) > 5
+
+
+async def test_an_interrupt_inside_the_remote_graph_surfaces(served: Stack) -> None:
+    parent = parent_of(RemoteGraph("agent", url=served.url, api_key=KEY_A))
+    thread = new_thread()
+    config = {"configurable": {"thread_id": thread}}
+    out = await parent.ainvoke({"messages": [HumanMessage("ask before sending")]}, config)
+    (surfaced,) = out["__interrupt__"]
+    assert surfaced.value == QUESTION
+    state = await parent.aget_state(config)
+    assert state.next == ("agent",)
+    assert [i.value for i in state.interrupts] == [QUESTION]
+    # the remote thread (the caller's thread id) waits for the answer too
+    sdk = served.sdk()
+    (run,) = await sdk.runs.list(thread)
+    assert run["status"] == "success"
+    answered = await sdk.runs.wait(thread, "agent", command={"resume": "fine"})
+    assert answered["messages"][-1]["content"] == "reviewed: fine"
