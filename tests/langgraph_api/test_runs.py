@@ -21,6 +21,7 @@ from langchain_core.messages import BaseMessage, HumanMessage
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.pregel.remote import RemoteGraph
+from langgraph.types import Command
 
 from tests.agents.lg_api_graphs import QUESTION, REPLY, builder
 from tests.langgraph_api._runs_stack import (
@@ -189,6 +190,33 @@ async def test_an_interrupt_ends_the_run_and_wait_shows_it(served: Stack) -> Non
     assert parts[0].data["run_id"] != run["run_id"]
 
 
+async def test_breakpoints_and_commands_run_as_langgraph_runs_them(served: Stack) -> None:
+    sdk = served.sdk()
+    thread = new_thread()
+    parts = await collect(
+        sdk.runs.stream(
+            thread,
+            "agent",
+            input=HI,
+            stream_mode="updates",
+            interrupt_before=["tally"],
+            if_not_exists="create",
+        )
+    )
+    assert [next(iter(p.data)) for p in parts[1:]] == ["reply", "__interrupt__"]
+    # no input at a breakpoint: the thread goes on from it
+    parts = await collect(sdk.runs.stream(thread, "agent", stream_mode="updates"))
+    assert [p.data for p in parts[1:]] == [{"tally": {"turns": 1}}]
+    # a command as the input: its update, then its goto
+    command = {"update": {"turns": 10}, "goto": "tally"}
+    values = await sdk.runs.wait(new_thread(), "agent", command=command, if_not_exists="create")
+    graph = builder.compile(checkpointer=InMemorySaver())
+    expected = await graph.ainvoke(
+        Command(update={"turns": 10}, goto="tally"), {"configurable": {"thread_id": "t"}}
+    )
+    assert shape(values) == shape(expected)
+
+
 async def test_stream_modes_events_and_custom(served: Stack) -> None:
     sdk = served.sdk()
     thread = new_thread()
@@ -217,11 +245,9 @@ async def test_bad_requests_are_refused_naming_the_field(served: Stack) -> None:
             ({"assistant_id": "agent", "stream_mode": "tools", "if_not_exists": "create"}, 422, "stream_mode"),
             ({"assistant_id": "agent", "after_seconds": 5, "if_not_exists": "create"}, 422, "after_seconds"),
             ({"assistant_id": "agent", "webhook": "http://x", "if_not_exists": "create"}, 422, "webhook"),
-            (
-                {"assistant_id": "agent", "config": {"configurable": {"__pregel_x": 1}}, "if_not_exists": "create"},
-                422,
-                "config.configurable.__pregel_x",
-            ),
+            ({"assistant_id": "agent", "config": {"callbacks": []}, "if_not_exists": "create"}, 422, "config.callbacks"),
+            ({"assistant_id": "agent", "config": {"recursion_limit": "x"}, "if_not_exists": "create"}, 422, "config.recursion_limit"),
+            ({"assistant_id": "agent", "command": {"resume": 1, "jump": 2}, "if_not_exists": "create"}, 422, "command.jump"),
         ]  # fmt: skip
         for body, status, field in cases:
             response = await http.post(url, json=body)
@@ -263,6 +289,32 @@ async def test_cancel_stops_a_long_node_and_the_run_is_interrupted(served: Stack
     # the thread takes its next run
     after = await sdk.runs.wait(thread, "agent", input=HI)
     assert after["messages"][-1]["content"] == REPLY
+
+
+async def test_a_stream_closed_by_its_client_cancels_the_run_when_asked(served: Stack) -> None:
+    sdk = served.sdk()
+    thread = new_thread()
+    body = {
+        "assistant_id": "agent",
+        "input": CRAWL,
+        "stream_mode": "custom",
+        "on_disconnect": "cancel",
+        "if_not_exists": "create",
+    }
+    async with (
+        served.http() as http,
+        http.stream("POST", f"/threads/{thread}/runs/stream", json=body) as response,
+    ):
+        assert response.status_code == 200
+        run_path = response.headers["content-location"]
+        assert response.headers["location"] == f"{run_path}/stream"
+        async for line in response.aiter_lines():
+            if line.startswith("event: custom"):
+                break  # the client goes away mid-run
+    run_id = run_path.rsplit("/", 1)[1]
+    values = await sdk.runs.join(thread, run_id)  # the run ends: it was cancelled
+    assert "crawled to the end" not in str(values)
+    assert (await sdk.runs.get(thread, run_id))["status"] == "interrupted"
 
 
 async def test_multitask_strategies_reject_and_interrupt(served: Stack) -> None:

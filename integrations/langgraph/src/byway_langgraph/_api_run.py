@@ -55,6 +55,9 @@ STATE_KEY = API_KEY
 _ENVELOPE_BYTES = 8 * 1024
 #: why tool calls found open when a new turn arrives are closed
 _STOPPED = "the run stopped before the tool answered"
+#: the most of a spec kept for the execution's later resumes, and what is kept beyond
+_STATE_BYTES = 16 * 1024
+_STATE_MINIMUM = ("run_id", "stream_mode", "subgraphs", "temporary")
 #: how long recording a stopped run's thread state may take
 _RECORD_SECONDS = 10.0
 _enc = msgspec.json.Encoder()
@@ -249,7 +252,10 @@ def spec_for(command: Any, ctx: AgentContext, raw: dict[str, Any] | None) -> tup
     with (a native answer, a callee's reply: False)."""
     if raw is not None:
         spec = check_spec(raw)
-        ctx.state[STATE_KEY] = {k: v for k, v in raw.items() if k not in ("input", "command")}
+        kept = {k: v for k, v in raw.items() if k not in ("input", "command")}
+        if len(_enc.encode(kept)) > _STATE_BYTES:  # a suspension keeps 64 KiB of state
+            kept = {k: raw[k] for k in _STATE_MINIMUM if k in raw}
+        ctx.state[STATE_KEY] = kept
         return spec, True
     return check_spec(ctx.state[STATE_KEY]), False
 

@@ -6,8 +6,8 @@ The server turns a ``POST /threads/{id}/runs...`` body into a :class:`RunSpec` a
 a resume (a resume's header carries no metadata). The worker reads it back with
 :func:`check_spec` again: a command on the stream is not trusted because the server
 checked it once. Everything in it is JSON; nothing names code to run or a path to open —
-``configurable`` keys LangGraph reserves (``__pregel_...``) are refused, the thread and
-checkpoint ids are the worker's to set.
+``configurable`` keys LangGraph reserves (``__pregel_...``) are dropped, and so are the
+thread's ids: they are the worker's to set.
 
 Each chunk the graph streams goes back on the session stream as a ``stepComplete``
 state event ``state = "langgraph"`` with ``metadata = {"mode", "ns", "data"}``
@@ -261,11 +261,11 @@ def _configurable(value: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]
     configurable: dict[str, Any] = {}
     ids: dict[str, str] = {}
     for key, item in value.items():
-        if not isinstance(key, str) or key.startswith("__"):
-            raise ConfigurationError(
-                f"config.configurable.{key}: keys starting with '__' are LangGraph's own"
-            )
-        if key in _OWN_KEYS:
+        if not isinstance(key, str) or len(key) > _MAX_NAME:
+            raise ConfigurationError("config.configurable: expected names as keys")
+        if key.startswith("__") or key in _OWN_KEYS:
+            # LangGraph's own (RemoteGraph forwards __pregel_resuming), or the thread's
+            # ids, which are the worker's to set: dropped
             continue
         if key in ("checkpoint_id", "checkpoint_ns"):
             if item is not None:

@@ -309,7 +309,7 @@ async def _resume(
             waiting.message_id,
             answer,
             target_agent_type=record.graph_id,
-            extra_payload={API_KEY: spec.to_wire()},
+            extra_payload={API_KEY: spec.to_wire(), "tenant": record.tenant},
         )
     except (ResumeRefusedError, ConfigurationError) as exc:
         await delete_run(ctx.redis, ctx.keys, record)

@@ -180,15 +180,18 @@ def router(ctx: ServerContext) -> APIRouter:
         if not 1 <= limit <= 1000 or offset < 0:
             raise ApiError(422, "limit: expected 1-1000 (and offset >= 0)", field="limit")
         await owned_thread(ctx, caller, thread_id)
+        ids = await list_runs(ctx.redis, ctx.keys, thread_id)
+        if status is None:  # else every run's status is needed to filter
+            ids = ids[offset : offset + limit]
         found = []
-        for run_id in await list_runs(ctx.redis, ctx.keys, thread_id):
+        for run_id in ids:
             record = await get_run(ctx.redis, ctx.keys, run_id)
             if record is None or record.tenant != caller.tenant:
                 continue
             state = await current_status(ctx, record)
             if status is None or state == status:
                 found.append(run_json(record, state))
-        return found[offset : offset + limit]
+        return found if status is None else found[offset : offset + limit]
 
     @api.get("/threads/{thread_id}/runs/{run_id}", summary="one run")
     async def get(thread_id: str, run_id: str, caller: Caller = caller_dep) -> dict[str, Any]:
