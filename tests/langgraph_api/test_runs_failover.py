@@ -4,12 +4,15 @@ worker, from the checkpoint in Redis."""
 
 from __future__ import annotations
 
+import asyncio
 import signal
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from tests.agents.lg_api_graphs import QUESTION
+from tests.conftest import stop_process
 from tests.langgraph_api._runs_stack import ASK, Stack, collect, new_thread, stack
 
 pytestmark = pytest.mark.redis
@@ -48,3 +51,14 @@ async def test_an_interrupt_is_answered_after_the_paused_worker_is_killed(own: S
     assert record.worker_id == survivor
     (latest, first) = await sdk.runs.list(thread)
     assert latest["status"] == first["status"] == "success"
+    # with no worker of the graph online, a run is refused, saying so
+    stop_process(own.workers[survivor])
+    async with own.byway() as byway:  # the killed worker's lease lapses in its own time
+        for _ in range(600):
+            if not await byway.registry.get_online_workers("agent"):
+                break
+            await asyncio.sleep(0.1)
+    with pytest.raises(httpx.HTTPStatusError) as refused:
+        await sdk.runs.wait(thread, "agent", input=ASK)
+    assert refused.value.response.status_code == 503
+    assert refused.value.response.json()["field"] == "assistant_id"

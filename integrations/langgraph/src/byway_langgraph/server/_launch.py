@@ -36,6 +36,7 @@ __all__ = [
     "NAMESPACE_GRAPH",
     "RunBody",
     "assistant_uuid",
+    "checked",
     "owned_thread",
     "resolve_assistant",
     "start_run",
@@ -83,28 +84,45 @@ def assistant_uuid(graph_id: str) -> str:
 
 async def resolve_assistant(ctx: ServerContext, assistant_id: str) -> str:
     """The graph id (agent type) ``assistant_id`` names: a graph id, or the uuid of the
-    graph's assistant. 404 when no worker serves such a graph, 503 when its workers are
-    all offline."""
-    registry = ctx.client.registry
+    graph's assistant. 404 when no worker ever served such a graph, 503 when its workers
+    are all offline."""
     try:
         check_id("assistant_id", assistant_id, forbid_braces=True)
     except ProtocolError:
         raise _unknown(assistant_id) from None
-    if await registry.get_online_workers(assistant_id):
-        return assistant_id
+    registry = ctx.client.registry
+    graph_id = assistant_id
+    known: set[str] | None = None
     if _is_uuid(assistant_id):
-        for worker in await registry.list_workers():
-            for graph_id in worker.agent_types:
-                if assistant_uuid(graph_id) == assistant_id.lower():
-                    return graph_id
-    if await registry.workers_of(assistant_id):
+        known = await _known_graphs(ctx)
+        wanted = assistant_id.lower()
+        graph_id = next((g for g in sorted(known) if assistant_uuid(g) == wanted), assistant_id)
+    if await registry.get_online_workers(graph_id):
+        return graph_id
+    if known is None:
+        known = await _known_graphs(ctx)
+    if graph_id in known:
         raise ApiError(
             503,
-            f"assistant_id: no online worker serves graph {assistant_id!r}; start one "
-            f"(`byway worker <module>:<graph> --agent-type {assistant_id}`)",
+            f"assistant_id: no online worker serves graph {graph_id!r}; start one "
+            f"(`byway worker <module>:<graph> --agent-type {graph_id}`)",
             field="assistant_id",
         )
     raise _unknown(assistant_id)
+
+
+async def _known_graphs(ctx: ServerContext) -> set[str]:
+    """Every agent type a worker of this namespace registered (online or not)."""
+    keys = ctx.keys
+    members: Any = await ctx.redis.smembers(keys.known_workers())
+    workers = sorted(m.decode() if isinstance(m, bytes) else str(m) for m in members)
+    if not workers:
+        return set()
+    async with ctx.redis.pipeline(transaction=False) as pipe:
+        for worker_id in workers:
+            pipe.smembers(keys.worker_agent_types(worker_id))
+        found = await pipe.execute()
+    return {t.decode() if isinstance(t, bytes) else str(t) for types in found for t in types}
 
 
 def _unknown(assistant_id: str) -> ApiError:
@@ -181,11 +199,21 @@ def _summary(value: Any) -> str:
     return text if text.strip() else "(LangGraph run)"
 
 
+def checked(field: str, value: str) -> str:
+    """``value`` if it is an id Byway takes (1-256 characters, no control characters or
+    braces), else a 422 naming ``field``."""
+    try:
+        return check_id(field, value, forbid_braces=True)
+    except ProtocolError as exc:
+        raise ApiError(422, str(exc), field=field) from None
+
+
 async def owned_thread(
     ctx: ServerContext, caller: Caller, thread_id: str, *, claim: bool = False
 ) -> None:
     """404 unless ``thread_id`` is the caller's tenant's (``claim``: or no one's yet, and
-    now the caller's)."""
+    now the caller's); 422 for an id that is not one."""
+    checked("thread_id", thread_id)
     try:
         if claim:
             await ctx.claim_session(caller, thread_id)
@@ -243,11 +271,7 @@ async def start_run(
     graph_id = await resolve_assistant(ctx, body.assistant_id)
     if thread_id is None:
         thread_id = str(uuid.uuid4())
-    else:
-        try:
-            check_id("thread_id", thread_id, forbid_braces=True)
-        except ProtocolError as exc:
-            raise ApiError(422, str(exc), field="thread_id") from None
+    checked("thread_id", thread_id)
     run_id = str(uuid.uuid4())
     spec = _spec(run_id, body, stateless)
     await _thread(ctx, caller, thread_id, graph_id, stateless or body.if_not_exists == "create")

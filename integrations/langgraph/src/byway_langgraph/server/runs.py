@@ -26,7 +26,7 @@ from starlette.responses import Response, StreamingResponse
 
 from byway._log import get_logger
 from byway_langgraph._api_records import RunRecord, delete_run, get_run, list_runs, put_run
-from byway_langgraph.server._launch import RunBody, owned_thread, start_run
+from byway_langgraph.server._launch import RunBody, checked, owned_thread, start_run
 from byway_langgraph.server._stream import (
     ACTIVE,
     current_status,
@@ -61,7 +61,7 @@ def router(ctx: ServerContext) -> APIRouter:
 
     async def owned_run(caller: Caller, thread_id: str, run_id: str) -> RunRecord:
         await owned_thread(ctx, caller, thread_id)
-        record = await get_run(ctx.redis, ctx.keys, run_id)
+        record = await get_run(ctx.redis, ctx.keys, checked("run_id", run_id))
         if record is None or record.thread_id != thread_id or record.tenant != caller.tenant:
             raise ApiError(404, f"run_id: run {run_id!r} not found", field="run_id")
         return record
