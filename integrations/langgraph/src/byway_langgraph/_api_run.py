@@ -160,6 +160,7 @@ async def run_api(
     """Run ``graph`` (the worker's, bound to its checkpointer) as the API asked."""
     spec, own = spec_for(command, ctx, raw)
     thread = {"configurable": {"thread_id": ctx.session_id}}
+    halted = False  # the worker is shutting down: the run goes on elsewhere, not stopped
     try:
         point = await worker._retry_point(graph, thread, ctx)
         if point == "finished":  # it ended before its worker died: answer again
@@ -170,8 +171,12 @@ async def run_api(
         publisher = ApiPublisher(ctx, spec)
         config = api_config(spec, ctx)
         return await worker._run(graph, graph_input, config, ctx, publisher, **stream_kwargs(spec))
+    except asyncio.CancelledError:
+        halted = not ctx.cancel_event.is_set()
+        raise
     finally:
-        await stopped(graph, thread, ctx, spec)
+        if not halted:
+            await stopped(graph, thread, ctx, spec)
 
 
 async def _input(
