@@ -31,6 +31,7 @@ __all__ = [
     "RunRecord",
     "ThreadRecord",
     "create_thread",
+    "delete_run",
     "delete_thread",
     "get_run",
     "get_thread",
@@ -116,6 +117,9 @@ class RunRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
     #: cancel interrupted it, "pending" until the worker starts it)
     status: str = ""
     cancel_reason: str = ""
+    #: how many times the message had waited for the user when this run was made (a run
+    #: that resumes it ended at an interrupt once its execution has waited once more)
+    waits_seen: int = 0
 
 
 _thread_dec = msgspec.json.Decoder(ThreadRecord)
@@ -261,6 +265,14 @@ async def get_run(redis: Any, keys: Keys, run_id: str) -> RunRecord | None:
         return _run_dec.decode(raw)
     except msgspec.DecodeError:
         return None
+
+
+async def delete_run(redis: Any, keys: Keys, record: RunRecord) -> None:
+    k = ApiKeys(keys)
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.delete(k.run(record.run_id))
+        pipe.zrem(k.thread_runs(record.thread_id), record.run_id)
+        await pipe.execute()
 
 
 async def list_runs(redis: Any, keys: Keys, thread_id: str) -> list[str]:

@@ -16,13 +16,15 @@ resume and every retry after a crash can run on any worker:
 - :func:`byway_langgraph.agent_tool` lets the graph call another Byway agent durably:
   the graph stops at the tool, the worker slot is freed, and the reply resumes it;
 - a run taken over after its worker died continues from the last checkpoint: nodes that
-  had completed do not run again.
+  had completed do not run again;
+- a command carrying a ``langgraph_api`` spec is a LangGraph Server API run (``byway
+  serve``): see :mod:`byway_langgraph._api_run`.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
@@ -42,6 +44,9 @@ from byway import (
     TaskCancelledError,
 )
 from byway._log import get_logger
+from byway_langgraph._api_ops import run_op
+from byway_langgraph._api_run import STATE_KEY, ApiPublisher, run_api
+from byway_langgraph._api_wire import spec_of
 from byway_langgraph._open_calls import close_open_calls
 from byway_langgraph._questions import (
     prompt_of_all,
@@ -158,6 +163,11 @@ class LangGraphWorker(GatewayWorker):
 
     async def process_command(self, command: Any, context: AgentContext) -> Any:
         graph = self._graph_for(context)
+        raw = spec_of(command)
+        if raw is not None and raw.get("op"):  # an operation on the thread, not a run
+            return await run_op(self, graph, command, context, raw)
+        if raw is not None or STATE_KEY in context.state:  # a LangGraph Server API run
+            return await run_api(self, graph, command, context, raw)
         config = {
             "configurable": {"thread_id": self.thread_id_of(context)},
             # which message a checkpoint belongs to: a retry knows what it may continue;
@@ -167,21 +177,33 @@ class LangGraphWorker(GatewayWorker):
         graph_input = await self._input(graph, config, command, context)
         if graph_input is _FINISHED:  # the run ended before its worker died: answer again
             return self._output((await graph.aget_state(config)).values, context)
+        return await self._run(graph, graph_input, config, context)
+
+    async def _run(
+        self,
+        graph: Any,
+        graph_input: Any,
+        config: Any,
+        context: AgentContext,
+        api: ApiPublisher | None = None,
+        **kwargs: Any,
+    ) -> Any:
         # a cancel stops the graph at once (LangGraph keeps its last checkpoint), whatever
         # node it is in; tool calls it leaves open are closed as cancelled
         calls = ToolCallAnnouncer(context.state.pop("announced_calls", None) or ())
         try:
             interrupts, values, paused = await context.until_cancelled(
-                self._stream(graph, graph_input, config, context, calls)
+                self._stream(graph, graph_input, config, context, calls, api, **kwargs)
             )
         except (TaskCancelledError, asyncio.CancelledError):
             if context.cancel_event.is_set():  # not a worker shutting down: the run ends
                 await self._close_calls(graph, config, context, context.cancel_reason)
             raise
+        thread = {"configurable": {"thread_id": config["configurable"]["thread_id"]}}
         if paused:
             context.state["announced_calls"] = calls.recent()
         if paused and not interrupts:  # a static breakpoint (interrupt_before/after)
-            state = await graph.aget_state(config)
+            state = await graph.aget_state(thread)
             context.state["breakpoint"] = True
             return await context.ask_user(
                 AskUserEvent(
@@ -192,7 +214,7 @@ class LangGraphWorker(GatewayWorker):
         if interrupts:
             return await self._suspend_at(context, interrupts)
         if values is None:  # nothing ran (an empty graph): read the state back
-            values = (await graph.aget_state(config)).values
+            values = (await graph.aget_state(thread)).values
         return self._output(values, context)
 
     async def _stream(
@@ -202,17 +224,25 @@ class LangGraphWorker(GatewayWorker):
         config: Any,
         context: AgentContext,
         calls: ToolCallAnnouncer,
+        api: ApiPublisher | None = None,
+        **kwargs: Any,
     ) -> tuple[list[Any], Any, bool]:
-        """Run the graph, streaming to the session; returns (interrupts, final values,
-        whether it paused)."""
+        """Run the graph, streaming to the session (and, for an API run, as the API asked);
+        returns (interrupts, final values, whether it paused)."""
         interrupts: list[Any] = []
         values: Any = None
         paused = False
-        async for mode, chunk in graph.astream(graph_input, config, stream_mode=self.stream_mode):
-            if mode == "values":
-                values = chunk
-            elif mode == "messages":
+        if api is None:
+            chunks = _root(graph.astream(graph_input, config, stream_mode=self.stream_mode))
+        else:
+            chunks = api.chunks(graph, graph_input, config, self.stream_mode, **kwargs)
+        async for ns, mode, chunk in chunks:
+            if mode == "messages":
                 await self._on_message(context, calls, *chunk)
+            elif ns:  # a subgraph's own values and updates: for the API only
+                continue
+            elif mode == "values":
+                values = chunk
             elif mode == "updates":
                 for node, update in (chunk or {}).items():
                     if node == "__interrupt__":
@@ -257,18 +287,25 @@ class LangGraphWorker(GatewayWorker):
                 StreamChunkEvent(tool_responses=closed, metadata={"cancelled": True})
             )
 
+    async def _retry_point(self, graph: Any, config: Any, ctx: AgentContext) -> str:
+        """Where a run goes on: ``"finished"`` (it was taken over after its worker died
+        and had ended), ``"continue"`` (from the checkpoint it reached: the thread's latest
+        is this message's), else ``"fresh"`` (from its input)."""
+        if not ctx.record.is_retry:
+            return "fresh"
+        state = await graph.aget_state(config)
+        mine = (state.metadata or {}).get("byway_message_id") == ctx.message_id
+        if mine and not state.next:
+            return "finished"
+        if mine and not getattr(state, "interrupts", ()):
+            log.info("%s continues from its last checkpoint", ctx.message_id)
+            return "continue"
+        return "fresh"
+
     async def _input(self, graph: Any, config: Any, command: Any, ctx: AgentContext) -> Any:
-        retry = ctx.record.is_retry
-        if retry:
-            # this run was taken over after its worker died: go on from the checkpoint it
-            # reached, if the thread's latest checkpoint is this message's
-            state = await graph.aget_state(config)
-            mine = (state.metadata or {}).get("byway_message_id") == ctx.message_id
-            if mine and not state.next:
-                return _FINISHED
-            if mine and not getattr(state, "interrupts", ()):
-                log.info("%s continues from its last checkpoint", ctx.message_id)
-                return None
+        point = await self._retry_point(graph, config, ctx)
+        if point != "fresh":
+            return _FINISHED if point == "finished" else None
         if isinstance(command, ResumeCommand):
             if ctx.state.pop("breakpoint", False):
                 return None  # a static breakpoint: just go on
@@ -386,6 +423,12 @@ _FINISHED = object()
 _CLOSE_SECONDS = 5.0
 #: why calls found open when a new message arrives were closed
 _STOPPED = "the run stopped before the tool answered"
+
+
+async def _root(chunks: AsyncIterator[Any]) -> AsyncIterator[tuple[tuple[str, ...], str, Any]]:
+    """``graph.astream`` chunks of several modes as ``(ns, mode, chunk)`` of the root."""
+    async for mode, chunk in chunks:
+        yield (), mode, chunk
 
 
 def _in_memory(saver: Any) -> bool:
