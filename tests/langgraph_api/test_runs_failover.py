@@ -13,7 +13,7 @@ import pytest
 
 from tests.agents.lg_api_graphs import QUESTION
 from tests.conftest import stop_process
-from tests.langgraph_api._runs_stack import ASK, Stack, collect, new_thread, stack
+from tests.langgraph_api._runs_stack import ASK, Stack, collect, stack
 
 pytestmark = pytest.mark.redis
 
@@ -26,16 +26,19 @@ def own(redis_url: str) -> Iterator[Stack]:
 
 async def test_an_interrupt_is_answered_after_the_paused_worker_is_killed(own: Stack) -> None:
     sdk = own.sdk()
-    thread = new_thread()
-    parts = await collect(
-        sdk.runs.stream(thread, "agent", input=ASK, stream_mode="updates", if_not_exists="create")
-    )
+    thread = (await sdk.threads.create(metadata={"case": "failover"}))["thread_id"]
+    parts = await collect(sdk.runs.stream(thread, "agent", input=ASK, stream_mode="updates"))
     run_id = parts[0].data["run_id"]
     (pending,) = parts[-1].data["__interrupt__"]
     assert pending["value"] == QUESTION
     async with own.byway() as byway:
         record = await byway.registry.get_execution_by_message(thread, run_id)
     assert record is not None and record.status == "WAITING_USER"
+    # the question is the thread's state, as any replica reads it
+    state = await sdk.threads.get_state(thread)
+    assert [i["value"] for i in state["interrupts"]] == [QUESTION]
+    assert state["next"] and [i["id"] for i in state["interrupts"]] == [pending["id"]]
+    assert (await sdk.threads.get(thread))["status"] == "interrupted"
     paused = own.workers[record.worker_id]
     paused.send_signal(signal.SIGKILL)
     paused.wait()
@@ -51,6 +54,16 @@ async def test_an_interrupt_is_answered_after_the_paused_worker_is_killed(own: S
     assert record.worker_id == survivor
     (latest, first) = await sdk.runs.list(thread)
     assert latest["status"] == first["status"] == "success"
+    state = await sdk.threads.get_state(thread)
+    assert state["interrupts"] == [] and state["next"] == []
+    assert state["values"]["messages"][-1]["content"] == "reviewed: approved"
+    # every checkpoint of both runs, newest first, the paused one among them
+    history = await sdk.threads.get_history(thread, limit=50)
+    assert history[0]["checkpoint"]["checkpoint_id"] == state["checkpoint"]["checkpoint_id"]
+    assert len(history) >= 3
+    assert any(h["next"] for h in history[1:])
+    steps = [h["metadata"]["step"] for h in history]
+    assert steps == sorted(steps, reverse=True)
     # with no worker of the graph online, a run is refused, saying so
     stop_process(own.workers[survivor])
     async with own.byway() as byway:  # the killed worker's lease lapses in its own time
