@@ -41,7 +41,11 @@ def encode_frame(frame: SSE) -> bytes:
         parts.append(f"id: {frame.id}")
     if frame.event:
         parts.append(f"event: {frame.event}")
-    data = frame.data if isinstance(frame.data, str) else json.dumps(frame.data, default=str)
+    data = (
+        frame.data
+        if isinstance(frame.data, str)
+        else json.dumps(frame.data, default=str, separators=(",", ":"))
+    )
     parts.extend(f"data: {line}" for line in data.split("\n"))
     return ("\n".join(parts) + "\n\n").encode()
 
@@ -62,10 +66,11 @@ def resume_point(request: Request, after: str | None, *, default: str = "0") -> 
 
 
 async def _with_heartbeats(
-    frames: AsyncIterator[SSE], request: Request, every: float
+    frames: AsyncIterator[SSE], request: Request, every: float, retry_ms: int | None = None
 ) -> AsyncIterator[bytes]:
     """``frames`` encoded, with a comment whenever none came for ``every`` seconds; stops
-    when the client goes away."""
+    when the client goes away (the response is cancelled, and the task reading
+    ``frames`` with it)."""
     queue: asyncio.Queue[SSE | BaseException | None] = asyncio.Queue(maxsize=64)
 
     async def pump() -> None:
@@ -78,7 +83,7 @@ async def _with_heartbeats(
 
     task = asyncio.create_task(pump())
     try:
-        yield b": connected\n\n"
+        yield (f"retry: {retry_ms}\n" if retry_ms else "").encode() + b": connected\n\n"
         while True:
             try:
                 item = await asyncio.wait_for(queue.get(), every)
@@ -107,10 +112,12 @@ def sse_response(
     *,
     heartbeat_seconds: float,
     headers: dict[str, str] | None = None,
+    retry_ms: int | None = None,
 ) -> StreamingResponse:
-    """A ``text/event-stream`` response of ``frames`` with heartbeats."""
+    """A ``text/event-stream`` response of ``frames`` with heartbeats; ``retry_ms``: how
+    long a browser waits before it reconnects (the SSE ``retry:`` field)."""
     return StreamingResponse(
-        _with_heartbeats(frames, request, heartbeat_seconds),
+        _with_heartbeats(frames, request, heartbeat_seconds, retry_ms),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no", **(headers or {})},
     )
