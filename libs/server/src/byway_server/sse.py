@@ -16,12 +16,16 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
 
+from byway._log import get_logger
 from byway_server.errors import ApiError
 
 __all__ = ["SSE", "encode_frame", "resume_point", "sse_response"]
+
+log = get_logger("byway.server")
 
 _ENTRY_ID = re.compile(r"^\d{1,20}(-\d{1,20})?$")
 
@@ -95,15 +99,23 @@ async def _with_heartbeats(
             if item is None:
                 return
             if isinstance(item, BaseException):
-                yield encode_frame(
-                    SSE(event="error", data={"error": str(item) or type(item).__name__})
-                )
+                yield encode_frame(SSE(event="error", data={"error": _reported(item)}))
                 return
             yield encode_frame(item)
     finally:
         task.cancel()
         with contextlib.suppress(BaseException):
             await task
+
+
+def _reported(exc: BaseException) -> str:
+    """What a stream that broke off tells its client: a Redis failure by its kind only
+    (its text names hosts and ports), anything else as it says; the client reconnects
+    with Last-Event-ID."""
+    if isinstance(exc, RedisError):
+        log.warning("an event stream broke off: %s", exc)
+        return f"Redis unavailable ({type(exc).__name__}); reconnect with Last-Event-ID"
+    return str(exc) or type(exc).__name__
 
 
 def sse_response(
