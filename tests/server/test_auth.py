@@ -162,6 +162,19 @@ async def test_bodies_over_the_limit_are_413(serve, http: httpx.AsyncClient) -> 
 
 async def test_bad_input_is_422_naming_the_field(serve, http: httpx.AsyncClient) -> None:
     _, url = serve()
+    # what the models below say, published
+    api = (await http.get(f"{url}/openapi.json")).json()
+    for path in ("/v1/messages", "/v1/sessions/{session_id}/events",
+                 "/v1/sessions/{session_id}/messages/{message_id}/resume",
+                 "/v1/sessions/{session_id}/executions", "/readyz"):  # fmt: skip
+        assert path in api["paths"], path
+    send = api["components"]["schemas"]["SendRequest"]
+    assert send["required"] == ["agent_type", "content"]
+    assert set(send["properties"]["multitask_strategy"]["anyOf"][0]["enum"]) == {
+        "enqueue", "reject", "interrupt"
+    }  # fmt: skip
+    assert {"APIKeyHeader", "HTTPBearer"} <= set(api["components"]["securitySchemes"])
+    assert "swagger" in (await http.get(f"{url}/docs")).text.lower()
     cases = [
         ({"content": "hi"}, "body.agent_type"),
         ({"agent_type": "a", "content": "hi", "multitask_strategy": "sometimes"},

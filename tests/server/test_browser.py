@@ -19,6 +19,7 @@ import signal
 import threading
 from collections.abc import AsyncIterator, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
@@ -147,8 +148,9 @@ def page_server() -> Iterator[str]:
 
 
 async def test_the_browser_continues_on_another_replica(
-    serve, workers, client: GatewayClient
+    serve, workers, client: GatewayClient, tmp_path: Path
 ) -> None:
+    """(The page as it looked at the end: ``answer.png`` in the test's tmp_path.)"""
     from playwright.async_api import async_playwright
 
     with page_server() as origin:
@@ -176,12 +178,15 @@ async def test_the_browser_continues_on_another_replica(
                     "({text: window.text, ids: window.ids, opens: window.opens, "
                     "final: window.finalText, ended: window.ended})"
                 )
+                shown = await page.text_content("#answer")
+                await page.screenshot(path=str(tmp_path / "answer.png"))
             finally:
                 await browser.close()
 
     full = "".join(tokens(TOKENS))
     assert seen_at_kill < TOKENS, "the answer was over before the replica died"
     assert result["text"] == full, json.dumps(result)
+    assert shown == full  # what the page shows
     assert len(result["ids"]) == len(set(result["ids"])) == TOKENS
     assert result["final"] == full and result["ended"] == "COMPLETED"
     # it reconnected, and the second connection of its stream was served by B

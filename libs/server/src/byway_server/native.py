@@ -123,7 +123,7 @@ def _health(ctx: ServerContext) -> APIRouter:
     async def readyz() -> Any:
         try:
             await asyncio.wait_for(ctx.redis.ping(), _READY_TIMEOUT_S)
-        except (Exception, TimeoutError) as exc:
+        except Exception as exc:  # refused, timed out, any failure: not ready
             why = f"Redis does not answer: {type(exc).__name__}"
             return JSONResponse(error_body(503, why), status_code=503)
         return {"status": "ok"}
