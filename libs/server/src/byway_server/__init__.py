@@ -8,7 +8,7 @@
 
 from byway_server.app import context_of, create_app
 from byway_server.auth import Caller, issue_stream_token
-from byway_server.context import ROUTES_GROUP, ServerContext
+from byway_server.context import ROUTES_GROUP, ServerContext, valid_id
 from byway_server.errors import ApiError
 from byway_server.settings import DEFAULT_TENANT, ServerSettings
 from byway_server.sse import SSE, resume_point, sse_response
@@ -26,4 +26,5 @@ __all__ = [
     "issue_stream_token",
     "resume_point",
     "sse_response",
+    "valid_id",
 ]

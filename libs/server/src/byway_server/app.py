@@ -9,6 +9,7 @@ whatever the installed packages contribute through the ``byway.server`` entry po
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -31,7 +32,15 @@ log = get_logger("byway.server")
 
 
 class _BodyLimit:
-    """413 for a body over ``limit`` bytes, by ``Content-Length`` or as it streams in."""
+    """413 (JSON) for a body over ``limit`` bytes, before the app sees any of it.
+
+    A ``Content-Length`` over the limit is refused without handing anything on. A body
+    without one (chunked) is read here up to the limit and handed on whole, so that a
+    too-large one is refused the same way (left to the app, the overflow would surface
+    inside the framework's body parsing as some other error). Before answering 413 the
+    rest of the body is read and dropped, up to :data:`_DRAIN_BYTES`, so that a client
+    still sending can finish and read the answer instead of meeting a reset connection.
+    """
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app = app
@@ -41,40 +50,69 @@ class _BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        length = None
         for name, value in scope.get("headers", ()):
-            if name == b"content-length" and value.isdigit() and int(value) > self.limit:
-                await _too_large(send, self.limit)
+            if name == b"content-length":
+                length = value
+        if length is not None:
+            if not length.isdigit() or int(length) > self.limit:
+                drain = length.isdigit() and int(length) <= self.limit + _DRAIN_BYTES
+                await self._refuse(receive, send, more=drain)
                 return
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
         seen = 0
-
-        async def limited() -> Message:
-            nonlocal seen
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise _TooLarge
-            return message
+            if message["type"] != "http.request":  # the client went away
+                return
+            chunk = message.get("body", b"")
+            seen += len(chunk)
+            more = bool(message.get("more_body", False))
+            if seen > self.limit:
+                await self._refuse(receive, send, more=more)
+                return
+            chunks.append(chunk)
+            if not more:
+                break
+        whole: Message | None = {"type": "http.request", "body": b"".join(chunks)}
 
-        try:
-            await self.app(scope, limited, send)
-        except _TooLarge:
-            await _too_large(send, self.limit)
+        async def replay() -> Message:
+            nonlocal whole
+            if whole is not None:
+                message, whole = whole, None
+                return message
+            return await receive()  # after the body: disconnects
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, receive: Receive, send: Send, *, more: bool) -> None:
+        dropped = 0
+        while more and dropped <= _DRAIN_BYTES:
+            message = await receive()
+            if message["type"] != "http.request":
+                return
+            dropped += len(message.get("body", b""))
+            more = bool(message.get("more_body", False))
+        await _too_large(send, self.limit)
 
 
-class _TooLarge(Exception):
-    pass
+#: how much of a refused body is read (and dropped) so that its sender can read the 413
+_DRAIN_BYTES = 1024 * 1024
 
 
 async def _too_large(send: Send, limit: int) -> None:
-    import json
-
     body = json.dumps(error_body(413, f"body: larger than {limit} bytes", "body")).encode()
     await send(
         {
             "type": "http.response.start",
             "status": 413,
-            "headers": [(b"content-type", b"application/json"), (b"connection", b"close")],
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
         }
     )
     await send({"type": "http.response.body", "body": body})
@@ -132,6 +170,9 @@ def create_app(
         names.append(name)
     app.state.route_sets = names
     log.info("routes: %s", ", ".join(names))
+    # the last added runs first: CORS wraps the body limit, so that a browser can read
+    # the 413 too
+    app.add_middleware(_BodyLimit, limit=settings.max_body_bytes)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -140,7 +181,6 @@ def create_app(
             allow_headers=["*"],
             expose_headers=["Content-Location", "Location"],
         )
-    app.add_middleware(_BodyLimit, limit=settings.max_body_bytes)
     return app
 
 

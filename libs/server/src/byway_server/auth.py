@@ -62,18 +62,37 @@ def _stream_caller(settings: ServerSettings, token: str) -> Caller:
     return Caller(tenant=tenant, session=session)
 
 
-def authenticate(conn: HTTPConnection, settings: ServerSettings) -> Caller:
-    """The caller of ``conn``; raises a 401 :class:`ApiError` when it has no valid key."""
-    key = conn.headers.get("x-api-key", "")
+def _key_of(conn: HTTPConnection) -> str:
+    key = conn.headers.get("x-api-key", "").strip()
     if not key:
         scheme, _, value = conn.headers.get("authorization", "").partition(" ")
         if scheme.lower() == "bearer":
             key = value.strip()
-    token = conn.query_params.get("stream_token", "")
-    if not key and token and conn.scope.get("method") == "GET":
-        return _stream_caller(settings, token)
+    return key
+
+
+def authenticate(
+    conn: HTTPConnection, settings: ServerSettings, *, stream_token: bool = False
+) -> Caller:
+    """The caller of ``conn``; raises a 401 :class:`ApiError` when it has no valid key.
+
+    ``stream_token=True`` (the event-stream routes, GET only) also takes a stream token
+    in ``?stream_token=`` when no key is sent; elsewhere a token alone is refused. With no
+    API keys configured every caller is :data:`DEFAULT_TENANT` and tokens are not needed
+    (nor checked: with no keys, each replica would sign with its own random secret)."""
+    key = _key_of(conn)
     if not settings.auth_required:
         return Caller(tenant=DEFAULT_TENANT)
+    token = conn.query_params.get("stream_token", "")
+    if not key and token:
+        if not stream_token or conn.scope.get("method") != "GET":
+            raise ApiError(
+                401,
+                "stream_token: a stream token reads a session's events only; "
+                "send X-Api-Key or Authorization: Bearer",
+                field="stream_token",
+            )
+        return _stream_caller(settings, token)
     if not key:
         raise ApiError(
             401, "no API key: send X-Api-Key or Authorization: Bearer", field="x-api-key"

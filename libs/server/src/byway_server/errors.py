@@ -11,12 +11,18 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 
-from byway.errors import BywayError, ConfigurationError
+from byway._log import get_logger
+from byway.errors import BywayError, ConfigurationError, LimitExceededError
 
 __all__ = ["ApiError", "error_body", "install_error_handlers"]
+
+log = get_logger("byway.server")
 
 
 class ApiError(Exception):
@@ -38,6 +44,12 @@ def error_body(status: int, message: str, field: str = "", **extra: Any) -> dict
     body["detail"] = message
     body.update(extra)
     return body
+
+
+def _field_of(text: str) -> str:
+    """The field a core error names first ("session_id: expected ..."), else ''."""
+    head, sep, _ = text.partition(":")
+    return head if sep and head and " " not in head else ""
 
 
 def _loc(loc: tuple[Any, ...] | list[Any]) -> str:
@@ -65,14 +77,30 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ConfigurationError)
     async def _config(_: Request, exc: ConfigurationError) -> JSONResponse:
-        # the core names the field first: "session_id: expected ..."
-        text = str(exc)
-        field = text.split(":", 1)[0] if ":" in text and " " not in text.split(":", 1)[0] else ""
-        return JSONResponse(error_body(422, text, field), status_code=422)
+        return JSONResponse(error_body(422, str(exc), _field_of(str(exc))), status_code=422)
+
+    @app.exception_handler(LimitExceededError)
+    async def _limit(_: Request, exc: LimitExceededError) -> JSONResponse:
+        return JSONResponse(error_body(413, str(exc), _field_of(str(exc))), status_code=413)
 
     @app.exception_handler(BywayError)
     async def _byway(_: Request, exc: BywayError) -> JSONResponse:
-        return JSONResponse(error_body(409, str(exc)), status_code=409)
+        return JSONResponse(error_body(409, str(exc), _field_of(str(exc))), status_code=409)
+
+    @app.exception_handler(RedisError)
+    async def _redis(_: Request, exc: RedisError) -> JSONResponse:
+        if isinstance(exc, RedisConnectionError | RedisTimeoutError):
+            log.warning("Redis unavailable: %s", exc)
+            return JSONResponse(
+                error_body(503, f"Redis unavailable: {type(exc).__name__}"), status_code=503
+            )
+        log.error("Redis refused a request: %s", exc)
+        return JSONResponse(error_body(500, "Redis refused the request"), status_code=500)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        # Starlette re-raises it after this answer, and uvicorn logs the traceback
+        return JSONResponse(error_body(500, "internal error"), status_code=500)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import os
 import secrets
 from dataclasses import dataclass, field
@@ -60,6 +61,17 @@ def parse_api_keys(text: str, *, source: str) -> dict[str, str]:
             raise ConfigurationError(f"{source}: one key is given to two tenants")
         keys[digest] = tenant
     return keys
+
+
+def _derived_secret(api_keys: dict[str, str]) -> bytes:
+    """The stream-token secret when none is configured: every replica given the same keys
+    derives the same one (a token one signs, another accepts: a load balancer may send the
+    reconnect anywhere); holding one tenant's key is not enough to derive it when there
+    are several. No keys: random (tokens are not needed then)."""
+    if not api_keys:
+        return secrets.token_bytes(32)
+    material = "".join(sorted(api_keys)).encode()
+    return hmac.new(b"byway-stream-token", material, "sha256").hexdigest().encode()
 
 
 def _env_int(name: str, default: int) -> int:
@@ -117,8 +129,10 @@ class ServerSettings:
             raise ConfigurationError(
                 f"BYWAY_SERVER_HEARTBEAT_SECONDS: expected seconds, got {heartbeat!r}"
             ) from None
-        if beat <= 0:
-            raise ConfigurationError("BYWAY_SERVER_HEARTBEAT_SECONDS: expected seconds > 0")
+        if not math.isfinite(beat) or beat <= 0:
+            raise ConfigurationError(
+                f"BYWAY_SERVER_HEARTBEAT_SECONDS: expected seconds > 0, got {heartbeat!r}"
+            )
         values: dict[str, object] = {
             "redis_url": os.environ.get("BYWAY_REDIS_URL") or os.environ.get("REDIS_URL") or None,
             "namespace": os.environ.get("BYWAY_NAMESPACE") or None,
@@ -128,22 +142,15 @@ class ServerSettings:
             "max_body_bytes": _env_int("BYWAY_SERVER_MAX_BODY_BYTES", _MIB),
             "heartbeat_seconds": beat,
         }
-        values.update(overrides)
         secret = os.environ.get("BYWAY_SERVER_STREAM_SECRET", "").encode()
-        if not secret:
-            chosen = values["api_keys"]
-            assert isinstance(chosen, dict)
-            # every replica configured alike derives the same secret: a token one signs,
-            # another accepts (a load balancer may send the reconnect anywhere)
-            secret = (
-                hmac.new(b"byway-stream-token", "".join(sorted(chosen)).encode(), "sha256")
-                .hexdigest()
-                .encode()
-                if chosen
-                else secrets.token_bytes(32)
-            )
-        values.setdefault("stream_secret", secret)
+        if secret:
+            values["stream_secret"] = secret
+        values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]
+
+    def __post_init__(self) -> None:
+        if not self.stream_secret:  # never sign with an empty secret
+            object.__setattr__(self, "stream_secret", _derived_secret(self.api_keys))
 
     def client(self) -> GatewayClient:
         """A Byway client on this server's Redis, namespace and key schema."""

@@ -16,12 +16,16 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
 
+from byway._log import get_logger
 from byway_server.errors import ApiError
 
 __all__ = ["SSE", "encode_frame", "resume_point", "sse_response"]
+
+log = get_logger("byway.server")
 
 _ENTRY_ID = re.compile(r"^\d{1,20}(-\d{1,20})?$")
 
@@ -41,7 +45,11 @@ def encode_frame(frame: SSE) -> bytes:
         parts.append(f"id: {frame.id}")
     if frame.event:
         parts.append(f"event: {frame.event}")
-    data = frame.data if isinstance(frame.data, str) else json.dumps(frame.data, default=str)
+    data = (
+        frame.data
+        if isinstance(frame.data, str)
+        else json.dumps(frame.data, default=str, separators=(",", ":"))
+    )
     parts.extend(f"data: {line}" for line in data.split("\n"))
     return ("\n".join(parts) + "\n\n").encode()
 
@@ -62,10 +70,11 @@ def resume_point(request: Request, after: str | None, *, default: str = "0") -> 
 
 
 async def _with_heartbeats(
-    frames: AsyncIterator[SSE], request: Request, every: float
+    frames: AsyncIterator[SSE], request: Request, every: float, retry_ms: int | None = None
 ) -> AsyncIterator[bytes]:
     """``frames`` encoded, with a comment whenever none came for ``every`` seconds; stops
-    when the client goes away."""
+    when the client goes away (the response is cancelled, and the task reading
+    ``frames`` with it)."""
     queue: asyncio.Queue[SSE | BaseException | None] = asyncio.Queue(maxsize=64)
 
     async def pump() -> None:
@@ -78,7 +87,7 @@ async def _with_heartbeats(
 
     task = asyncio.create_task(pump())
     try:
-        yield b": connected\n\n"
+        yield (f"retry: {retry_ms}\n" if retry_ms else "").encode() + b": connected\n\n"
         while True:
             try:
                 item = await asyncio.wait_for(queue.get(), every)
@@ -90,9 +99,7 @@ async def _with_heartbeats(
             if item is None:
                 return
             if isinstance(item, BaseException):
-                yield encode_frame(
-                    SSE(event="error", data={"error": str(item) or type(item).__name__})
-                )
+                yield encode_frame(SSE(event="error", data={"error": _reported(item)}))
                 return
             yield encode_frame(item)
     finally:
@@ -101,16 +108,28 @@ async def _with_heartbeats(
             await task
 
 
+def _reported(exc: BaseException) -> str:
+    """What a stream that broke off tells its client: a Redis failure by its kind only
+    (its text names hosts and ports), anything else as it says; the client reconnects
+    with Last-Event-ID."""
+    if isinstance(exc, RedisError):
+        log.warning("an event stream broke off: %s", exc)
+        return f"Redis unavailable ({type(exc).__name__}); reconnect with Last-Event-ID"
+    return str(exc) or type(exc).__name__
+
+
 def sse_response(
     frames: AsyncIterator[SSE],
     request: Request,
     *,
     heartbeat_seconds: float,
     headers: dict[str, str] | None = None,
+    retry_ms: int | None = None,
 ) -> StreamingResponse:
-    """A ``text/event-stream`` response of ``frames`` with heartbeats."""
+    """A ``text/event-stream`` response of ``frames`` with heartbeats; ``retry_ms``: how
+    long a browser waits before it reconnects (the SSE ``retry:`` field)."""
     return StreamingResponse(
-        _with_heartbeats(frames, request, heartbeat_seconds),
+        _with_heartbeats(frames, request, heartbeat_seconds, retry_ms),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no", **(headers or {})},
     )
