@@ -295,6 +295,9 @@ async def test_without_keys_this_machine_is_one_tenant(
         http, f"{url}/v1/sessions/{session}/events", params={"until_message_id": sent.message_id}
     )
     assert [f.content for f in got if f.event == "answerDelta"] == tokens(1)
+    # a page elsewhere that renames itself to 127.0.0.1 (DNS rebinding) is not this machine
+    r = await http.get(f"{url}/v1/sessions/{session}/executions", headers={"Host": "evil.test"})
+    assert r.status_code == 400
 
 
 async def test_readiness_follows_redis(settings: RedisSettings, serve, http) -> None:

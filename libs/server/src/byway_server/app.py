@@ -18,10 +18,12 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from starlette.middleware.cors import CORSMiddleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from byway import GatewayClient
 from byway._log import get_logger
+from byway_server._depth import JsonDepthLimit
 from byway_server.context import ROUTES_GROUP, ServerContext
 from byway_server.errors import error_body, install_error_handlers
 from byway_server.settings import ServerSettings
@@ -29,6 +31,9 @@ from byway_server.settings import ServerSettings
 __all__ = ["context_of", "create_app"]
 
 log = get_logger("byway.server")
+
+#: the Host names a server without API keys answers to
+_LOOPBACK_NAMES = ["127.0.0.1", "localhost", "*.localhost", "::1", "[::1]"]
 
 
 class _BodyLimit:
@@ -172,6 +177,11 @@ def create_app(
     log.info("routes: %s", ", ".join(names))
     # the last added runs first: CORS wraps the body limit, so that a browser can read
     # the 413 too
+    if not settings.auth_required:
+        # no keys: this machine only. A browser page of another site that renames itself
+        # to 127.0.0.1 (DNS rebinding) still sends its own name as Host: refused
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=_LOOPBACK_NAMES)
+    app.add_middleware(JsonDepthLimit)
     app.add_middleware(_BodyLimit, limit=settings.max_body_bytes)
     if settings.cors_origins:
         app.add_middleware(

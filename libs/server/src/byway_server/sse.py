@@ -61,7 +61,9 @@ def resume_point(request: Request, after: str | None, *, default: str = "0") -> 
     for field, value in (("Last-Event-ID", header), ("after", after or "")):
         if not value:
             continue
-        if value in ("0", "$") or _ENTRY_ID.match(value):
+        if value in ("0", "$") or (
+            _ENTRY_ID.match(value) and all(int(p) < 2**64 for p in value.split("-"))
+        ):
             return value
         raise ApiError(
             422, f"{field}: expected a stream entry id like 1700000000000-0", field=field

@@ -30,6 +30,7 @@ from byway_langgraph._api_records import (
     put_thread,
 )
 from byway_langgraph._api_wire import API_KEY, RunSpec, check_spec
+from byway_langgraph.server._thread_reads import valid_thread_id
 from byway_server import ApiError, Caller, ServerContext
 
 __all__ = [
@@ -213,7 +214,7 @@ async def owned_thread(
 ) -> None:
     """404 unless ``thread_id`` is the caller's tenant's (``claim``: or no one's yet, and
     now the caller's); 422 for an id that is not one."""
-    checked("thread_id", thread_id)
+    valid_thread_id(thread_id)
     try:
         if claim:
             await ctx.claim_session(caller, thread_id)
@@ -271,7 +272,7 @@ async def start_run(
     graph_id = await resolve_assistant(ctx, body.assistant_id)
     if thread_id is None:
         thread_id = str(uuid.uuid4())
-    checked("thread_id", thread_id)
+    valid_thread_id(thread_id)
     run_id = str(uuid.uuid4())
     spec = _spec(run_id, body, stateless)
     await _thread(ctx, caller, thread_id, graph_id, stateless or body.if_not_exists == "create")
@@ -344,14 +345,20 @@ async def _send(
     ctx: ServerContext, caller: Caller, record: RunRecord, spec: RunSpec, body: RunBody
 ) -> None:
     await put_run(ctx.redis, ctx.keys, record)
-    sent = await ctx.client.send_message(
-        record.graph_id,
-        record.thread_id,
-        _summary(body.input if body.input is not None else body.command),
-        metadata={API_KEY: spec.to_wire(), "tenant": caller.tenant},
-        message_id=record.run_id,
-        multitask_strategy=_STRATEGIES[body.multitask_strategy or "enqueue"],
-    )
+    try:
+        sent = await ctx.client.send_message(
+            record.graph_id,
+            record.thread_id,
+            _summary(body.input if body.input is not None else body.command),
+            metadata={API_KEY: spec.to_wire(), "tenant": caller.tenant},
+            message_id=record.run_id,
+            multitask_strategy=_STRATEGIES[body.multitask_strategy or "enqueue"],
+        )
+    except Exception as exc:  # nothing was queued: no run may stay pending for it
+        await delete_run(ctx.redis, ctx.keys, record)
+        if isinstance(exc, (ConfigurationError, ProtocolError)):
+            raise ApiError(422, f"input: {exc}", field="input") from None
+        raise
     if sent.success:
         return
     await delete_run(ctx.redis, ctx.keys, record)

@@ -54,11 +54,25 @@ _BUSY = {
 }
 
 
+#: why a LangGraph thread id may not hold ':' (see :func:`valid_thread_id`)
+NO_COLON = (
+    "thread_id: ':' is not allowed in a thread id (Byway's own sessions keep their "
+    "graphs' checkpoints under '<session>:<agent type>')"
+)
+
+
 def valid_thread_id(value: str, field: str = "thread_id") -> str:
+    """``value`` if it can name a thread: an id the core takes, without ':'. A graph served
+    to a native session checkpoints under ``<session>:<agent type>``, and an API thread
+    under its bare id: with no ':' in thread ids the two can never name the same
+    checkpoints (a thread ``S:agent`` would otherwise read and write session S's)."""
     try:
-        return checked_id(field, value)
+        checked_id(field, value)
     except ConfigurationError as exc:
         raise ApiError(422, str(exc), field=field) from None
+    if ":" in value:
+        raise ApiError(422, NO_COLON.replace("thread_id", field, 1), field=field)
+    return value
 
 
 def not_found(thread_id: str) -> ApiError:

@@ -20,6 +20,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response, StreamingResponse
@@ -47,7 +48,7 @@ _pending: set[asyncio.Task[Any]] = set()
 
 def _paths(record: RunRecord) -> tuple[str, str]:
     """The run's path and its join stream's."""
-    run = f"/threads/{record.thread_id}/runs/{record.run_id}"
+    run = f"/threads/{quote(record.thread_id, safe='')}/runs/{quote(record.run_id, safe='')}"
     return run, f"{run}/stream"
 
 

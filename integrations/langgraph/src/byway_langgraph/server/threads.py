@@ -18,6 +18,7 @@ Not built: ``supersteps`` on create (501), ``extract`` on search (422), prune.
 
 from __future__ import annotations
 
+import math
 import uuid
 from typing import Any, Literal
 
@@ -116,6 +117,10 @@ def _ttl_seconds(ttl: TTL | float | None) -> int:
     if ttl is None:
         return 0
     minutes = ttl.ttl if isinstance(ttl, TTL) else float(ttl)
+    if not math.isfinite(minutes) or abs(minutes) > RECORD_TTL_S:
+        raise ApiError(
+            422, f"ttl: expected 1 to {RECORD_TTL_S // 60} minutes, got {minutes:g}", field="ttl"
+        )
     seconds = int(minutes * 60)
     if not 60 <= seconds <= RECORD_TTL_S:
         raise ApiError(
