@@ -161,13 +161,8 @@ async def create_thread(redis: Any, keys: Keys, record: ThreadRecord) -> bool:
 
 
 async def get_thread(redis: Any, keys: Keys, thread_id: str) -> ThreadRecord | None:
-    raw = await redis.hget(ApiKeys(keys).thread(thread_id), "record")
-    if raw is None:
-        return None
-    try:
-        return _thread_dec.decode(raw)
-    except msgspec.DecodeError:  # not ours to trust: treat as absent
-        return None
+    # a record that does not decode is not ours to trust: treated as absent
+    return _decoded_thread(await redis.hget(ApiKeys(keys).thread(thread_id), "record"))
 
 
 async def put_thread_state(redis: Any, keys: Keys, thread_id: str, state: dict[str, Any]) -> None:
@@ -180,14 +175,7 @@ async def put_thread_state(redis: Any, keys: Keys, thread_id: str, state: dict[s
 
 
 async def get_thread_state(redis: Any, keys: Keys, thread_id: str) -> dict[str, Any] | None:
-    raw = await redis.hget(ApiKeys(keys).thread(thread_id), "state")
-    if raw is None:
-        return None
-    try:
-        state = msgspec.json.decode(raw)
-    except msgspec.DecodeError:
-        return None
-    return state if isinstance(state, dict) else None
+    return _decoded_state(await redis.hget(ApiKeys(keys).thread(thread_id), "state"))
 
 
 async def get_threads(
