@@ -275,8 +275,9 @@ async def test_another_tenants_thread_is_not_found_on_any_route(
         globex.threads.create(thread_id=thread_id, if_exists="do_nothing"),
     ]
     for attempt in attempts:
-        with pytest.raises(NotFoundError):
+        with pytest.raises(NotFoundError) as refused:
             await attempt
+        assert refused.value.response.json()["field"] == "thread_id"
     assert await globex.threads.search() == []
     assert await globex.threads.count() == 0
     # untouched, and still the owner's

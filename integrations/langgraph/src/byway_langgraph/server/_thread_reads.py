@@ -79,10 +79,25 @@ def not_found(thread_id: str) -> ApiError:
     return ApiError(404, f"thread {thread_id!r} not found", field="thread_id")
 
 
+async def claim_thread(ctx: ServerContext, caller: Caller, thread_id: str) -> None:
+    """Make ``thread_id`` the caller's tenant's; 404 (naming the thread) if another's."""
+    try:
+        await ctx.claim_session(caller, thread_id)
+    except ApiError as exc:
+        if exc.status == 404:
+            raise not_found(thread_id) from None
+        raise
+
+
 async def owned_thread(ctx: ServerContext, caller: Caller, thread_id: str) -> ThreadRecord:
     """The caller's thread ``thread_id``; 404 if it is absent or another tenant's."""
     valid_thread_id(thread_id)
-    owned = await ctx.check_session(caller, thread_id)  # 404 for another tenant's
+    try:
+        owned = await ctx.check_session(caller, thread_id)  # 404 for another tenant's
+    except ApiError as exc:
+        if exc.status == 404:  # named as the thread it is here, not as a session
+            raise not_found(thread_id) from None
+        raise
     record = await get_thread(ctx.redis, ctx.keys, thread_id)
     if record is None or record.tenant != caller.tenant:
         raise not_found(thread_id)

@@ -42,6 +42,7 @@ from byway_langgraph._checkpoint_view import CheckpointView
 from byway_langgraph.serde import CheckpointLoadError
 from byway_langgraph.server import thread_state
 from byway_langgraph.server._thread_reads import (
+    claim_thread,
     clean_state,
     current_state,
     owned_thread,
@@ -154,7 +155,7 @@ def router(ctx: ServerContext) -> APIRouter:
             )
         thread_id = valid_thread_id(body.thread_id) if body.thread_id else str(uuid.uuid4())
         ttl_s = _ttl_seconds(body.ttl)
-        await ctx.claim_session(caller, thread_id)  # 404 if another tenant holds the id
+        await claim_thread(ctx, caller, thread_id)  # 404 if another tenant holds the id
         metadata = dict(body.metadata or {})
         record = ThreadRecord(
             thread_id=thread_id,
@@ -263,7 +264,7 @@ def router(ctx: ServerContext) -> APIRouter:
     async def copy(thread_id: str, caller: Caller = who) -> Any:
         record = await owned_thread(ctx, caller, thread_id)
         target = str(uuid.uuid4())
-        await ctx.claim_session(caller, target)
+        await claim_thread(ctx, caller, target)
         clone = ThreadRecord(
             thread_id=target,
             tenant=caller.tenant,
