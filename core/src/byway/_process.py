@@ -12,9 +12,12 @@ container). Anything less certain leaves the lease alone.
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import time
 from dataclasses import dataclass
 
-__all__ = ["ProcessIdentity", "holder_is_dead"]
+__all__ = ["ProcessIdentity", "holder_is_dead", "stop_processes"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,3 +88,18 @@ def _pid_namespace() -> str:
         return os.readlink("/proc/self/ns/pid")
     except OSError:
         return ""
+
+
+def stop_processes(procs: list[subprocess.Popen[bytes]], grace: float = 10.0) -> None:
+    """SIGTERM each of ``procs`` (started by the caller) by its pid, then SIGKILL those
+    still running after ``grace`` seconds."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for proc in procs:
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -40,6 +40,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from byway._bench_harness import BywaySystem, Floor, Result, System, direct_figures, measure, say
+from byway._process import stop_processes
 from byway.app import worker_command, worker_env
 from byway.client import GatewayClient
 from byway.errors import BywayError, WorkerError
@@ -82,22 +83,8 @@ def _spawn(
         subprocess.Popen(argv, stdout=subprocess.DEVNULL, start_new_session=True, env=env)
         for _ in range(n)
     ]
-    stack.callback(_stop, procs)
+    stack.callback(stop_processes, procs)
     return procs
-
-
-def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
-    """SIGTERM each process by its pid, then kill the ones still running after 10 s."""
-    for proc in procs:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + 10
-    for proc in procs:
-        try:
-            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 async def _wait_ready(

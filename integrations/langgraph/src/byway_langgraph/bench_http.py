@@ -22,7 +22,6 @@ import asyncio
 import contextlib
 import json
 import secrets
-import signal
 import subprocess
 import sys
 import time
@@ -31,6 +30,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from byway._process import stop_processes
 from byway.app import worker_command, worker_env
 from byway.client import GatewayClient
 from byway.errors import BywayError
@@ -58,20 +58,6 @@ READY_TIMEOUT_S = 60.0
 
 
 # -- byway serve and its workers ---------------------------------------------------------
-
-
-def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
-    """SIGTERM each process by its pid, then SIGKILL the ones still running after 15 s."""
-    for proc in procs:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + 15
-    for proc in procs:
-        try:
-            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def _healthy(url: str) -> bool:
@@ -125,7 +111,7 @@ async def _byway(settings: RedisSettings, workers: int, concurrency: int) -> Asy
                 await asyncio.sleep(0.1)
         yield url
     finally:
-        _stop(procs)
+        stop_processes(procs, grace=15)
 
 
 async def _cleanup(settings: RedisSettings) -> None:
